@@ -1,0 +1,351 @@
+//! Config: command-line flags and `S3X_PROXY_*` variables, validated into a [`Config`].
+//! This is the only module that reads the environment.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_credential_types::provider::SharedCredentialsProvider;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::forward::{ResolveOverrides, UpstreamSettings};
+use crate::names::{Region, RegionResolver, ZoneId};
+use crate::policy::SessionMode;
+
+/// A signing forward proxy that lets unmodified HTTP clients use S3 Express One Zone
+/// directory buckets.
+#[derive(Parser, Debug)]
+#[command(name = "s3x-proxy", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do; without a subcommand the proxy runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Proxy options.
+    #[command(flatten)]
+    pub args: Args,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Print the CA certificate's path, creating the CA if needed.
+    Ca,
+    /// Print the export lines a client shell needs (eval "$(s3x-proxy env)").
+    Env,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The proxy's options. Each has an `S3X_PROXY_*` environment variable; lists in variables are
+/// comma-separated.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Proxy listener: forward-proxy requests, CONNECT (intercepted for S3 hosts), and
+    /// endpoint-mode requests (virtual-host or path-style).
+    #[arg(long, env = "S3X_PROXY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The same proxy over TLS (HTTP/1.1 and h2).
+    #[arg(long, env = "S3X_PROXY_TLS_LISTEN")]
+    pub tls_listen: Option<SocketAddr>,
+    /// Certificate chain (PEM) for --tls-listen; without it, one is minted by the local CA.
+    #[arg(long, env = "S3X_PROXY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for --tls-cert.
+    #[arg(long, env = "S3X_PROXY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Names (DNS or IP) in the certificate minted for --tls-listen.
+    #[arg(long, env = "S3X_PROXY_TLS_NAME", value_delimiter = ',', default_values_t = ["localhost".to_string(), "127.0.0.1".to_string()])]
+    pub tls_name: Vec<String>,
+    /// Admin listener: /metrics, /healthz, /readyz.
+    #[arg(long, env = "S3X_PROXY_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
+    /// Directory of the local CA (ca.pem, ca-key.pem), created on first run
+    /// [default: the per-user data directory, e.g. ~/.local/share/s3x-proxy].
+    #[arg(long, env = "S3X_PROXY_CA_DIR")]
+    pub ca_dir: Option<PathBuf>,
+    /// Region for zones the built-in table and --zone-region do not know.
+    #[arg(long, env = "S3X_PROXY_REGION")]
+    pub region: Option<String>,
+    /// Region of a zone, ZONE=REGION (repeatable); overrides the built-in table.
+    #[arg(long, env = "S3X_PROXY_ZONE_REGION", value_delimiter = ',')]
+    pub zone_region: Vec<String>,
+    /// Which session each request uses.
+    #[arg(long, env = "S3X_PROXY_SESSION_MODE", value_enum, default_value_t = SessionMode::PerRequest)]
+    pub session_mode: SessionMode,
+    /// Send upstream connections for HOST to IP:PORT, keeping Host and SNI; HOST may be
+    /// `*.suffix` (repeatable).
+    #[arg(long, env = "S3X_PROXY_RESOLVE", value_delimiter = ',')]
+    pub resolve: Vec<String>,
+    /// Extra trust roots (PEM) for upstream TLS (repeatable); AWS_CA_BUNDLE is honoured too.
+    #[arg(long, env = "S3X_PROXY_UPSTREAM_CA", value_delimiter = ',')]
+    pub upstream_ca: Vec<PathBuf>,
+    /// Hosts (or `*.suffix` patterns) a CONNECT may open a plain, uninspected tunnel to
+    /// (repeatable), e.g. sts.amazonaws.com.
+    #[arg(long, env = "S3X_PROXY_ALLOW_CONNECT", value_delimiter = ',')]
+    pub allow_connect: Vec<String>,
+    /// Add a `bucket` label to s3x_proxy_requests_total (unbounded with many buckets).
+    #[arg(long, env = "S3X_PROXY_METRICS_BUCKET_LABEL")]
+    pub metrics_bucket_label: bool,
+    /// Log format.
+    #[arg(long, env = "S3X_PROXY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Include bucket and key in access log lines.
+    #[arg(long, env = "S3X_PROXY_LOG_OBJECT_NAMES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub log_object_names: bool,
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT (e.g. 25s, 500ms).
+    #[arg(long, env = "S3X_PROXY_SHUTDOWN_GRACE", default_value = "25s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Deadline for connecting to S3.
+    #[arg(long, env = "S3X_PROXY_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// Deadline for S3's response headers once a request is sent.
+    #[arg(long, env = "S3X_PROXY_RESPONSE_HEADER_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    pub response_header_timeout: Duration,
+    /// Most sessions kept in the cache.
+    #[arg(long, env = "S3X_PROXY_SESSION_CACHE_SIZE", default_value_t = 10_000)]
+    pub session_cache_size: u64,
+}
+
+/// Parses `25s`, `500ms`, `2m` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("not a duration: {s:?}"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        _ => return Err(format!("unknown unit in {s:?} (use ms, s or m)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+}
+
+/// Invalid options.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A flag's value is malformed.
+    #[error("--{flag}: {reason}")]
+    Invalid {
+        /// The flag.
+        flag: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No per-user data directory is known.
+    #[error("no per-user data directory; pass --ca-dir")]
+    NoDataDir,
+}
+
+/// Where the --tls-listen certificate comes from.
+#[derive(Clone, Debug)]
+pub enum TlsSource {
+    /// `--tls-cert` and `--tls-key`.
+    Files {
+        /// Certificate chain.
+        cert: PathBuf,
+        /// Private key.
+        key: PathBuf,
+    },
+    /// Minted by the local CA for these names.
+    Minted(Vec<String>),
+}
+
+/// Validated configuration for [`crate::run`].
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// CA directory.
+    pub ca_dir: PathBuf,
+    /// Certificate for the TLS listener.
+    pub tls: TlsSource,
+    /// Zone → region.
+    pub regions: RegionResolver,
+    /// Session mode.
+    pub session_mode: SessionMode,
+    /// Upstream client settings.
+    pub upstream: UpstreamSettings,
+    /// Hosts CONNECT may tunnel to without interception.
+    pub allow_connect: Vec<String>,
+    /// Per-bucket metric label.
+    pub metrics_bucket_label: bool,
+    /// Bucket and key in access logs.
+    pub log_object_names: bool,
+    /// Drain deadline.
+    pub shutdown_grace: Duration,
+    /// Session cache capacity.
+    pub session_cache_size: u64,
+    /// Where IAM credentials come from.
+    pub credentials: SharedCredentialsProvider,
+}
+
+impl Config {
+    /// Validates `args`; the credentials provider is given (the default chain in `main`).
+    pub fn from_args(
+        args: &Args,
+        credentials: SharedCredentialsProvider,
+    ) -> Result<Self, ConfigError> {
+        let mut extra_roots = args.upstream_ca.clone();
+        if let Some(bundle) = std::env::var_os("AWS_CA_BUNDLE").filter(|b| !b.is_empty()) {
+            extra_roots.push(PathBuf::from(bundle));
+        }
+        Ok(Self {
+            ca_dir: ca_dir(args)?,
+            tls: match (&args.tls_cert, &args.tls_key) {
+                (Some(cert), Some(key)) => TlsSource::Files {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                },
+                _ => TlsSource::Minted(args.tls_name.clone()),
+            },
+            regions: regions(args)?,
+            session_mode: args.session_mode,
+            upstream: UpstreamSettings {
+                extra_roots,
+                resolve: resolve(&args.resolve)?,
+                connect_timeout: args.connect_timeout,
+                header_timeout: args.response_header_timeout,
+                idle_timeout: Duration::from_secs(60),
+            },
+            allow_connect: args
+                .allow_connect
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            metrics_bucket_label: args.metrics_bucket_label,
+            log_object_names: args.log_object_names,
+            shutdown_grace: args.shutdown_grace,
+            session_cache_size: args.session_cache_size,
+            credentials,
+        })
+    }
+}
+
+/// The CA directory: --ca-dir, or `s3x-proxy` in the per-user data directory.
+pub fn ca_dir(args: &Args) -> Result<PathBuf, ConfigError> {
+    match &args.ca_dir {
+        Some(dir) => Ok(dir.clone()),
+        None => dirs::data_local_dir()
+            .map(|d| d.join("s3x-proxy"))
+            .ok_or(ConfigError::NoDataDir),
+    }
+}
+
+fn regions(args: &Args) -> Result<RegionResolver, ConfigError> {
+    let invalid = |flag, reason: String| ConfigError::Invalid { flag, reason };
+    let fallback = args
+        .region
+        .as_deref()
+        .map(Region::parse)
+        .transpose()
+        .map_err(|e| invalid("region", e.to_string()))?;
+    let mut overrides = HashMap::new();
+    for entry in &args.zone_region {
+        let (zone, region) = entry
+            .split_once('=')
+            .ok_or_else(|| invalid("zone-region", format!("{entry:?} is not ZONE=REGION")))?;
+        let zone = ZoneId::parse(zone)
+            .ok_or_else(|| invalid("zone-region", format!("{zone:?} is not a zone id")))?;
+        let region = Region::parse(region).map_err(|e| invalid("zone-region", e.to_string()))?;
+        overrides.insert(zone.as_str().to_owned(), region);
+    }
+    Ok(RegionResolver::new(overrides, fallback))
+}
+
+fn resolve(entries: &[String]) -> Result<ResolveOverrides, ConfigError> {
+    let mut table = Vec::new();
+    for entry in entries {
+        let invalid = |reason: &str| ConfigError::Invalid {
+            flag: "resolve",
+            reason: format!("{entry:?}: {reason}"),
+        };
+        let (host, addr) = entry
+            .split_once('=')
+            .ok_or_else(|| invalid("expected HOST=IP:PORT"))?;
+        let addr: SocketAddr = addr
+            .parse()
+            .map_err(|_| invalid("expected IP:PORT after '='"))?;
+        if host.is_empty() {
+            return Err(invalid("empty host"));
+        }
+        table.push((host.to_ascii_lowercase(), addr));
+    }
+    Ok(ResolveOverrides::new(table))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("25s").unwrap(), Duration::from_secs(25));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn flags_are_validated() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["s3x-proxy", "--ca-dir", "/tmp/x"];
+            argv.extend_from_slice(extra);
+            let cli = Cli::try_parse_from(argv).unwrap();
+            let creds = SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
+                "AK", "SK", None, None, "t",
+            ));
+            Config::from_args(&cli.args, creds)
+        };
+        assert!(parse(&["--zone-region", "usw2-az9=us-west-2"]).is_ok());
+        assert!(parse(&["--zone-region", "nonsense"]).is_err());
+        assert!(parse(&["--resolve", "*.amazonaws.com=127.0.0.1:8443"]).is_ok());
+        assert!(parse(&["--resolve", "*.amazonaws.com=localhost"]).is_err());
+        assert!(parse(&["--region", "US WEST"]).is_err());
+    }
+}
+
+/// The `export` lines `s3x-proxy env` prints for a client shell.
+pub fn env_lines(args: &Args, ca_cert: &std::path::Path) -> String {
+    let host = match args.listen.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    let proxy = format!("http://{host}:{}", args.listen.port());
+    // Instance metadata and container credential endpoints must never go through a proxy.
+    let no_proxy =
+        "169.254.169.254,169.254.170.2,169.254.170.23,fd00:ec2::23,localhost,127.0.0.1,::1";
+    let mut out = String::new();
+    for (name, value) in [
+        ("HTTPS_PROXY", proxy.as_str()),
+        ("https_proxy", proxy.as_str()),
+        ("HTTP_PROXY", proxy.as_str()),
+        ("http_proxy", proxy.as_str()),
+        ("NO_PROXY", no_proxy),
+        ("no_proxy", no_proxy),
+    ] {
+        out.push_str(&format!("export {name}={value}\n"));
+    }
+    let ca = ca_cert.display().to_string().replace('\'', "'\\''");
+    out.push_str(&format!("export AWS_CA_BUNDLE='{ca}'\n"));
+    out
+}

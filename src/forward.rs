@@ -1,0 +1,250 @@
+//! Forward: the seam around S3 I/O, and its production implementation, a pooled HTTPS client.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response, Uri};
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::RootCertStore;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use tokio::net::TcpStream;
+
+use crate::body::{BoxError, ProxyBody};
+
+/// A future returned by [`Upstream::send`].
+pub type UpstreamFuture =
+    Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, UpstreamError>> + Send>>;
+
+/// Sending a signed request to S3. Tests implement this to inject faults without sockets.
+pub trait Upstream: Send + Sync + 'static {
+    /// Sends one request (absolute `https://` URI, signed) and resolves to S3's response head.
+    fn send(&self, request: Request<ProxyBody>) -> UpstreamFuture;
+}
+
+/// Why a request did not get a response from S3.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// No connection could be made; S3 never saw the request.
+    #[error("could not connect to S3: {0}")]
+    Connect(#[source] BoxError),
+    /// S3 did not answer within the deadline; the request may have been seen.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// The connection failed while the request was in flight; it may have been seen.
+    #[error("request to S3 failed: {0}")]
+    Request(#[source] BoxError),
+}
+
+impl UpstreamError {
+    /// True when S3 certainly did not see the request, so it is safe to send again.
+    pub fn is_not_sent(&self) -> bool {
+        matches!(self, UpstreamError::Connect(_))
+    }
+}
+
+/// `--resolve HOST=IP:PORT` entries: exact hosts, or `*.suffix` wildcards.
+#[derive(Clone, Debug, Default)]
+pub struct ResolveOverrides(Vec<(String, SocketAddr)>);
+
+impl ResolveOverrides {
+    /// Builds the table from `(pattern, address)` pairs, first match wins.
+    pub fn new(entries: Vec<(String, SocketAddr)>) -> Self {
+        Self(entries)
+    }
+
+    /// Where to connect for `host`, if an entry matches.
+    pub fn lookup(&self, host: &str) -> Option<SocketAddr> {
+        self.0.iter().find_map(|(pattern, addr)| {
+            let matched = match pattern.strip_prefix("*.") {
+                Some(suffix) => host
+                    .strip_suffix(suffix)
+                    .is_some_and(|head| head.ends_with('.') && head.len() > 1),
+                None => pattern.eq_ignore_ascii_case(host),
+            };
+            matched.then_some(*addr)
+        })
+    }
+}
+
+/// Settings of the upstream client.
+#[derive(Clone, Debug)]
+pub struct UpstreamSettings {
+    /// Extra trust roots (PEM files) besides the webpki roots.
+    pub extra_roots: Vec<PathBuf>,
+    /// Host → address overrides.
+    pub resolve: ResolveOverrides,
+    /// TCP connect deadline.
+    pub connect_timeout: Duration,
+    /// Deadline for S3's response head once the request is sent.
+    pub header_timeout: Duration,
+    /// How long an idle pooled connection is kept.
+    pub idle_timeout: Duration,
+}
+
+/// The production upstream: hyper-util's pooled client over rustls, HTTP/1.1, always verified.
+pub struct HyperUpstream {
+    client: Client<hyper_rustls::HttpsConnector<Connector>, ProxyBody>,
+    header_timeout: Duration,
+}
+
+/// Errors building the upstream client.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamSetupError {
+    /// A trust-root file could not be read or parsed.
+    #[error("could not load CA certificates from {path}: {reason}")]
+    Roots {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// rustls refused the configuration.
+    #[error("TLS setup failed: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+impl HyperUpstream {
+    /// Builds the client, loading the trust roots.
+    pub fn new(settings: &UpstreamSettings) -> Result<Self, UpstreamSetupError> {
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for path in &settings.extra_roots {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| UpstreamSetupError::Roots {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(UpstreamSetupError::Roots {
+                    path: path.clone(),
+                    reason: "no certificates found".into(),
+                });
+            }
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_http1()
+            .wrap_connector(Connector {
+                resolve: Arc::new(settings.resolve.clone()),
+                connect_timeout: settings.connect_timeout,
+            });
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(settings.idle_timeout)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
+        Ok(Self {
+            client,
+            header_timeout: settings.header_timeout,
+        })
+    }
+}
+
+impl Upstream for HyperUpstream {
+    fn send(&self, request: Request<ProxyBody>) -> UpstreamFuture {
+        let response = self.client.request(request);
+        let deadline = self.header_timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(deadline, response).await {
+                Err(_) => Err(UpstreamError::Timeout("S3's response headers")),
+                Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect(e.into())),
+                Ok(Err(e)) => Err(UpstreamError::Request(e.into())),
+                Ok(Ok(response)) => {
+                    Ok(response.map(|body| body.map_err(BoxError::from).boxed_unsync()))
+                }
+            }
+        })
+    }
+}
+
+/// A TCP connector that honours `--resolve` and a connect deadline.
+#[derive(Clone)]
+pub struct Connector {
+    resolve: Arc<ResolveOverrides>,
+    connect_timeout: Duration,
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = TokioIo<TcpStream>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<TokioIo<TcpStream>>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let resolve = self.resolve.clone();
+        let deadline = self.connect_timeout;
+        Box::pin(async move {
+            let host = uri
+                .host()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "URI has no host"))?
+                .to_owned();
+            let port = uri.port_u16().unwrap_or(443);
+            let connect = async {
+                let addrs: Vec<SocketAddr> = match resolve.lookup(&host) {
+                    Some(addr) => vec![addr],
+                    None => tokio::net::lookup_host((host.as_str(), port))
+                        .await?
+                        .collect(),
+                };
+                let mut last = io::Error::new(io::ErrorKind::NotFound, "no addresses");
+                for addr in addrs {
+                    match TcpStream::connect(addr).await {
+                        Ok(stream) => {
+                            stream.set_nodelay(true)?;
+                            return Ok(stream);
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                Err(last)
+            };
+            let stream = tokio::time::timeout(deadline, connect)
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+            Ok(TokioIo::new(stream))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_overrides_match_exact_hosts_and_wildcards() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let table = ResolveOverrides::new(vec![
+            ("exact.example.com".into(), a),
+            ("*.amazonaws.com".into(), b),
+        ]);
+        assert_eq!(table.lookup("exact.example.com"), Some(a));
+        assert_eq!(
+            table.lookup("b.s3express-usw2-az1.us-west-2.amazonaws.com"),
+            Some(b)
+        );
+        assert_eq!(table.lookup("amazonaws.com"), None);
+        assert_eq!(table.lookup("evilamazonaws.com"), None);
+        assert_eq!(table.lookup("other.example.com"), None);
+    }
+}

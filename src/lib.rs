@@ -1,0 +1,201 @@
+//! s3x-proxy: a signing forward proxy that lets unmodified HTTP clients use Amazon S3 Express
+//! One Zone directory buckets.
+//!
+//! # The life of a request
+//!
+//! ```text
+//! client ─► server   accept a connection (plain or TLS; HTTP/1.1 or h2); a CONNECT to an S3
+//!                    Express host is answered 200 and its TLS terminated with a leaf that
+//!                    `ca` mints, then every request inside goes on like a plain one
+//!        ─► route    which bucket, upstream host, region and S3 operation (`route`, `names`,
+//!                    `operation`)
+//!        ─► policy   refuse what directory buckets or --session-mode do not allow; pick the
+//!                    credentials: a ReadOnly/ReadWrite session, or IAM (`policy`)
+//!        ─► session  a cached session for (bucket, mode, SSE headers), created once however
+//!                    many requests miss, refreshed in the background ahead of expiry (`session`,
+//!                    `credentials`)
+//!        ─► sign     strip the client's auth and hop-by-hop headers, SigV4 with the session and
+//!                    x-amz-s3session-token (`sign`; `chunked` decodes client-signed chunks)
+//!        ─► forward  pooled HTTPS to S3, bodies streamed; one retry with a fresh session on
+//!                    ExpiredToken/InvalidToken when the body was small enough to keep (`proxy`,
+//!                    `forward`)
+//!        ─► respond  relay S3's answer, count bytes, record metrics, write the access log line
+//!                    (`respond`, `metrics`); errors of any stage become S3-style XML in one
+//!                    place (`error`)
+//! ```
+//!
+//! [`run`] wires these together; `main.rs` only parses flags, sets up logging and calls it.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod admin;
+pub mod body;
+pub mod ca;
+pub mod chunked;
+pub mod config;
+pub mod credentials;
+pub mod error;
+pub mod forward;
+pub mod metrics;
+pub mod names;
+pub mod operation;
+pub mod policy;
+pub mod proxy;
+pub mod respond;
+pub mod route;
+pub mod server;
+pub mod session;
+pub mod sign;
+pub mod xml;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::server::graceful::GracefulShutdown;
+use prometheus::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+pub use config::Config;
+
+/// The sockets [`run`] serves, bound by the caller (port 0 in tests).
+pub struct Listeners {
+    /// The proxy listener (`--listen`).
+    pub proxy: TcpListener,
+    /// The TLS proxy listener (`--tls-listen`).
+    pub tls: Option<TcpListener>,
+    /// The admin listener (`--admin-listen`).
+    pub admin: Option<TcpListener>,
+}
+
+/// Errors that stop the proxy from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The CA could not be loaded or created.
+    #[error(transparent)]
+    Ca(#[from] ca::CaError),
+    /// The upstream client could not be built.
+    #[error(transparent)]
+    Upstream(#[from] forward::UpstreamSetupError),
+    /// Metrics could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// Runs the proxy on `listeners` until `shutdown` resolves, then drains in-flight requests for
+/// up to `config.shutdown_grace`.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let upstream: Arc<dyn forward::Upstream> =
+        Arc::new(forward::HyperUpstream::new(&config.upstream)?);
+    run_with_upstream(config, listeners, upstream, shutdown).await
+}
+
+/// [`run`], sending to S3 through `upstream` (tests inject faults here).
+pub async fn run_with_upstream(
+    config: Config,
+    listeners: Listeners,
+    upstream: Arc<dyn forward::Upstream>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let registry = Registry::new();
+    let metrics = metrics::Metrics::new(&registry, config.metrics_bucket_label)?;
+    let ca = Arc::new(ca::CertificateAuthority::load_or_create(&config.ca_dir)?);
+    let iam = Arc::new(credentials::IamCredentials::new(config.credentials.clone()));
+    let sessions = session::SessionCache::new(
+        upstream.clone(),
+        iam.clone(),
+        metrics.clone(),
+        config.session_cache_size,
+    );
+    let settings = proxy::PipelineSettings {
+        regions: config.regions.clone(),
+        session_mode: config.session_mode,
+        log_names: config.log_object_names,
+    };
+    let shared = Arc::new(server::Shared {
+        proxy: proxy::Proxy::new(settings, sessions, iam.clone(), upstream, metrics),
+        ca: ca.clone(),
+        allow_connect: config.allow_connect.clone(),
+        graceful: std::sync::Mutex::new(Some(GracefulShutdown::new())),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
+    let health = admin::Health::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    tracing::info!(addr = ?listeners.proxy.local_addr().ok(), ca = %ca.cert_path().display(), "proxy listening");
+    tasks.spawn(server::accept_loop(
+        listeners.proxy,
+        None,
+        shared.clone(),
+        stop_rx.clone(),
+    ));
+    if let Some(listener) = listeners.tls {
+        let tls = match &config.tls {
+            config::TlsSource::Files { cert, key } => ca::server_config_from_files(cert, key)?,
+            config::TlsSource::Minted(names) => ca.server_config_for_names(names)?,
+        };
+        tracing::info!(addr = ?listener.local_addr().ok(), "TLS proxy listening");
+        tasks.spawn(server::accept_loop(
+            listener,
+            Some(TlsAcceptor::from(tls)),
+            shared.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    let mut admin_task = None;
+    if let Some(listener) = listeners.admin {
+        tracing::info!(addr = ?listener.local_addr().ok(), "admin listening");
+        admin_task = Some(tokio::spawn(admin::serve(
+            listener,
+            registry,
+            health.clone(),
+            admin_stop_rx,
+        )));
+    }
+    tokio::spawn(wait_for_credentials(iam, health.clone()));
+
+    shutdown.await;
+    health.set_draining();
+    tracing::info!(grace = ?config.shutdown_grace, "shutting down: no new connections; draining");
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    let graceful = shared.graceful.lock().ok().and_then(|mut g| g.take());
+    drop(shared);
+    if let Some(graceful) = graceful {
+        drain(graceful, config.shutdown_grace).await;
+    }
+    // The admin listener outlives the drain, so probes see /readyz turn 503.
+    let _ = admin_stop_tx.send(true);
+    if let Some(task) = admin_task {
+        let _ = task.await;
+    }
+    Ok(())
+}
+
+/// Waits for in-flight connections to finish, up to `grace`, and says what was cut.
+async fn drain(graceful: GracefulShutdown, grace: Duration) {
+    let open = graceful.count();
+    match tokio::time::timeout(grace, graceful.shutdown()).await {
+        Ok(()) => tracing::info!(connections = open, "drained; exiting"),
+        Err(_) => {
+            tracing::warn!(grace = ?grace, "shutdown grace ran out; cutting the connections still open")
+        }
+    }
+}
+
+/// Marks the proxy ready once IAM credentials resolve, retrying every few seconds.
+async fn wait_for_credentials(iam: Arc<credentials::IamCredentials>, health: admin::Health) {
+    loop {
+        if iam.get().await.is_ok() {
+            health.set_credentials_ok();
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}

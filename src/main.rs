@@ -1,0 +1,104 @@
+//! The `s3x-proxy` binary: parse flags, set up logging, bind, and call [`s3x_proxy::run`].
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use s3x_proxy::config::{Cli, Command, Config, LogFormat};
+use s3x_proxy::{ca::CertificateAuthority, Listeners};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn main() -> ExitCode {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    init_tracing(cli.args.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(e.into()),
+    };
+    match runtime.block_on(start(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(error: BoxError) -> ExitCode {
+    eprintln!("s3x-proxy: {error}");
+    ExitCode::FAILURE
+}
+
+async fn start(cli: Cli) -> Result<(), BoxError> {
+    let ca_dir = s3x_proxy::config::ca_dir(&cli.args)?;
+    match cli.command {
+        Some(Command::Ca) => {
+            let ca = CertificateAuthority::load_or_create(&ca_dir)?;
+            println!("{}", ca.cert_path().display());
+            return Ok(());
+        }
+        Some(Command::Env) => {
+            let ca = CertificateAuthority::load_or_create(&ca_dir)?;
+            print!(
+                "{}",
+                s3x_proxy::config::env_lines(&cli.args, ca.cert_path())
+            );
+            return Ok(());
+        }
+        None => {}
+    }
+    let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+        .build()
+        .await;
+    let credentials = aws_credential_types::provider::SharedCredentialsProvider::new(chain);
+    let config = Config::from_args(&cli.args, credentials)?;
+    let listeners = Listeners {
+        proxy: bind(cli.args.listen).await?,
+        tls: match cli.args.tls_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        },
+        admin: Some(bind(cli.args.admin_listen).await?),
+    };
+    s3x_proxy::run(config, listeners, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, BoxError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}").into())
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        // aws-sigv4 traces canonical requests (with token headers) at trace level: never log them.
+        .add_directive("aws_sigv4=warn".parse().expect("static directive"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return ctrl_c.await.unwrap_or_default(),
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.unwrap_or_default();
+}

@@ -1,0 +1,434 @@
+//! Classifies a request into an S3 operation, and says which credentials that operation needs.
+
+use http::{HeaderMap, Method};
+
+/// Session modes of `CreateSession`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Mode {
+    /// Reads only: GetObject, HeadObject, ListObjectsV2, GetObjectAttributes, ListParts,
+    /// ListMultipartUploads.
+    ReadOnly,
+    /// Everything the policy allows.
+    ReadWrite,
+}
+
+impl Mode {
+    /// The header value and metric label (`ReadOnly`, `ReadWrite`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::ReadOnly => "ReadOnly",
+            Mode::ReadWrite => "ReadWrite",
+        }
+    }
+}
+
+/// Which credentials sign an operation upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// A session of at least this mode, token in `x-amz-s3session-token`.
+    Session(Mode),
+    /// The IAM credentials themselves (copies, HeadBucket, control plane).
+    Iam,
+    /// The client's own CreateSession: the proxy answers it with placeholder credentials.
+    AnswerLocally,
+}
+
+macro_rules! operations {
+    ($($name:ident),* $(,)?) => {
+        /// An S3 operation the proxy knows by name.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Operation {
+            $(#[allow(missing_docs)] $name,)*
+        }
+        impl Operation {
+            /// The S3 operation name, used as the `operation` metric label.
+            pub fn name(self) -> &'static str {
+                match self { $(Operation::$name => stringify!($name),)* }
+            }
+        }
+    };
+}
+
+operations!(
+    GetObject,
+    PutObject,
+    HeadObject,
+    DeleteObject,
+    DeleteObjects,
+    ListObjectsV2,
+    CreateMultipartUpload,
+    UploadPart,
+    UploadPartCopy,
+    CompleteMultipartUpload,
+    AbortMultipartUpload,
+    ListParts,
+    ListMultipartUploads,
+    GetObjectAttributes,
+    CopyObject,
+    RenameObject,
+    HeadBucket,
+    CreateSession,
+    ListDirectoryBuckets,
+    CreateBucket,
+    DeleteBucket,
+    GetBucketPolicy,
+    PutBucketPolicy,
+    DeleteBucketPolicy,
+    GetBucketEncryption,
+    PutBucketEncryption,
+    DeleteBucketEncryption,
+    GetBucketLifecycleConfiguration,
+    PutBucketLifecycleConfiguration,
+    DeleteBucketLifecycle,
+    // Operations directory buckets do not support: the proxy answers 501 itself.
+    ListObjects,
+    ListObjectVersions,
+    GetObjectTagging,
+    PutObjectTagging,
+    DeleteObjectTagging,
+    GetObjectAcl,
+    PutObjectAcl,
+    GetObjectLockConfiguration,
+    GetObjectRetention,
+    PutObjectRetention,
+    GetObjectLegalHold,
+    PutObjectLegalHold,
+    RestoreObject,
+    SelectObjectContent,
+    BucketCors,
+    BucketWebsite,
+    BucketVersioning,
+    BucketReplication,
+    BucketAcl,
+    BucketTagging,
+    Unknown,
+);
+
+impl Operation {
+    /// True for operations a ReadOnly session may run.
+    pub fn is_read_only(self) -> bool {
+        use Operation::*;
+        matches!(
+            self,
+            GetObject
+                | HeadObject
+                | ListObjectsV2
+                | GetObjectAttributes
+                | ListParts
+                | ListMultipartUploads
+        )
+    }
+
+    /// True for operations that directory buckets do not support (the proxy answers 501).
+    pub fn is_unsupported(self) -> bool {
+        use Operation::*;
+        matches!(
+            self,
+            ListObjects
+                | ListObjectVersions
+                | GetObjectTagging
+                | PutObjectTagging
+                | DeleteObjectTagging
+                | GetObjectAcl
+                | PutObjectAcl
+                | GetObjectLockConfiguration
+                | GetObjectRetention
+                | PutObjectRetention
+                | GetObjectLegalHold
+                | PutObjectLegalHold
+                | RestoreObject
+                | SelectObjectContent
+                | BucketCors
+                | BucketWebsite
+                | BucketVersioning
+                | BucketReplication
+                | BucketAcl
+                | BucketTagging
+        )
+    }
+
+    /// True for operations served by the control-plane endpoint (`s3express-control`).
+    pub fn is_control_plane(self) -> bool {
+        use Operation::*;
+        matches!(
+            self,
+            ListDirectoryBuckets
+                | CreateBucket
+                | DeleteBucket
+                | GetBucketPolicy
+                | PutBucketPolicy
+                | DeleteBucketPolicy
+                | GetBucketEncryption
+                | PutBucketEncryption
+                | DeleteBucketEncryption
+                | GetBucketLifecycleConfiguration
+                | PutBucketLifecycleConfiguration
+                | DeleteBucketLifecycle
+        )
+    }
+
+    /// Which credentials sign this operation upstream (`per-request` session mode).
+    pub fn auth(self) -> Auth {
+        use Operation::*;
+        match self {
+            CreateSession => Auth::AnswerLocally,
+            // Copies read a source the session cannot vouch for: S3 wants the IAM identity.
+            CopyObject | UploadPartCopy => Auth::Iam,
+            // The docs say IAM; some SDKs use the session. We follow the docs (DESIGN.md).
+            HeadBucket => Auth::Iam,
+            op if op.is_control_plane() => Auth::Iam,
+            op if op.is_read_only() => Auth::Session(Mode::ReadOnly),
+            _ => Auth::Session(Mode::ReadWrite),
+        }
+    }
+}
+
+/// The facts about a request that decide its operation.
+pub struct RequestShape<'a> {
+    /// The HTTP method.
+    pub method: &'a Method,
+    /// Whether the request names an object key (a non-empty path after the bucket).
+    pub has_key: bool,
+    /// The raw query string, if any.
+    pub query: Option<&'a str>,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+}
+
+/// Classifies a data-plane (Zonal) request.
+pub fn classify(shape: &RequestShape<'_>) -> Operation {
+    let q = Query::new(shape.query);
+    if shape.has_key {
+        classify_object(shape, &q)
+    } else {
+        classify_bucket(shape.method, &q)
+    }
+}
+
+fn classify_object(shape: &RequestShape<'_>, q: &Query<'_>) -> Operation {
+    use Operation::*;
+    let copy = shape.headers.contains_key("x-amz-copy-source");
+    match *shape.method {
+        Method::GET if q.has("uploadId") => ListParts,
+        Method::GET if q.has("attributes") => GetObjectAttributes,
+        Method::GET if q.has("tagging") => GetObjectTagging,
+        Method::GET if q.has("acl") => GetObjectAcl,
+        Method::GET if q.has("retention") => GetObjectRetention,
+        Method::GET if q.has("legal-hold") => GetObjectLegalHold,
+        Method::GET => GetObject,
+        Method::HEAD => HeadObject,
+        Method::PUT if q.has("partNumber") && q.has("uploadId") && copy => UploadPartCopy,
+        Method::PUT if q.has("partNumber") && q.has("uploadId") => UploadPart,
+        Method::PUT if q.has("renameObject") => RenameObject,
+        Method::PUT if q.has("tagging") => PutObjectTagging,
+        Method::PUT if q.has("acl") => PutObjectAcl,
+        Method::PUT if q.has("retention") => PutObjectRetention,
+        Method::PUT if q.has("legal-hold") => PutObjectLegalHold,
+        Method::PUT if copy => CopyObject,
+        Method::PUT => PutObject,
+        Method::POST if q.has("uploads") => CreateMultipartUpload,
+        Method::POST if q.has("uploadId") => CompleteMultipartUpload,
+        Method::POST if q.has("restore") => RestoreObject,
+        Method::POST if q.has("select") => SelectObjectContent,
+        Method::DELETE if q.has("uploadId") => AbortMultipartUpload,
+        Method::DELETE if q.has("tagging") => DeleteObjectTagging,
+        Method::DELETE => DeleteObject,
+        _ => Unknown,
+    }
+}
+
+fn classify_bucket(method: &Method, q: &Query<'_>) -> Operation {
+    use Operation::*;
+    let sub = |name| q.has(name);
+    match *method {
+        Method::GET if sub("session") => CreateSession,
+        Method::GET if q.value("list-type") == Some("2") => ListObjectsV2,
+        Method::GET if sub("uploads") => ListMultipartUploads,
+        Method::GET if sub("versions") => ListObjectVersions,
+        Method::GET if sub("policy") => GetBucketPolicy,
+        Method::GET if sub("encryption") => GetBucketEncryption,
+        Method::GET if sub("lifecycle") => GetBucketLifecycleConfiguration,
+        Method::GET if sub("object-lock") => GetObjectLockConfiguration,
+        Method::PUT if sub("policy") => PutBucketPolicy,
+        Method::PUT if sub("encryption") => PutBucketEncryption,
+        Method::PUT if sub("lifecycle") => PutBucketLifecycleConfiguration,
+        Method::DELETE if sub("policy") => DeleteBucketPolicy,
+        Method::DELETE if sub("encryption") => DeleteBucketEncryption,
+        Method::DELETE if sub("lifecycle") => DeleteBucketLifecycle,
+        _ if sub("cors") => BucketCors,
+        _ if sub("website") => BucketWebsite,
+        _ if sub("versioning") => BucketVersioning,
+        _ if sub("replication") => BucketReplication,
+        _ if sub("acl") => BucketAcl,
+        _ if sub("tagging") => BucketTagging,
+        Method::POST if sub("delete") => DeleteObjects,
+        Method::HEAD => HeadBucket,
+        Method::PUT if q.is_empty() => CreateBucket,
+        Method::DELETE if q.is_empty() => DeleteBucket,
+        // A plain GET on a bucket is ListObjects (v1); directory buckets only have v2.
+        Method::GET if !q.has_unknown_subresource() => ListObjects,
+        _ => Unknown,
+    }
+}
+
+/// Classifies a request to the control-plane host, path-style (`/` or `/BUCKET`).
+pub fn classify_control(method: &Method, has_bucket: bool, query: Option<&str>) -> Operation {
+    let q = Query::new(query);
+    match (method, has_bucket) {
+        (&Method::GET, false) => Operation::ListDirectoryBuckets,
+        (_, true) => match classify_bucket(method, &q) {
+            op if op.is_control_plane() => op,
+            _ => Operation::Unknown,
+        },
+        _ => Operation::Unknown,
+    }
+}
+
+/// The keys of a query string (values are only needed for `list-type`).
+struct Query<'a>(Vec<(&'a str, &'a str)>);
+
+impl<'a> Query<'a> {
+    fn new(query: Option<&'a str>) -> Self {
+        let pairs = query
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split_once('=').unwrap_or((p, "")))
+            .collect();
+        Self(pairs)
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.0.iter().any(|(k, _)| *k == key)
+    }
+
+    fn value(&self, key: &str) -> Option<&'a str> {
+        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// ListObjects takes these parameters; anything else names a subresource we do not know.
+    fn has_unknown_subresource(&self) -> bool {
+        const LIST_PARAMS: &[&str] = &[
+            "prefix",
+            "delimiter",
+            "marker",
+            "max-keys",
+            "encoding-type",
+            "x-id",
+        ];
+        self.0
+            .iter()
+            .any(|(k, _)| !LIST_PARAMS.contains(k) && !k.starts_with("X-Amz-"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Operation::*;
+
+    fn op(method: &str, has_key: bool, query: &str, headers: &[(&str, &str)]) -> Operation {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        classify(&RequestShape {
+            method: &method,
+            has_key,
+            query: (!query.is_empty()).then_some(query),
+            headers: &map,
+        })
+    }
+
+    #[test]
+    fn the_operation_table() {
+        let copy = [("x-amz-copy-source", "/src--usw2-az1--x-s3/k")];
+        let cases: &[(&str, bool, &str, &[(&str, &str)], Operation)] = &[
+            ("GET", true, "", &[], GetObject),
+            ("GET", true, "x-id=GetObject", &[], GetObject),
+            ("HEAD", true, "", &[], HeadObject),
+            ("PUT", true, "", &[], PutObject),
+            ("PUT", true, "", &copy, CopyObject),
+            ("PUT", true, "partNumber=2&uploadId=abc", &[], UploadPart),
+            (
+                "PUT",
+                true,
+                "partNumber=2&uploadId=abc",
+                &copy,
+                UploadPartCopy,
+            ),
+            ("PUT", true, "renameObject", &[], RenameObject),
+            ("DELETE", true, "", &[], DeleteObject),
+            ("DELETE", true, "uploadId=abc", &[], AbortMultipartUpload),
+            ("POST", true, "uploads", &[], CreateMultipartUpload),
+            ("POST", true, "uploadId=abc", &[], CompleteMultipartUpload),
+            ("GET", true, "uploadId=abc", &[], ListParts),
+            ("GET", true, "attributes", &[], GetObjectAttributes),
+            ("GET", true, "tagging", &[], GetObjectTagging),
+            ("PUT", true, "acl", &[], PutObjectAcl),
+            ("POST", true, "restore", &[], RestoreObject),
+            (
+                "POST",
+                true,
+                "select&select-type=2",
+                &[],
+                SelectObjectContent,
+            ),
+            ("GET", false, "session", &[], CreateSession),
+            ("GET", false, "list-type=2&prefix=a%2F", &[], ListObjectsV2),
+            ("GET", false, "", &[], ListObjects),
+            ("GET", false, "prefix=a&delimiter=%2F", &[], ListObjects),
+            ("GET", false, "uploads", &[], ListMultipartUploads),
+            ("GET", false, "versions", &[], ListObjectVersions),
+            ("POST", false, "delete", &[], DeleteObjects),
+            ("HEAD", false, "", &[], HeadBucket),
+            ("GET", false, "cors", &[], BucketCors),
+            ("PUT", false, "versioning", &[], BucketVersioning),
+            ("GET", false, "policy", &[], GetBucketPolicy),
+            ("PUT", false, "", &[], CreateBucket),
+            ("GET", false, "somethingnew", &[], Unknown),
+        ];
+        for (method, has_key, query, headers, expected) in cases {
+            assert_eq!(
+                op(method, *has_key, query, headers),
+                *expected,
+                "{method} key={has_key} ?{query}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_use_read_only_sessions_and_copies_use_iam() {
+        assert_eq!(GetObject.auth(), Auth::Session(Mode::ReadOnly));
+        assert_eq!(ListParts.auth(), Auth::Session(Mode::ReadOnly));
+        assert_eq!(PutObject.auth(), Auth::Session(Mode::ReadWrite));
+        assert_eq!(DeleteObjects.auth(), Auth::Session(Mode::ReadWrite));
+        assert_eq!(CopyObject.auth(), Auth::Iam);
+        assert_eq!(UploadPartCopy.auth(), Auth::Iam);
+        assert_eq!(CreateBucket.auth(), Auth::Iam);
+        assert_eq!(CreateSession.auth(), Auth::AnswerLocally);
+        assert!(ListObjects.is_unsupported() && !ListObjectsV2.is_unsupported());
+    }
+
+    #[test]
+    fn control_plane_requests_are_classified_path_style() {
+        assert_eq!(
+            classify_control(&Method::GET, false, None),
+            ListDirectoryBuckets
+        );
+        assert_eq!(classify_control(&Method::PUT, true, None), CreateBucket);
+        assert_eq!(
+            classify_control(&Method::DELETE, true, Some("policy")),
+            DeleteBucketPolicy
+        );
+        assert_eq!(classify_control(&Method::GET, true, None), Unknown);
+    }
+}

@@ -1,0 +1,94 @@
+//! Policy: which operations this proxy will forward, and with which session mode.
+
+use crate::error::PolicyError;
+use crate::operation::{Auth, Mode, Operation};
+
+/// `--session-mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SessionMode {
+    /// ReadOnly sessions for read-only operations, ReadWrite for the rest.
+    PerRequest,
+    /// ReadWrite sessions for everything.
+    ReadWrite,
+    /// ReadOnly sessions only; the proxy itself refuses writes with 403.
+    ReadOnly,
+}
+
+/// Decides how an operation is signed, or refuses it.
+pub fn authorize(operation: Operation, mode: SessionMode) -> Result<Auth, PolicyError> {
+    if operation.is_unsupported() {
+        return Err(PolicyError::Unsupported(operation.name()));
+    }
+    let auth = operation.auth();
+    match (mode, auth) {
+        (SessionMode::ReadWrite, Auth::Session(_)) => Ok(Auth::Session(Mode::ReadWrite)),
+        (SessionMode::ReadOnly, Auth::Session(Mode::ReadWrite)) => {
+            Err(PolicyError::ReadOnly(operation.name()))
+        }
+        (SessionMode::ReadOnly, Auth::Iam) if !is_read_only_iam(operation) => {
+            Err(PolicyError::ReadOnly(operation.name()))
+        }
+        _ => Ok(auth),
+    }
+}
+
+/// IAM-signed operations that change nothing.
+fn is_read_only_iam(operation: Operation) -> bool {
+    use Operation::*;
+    matches!(
+        operation,
+        HeadBucket
+            | ListDirectoryBuckets
+            | GetBucketPolicy
+            | GetBucketEncryption
+            | GetBucketLifecycleConfiguration
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Operation::*;
+
+    #[test]
+    fn modes_pick_sessions_and_refuse_what_they_must() {
+        use SessionMode::*;
+        assert_eq!(
+            authorize(GetObject, PerRequest).unwrap(),
+            Auth::Session(Mode::ReadOnly)
+        );
+        assert_eq!(
+            authorize(GetObject, ReadWrite).unwrap(),
+            Auth::Session(Mode::ReadWrite)
+        );
+        assert_eq!(
+            authorize(PutObject, PerRequest).unwrap(),
+            Auth::Session(Mode::ReadWrite)
+        );
+        assert!(matches!(
+            authorize(PutObject, ReadOnly),
+            Err(PolicyError::ReadOnly(_))
+        ));
+        assert!(matches!(
+            authorize(CopyObject, ReadOnly),
+            Err(PolicyError::ReadOnly(_))
+        ));
+        assert!(matches!(
+            authorize(Unknown, ReadOnly),
+            Err(PolicyError::ReadOnly(_))
+        ));
+        assert_eq!(authorize(HeadBucket, ReadOnly).unwrap(), Auth::Iam);
+        assert_eq!(
+            authorize(ListObjectsV2, ReadOnly).unwrap(),
+            Auth::Session(Mode::ReadOnly)
+        );
+        assert!(matches!(
+            authorize(ListObjects, PerRequest),
+            Err(PolicyError::Unsupported("ListObjects"))
+        ));
+        assert_eq!(
+            authorize(CreateSession, ReadOnly).unwrap(),
+            Auth::AnswerLocally
+        );
+    }
+}

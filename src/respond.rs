@@ -1,0 +1,123 @@
+//! Respond: relay S3's answer, count body bytes, record metrics, and write the access log line
+//! when the response body has been sent (or dropped).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Response;
+use http_body_util::BodyExt;
+use tokio::time::Instant;
+
+use crate::body::ProxyBody;
+use crate::metrics::{Lookup, Metrics};
+use crate::sign::strip_hop_by_hop;
+
+/// Everything the access log line says about one request; filled in as the request moves on.
+#[derive(Debug)]
+pub struct RequestRecord {
+    /// The request id (also in error bodies).
+    pub request_id: String,
+    /// HTTP method.
+    pub method: http::Method,
+    /// S3 operation name.
+    pub operation: &'static str,
+    /// Bucket, if known and names are logged.
+    pub bucket: Option<String>,
+    /// Object path, if names are logged.
+    pub key: Option<String>,
+    /// Response status.
+    pub status: u16,
+    /// Session cache lookup result, for session-signed requests.
+    pub lookup: Option<Lookup>,
+    /// Time S3 took to return the response head.
+    pub upstream: Option<Duration>,
+    /// When the request head arrived.
+    pub started: Instant,
+    /// Request body bytes sent upstream.
+    pub bytes_up: Arc<AtomicU64>,
+    /// Response body bytes sent to the client.
+    pub bytes_down: Arc<AtomicU64>,
+}
+
+impl RequestRecord {
+    /// A record for a request that arrived now.
+    pub fn new(request_id: String, method: http::Method) -> Self {
+        Self {
+            request_id,
+            method,
+            operation: "Unknown",
+            bucket: None,
+            key: None,
+            status: 0,
+            lookup: None,
+            upstream: None,
+            started: Instant::now(),
+            bytes_up: Arc::default(),
+            bytes_down: Arc::default(),
+        }
+    }
+}
+
+impl Drop for RequestRecord {
+    fn drop(&mut self) {
+        tracing::info!(
+            target: "s3x_proxy::access",
+            request_id = %self.request_id,
+            method = %self.method,
+            operation = self.operation,
+            bucket = self.bucket.as_deref().unwrap_or("-"),
+            key = self.key.as_deref().unwrap_or("-"),
+            status = self.status,
+            bytes_up = self.bytes_up.load(Ordering::Relaxed),
+            bytes_down = self.bytes_down.load(Ordering::Relaxed),
+            total_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            upstream_ms = self.upstream.map(|d| d.as_secs_f64() * 1000.0),
+            session = self.lookup.map(Lookup::as_str).unwrap_or("-"),
+            "request"
+        );
+    }
+}
+
+/// Wraps a request body so its bytes count toward the upload metric and the access log.
+pub fn count_upload(body: ProxyBody, metrics: &Metrics, record: &RequestRecord) -> ProxyBody {
+    let counter = metrics.bytes_upload.clone();
+    let total = record.bytes_up.clone();
+    body.map_frame(move |frame| {
+        if let Some(data) = frame.data_ref() {
+            counter.inc_by(data.len() as u64);
+            total.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        frame
+    })
+    .boxed_unsync()
+}
+
+/// Finishes a response: strips hop-by-hop headers, records the request metrics, and attaches
+/// the record to the body so the access line is written once the body is done.
+pub fn finish(
+    mut response: Response<ProxyBody>,
+    mut record: RequestRecord,
+    metrics: &Metrics,
+) -> Response<ProxyBody> {
+    strip_hop_by_hop(response.headers_mut());
+    record.status = response.status().as_u16();
+    metrics.record_request(record.operation, record.status, record.bucket.as_deref());
+    metrics
+        .request_duration
+        .with_label_values(&[record.operation])
+        .observe(record.started.elapsed().as_secs_f64());
+    let counter = metrics.bytes_download.clone();
+    response.map(move |body| {
+        body.map_frame(move |frame| {
+            if let Some(data) = frame.data_ref() {
+                counter.inc_by(data.len() as u64);
+                record
+                    .bytes_down
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+            frame
+        })
+        .boxed_unsync()
+    })
+}

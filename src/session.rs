@@ -1,0 +1,473 @@
+//! Sessions: CreateSession calls, and a cache keyed by bucket, mode and SSE settings that
+//! refreshes each session in the background before it expires.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_smithy_runtime_api::client::identity::Identity;
+use aws_smithy_types::date_time::{DateTime, Format};
+use bytes::Bytes;
+use http::{HeaderValue, Request, StatusCode};
+use moka::future::Cache;
+use moka::ops::compute::{CompResult, Op};
+use tokio::time::Instant;
+
+use crate::body::{empty, ProxyBody};
+use crate::credentials::IamCredentials;
+use crate::forward::{Upstream, UpstreamError};
+use crate::metrics::{Lookup, Metrics};
+use crate::names::{BucketName, Region};
+use crate::operation::Mode;
+use crate::sign::{set_target, sign_parts, Payload, TokenHeader};
+use crate::xml;
+
+/// The largest CreateSession or error body the proxy will read.
+pub const MAX_XML_BODY: usize = 64 * 1024;
+/// SSE headers a CreateSession carries over from the user's request (and that key the cache).
+pub const SSE_HEADERS: &[&str] = &[
+    "x-amz-server-side-encryption",
+    "x-amz-server-side-encryption-aws-kms-key-id",
+    "x-amz-server-side-encryption-context",
+    "x-amz-server-side-encryption-bucket-key-enabled",
+];
+
+/// Why no session could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// S3 refused CreateSession; relayed to the client with S3's own status and code.
+    #[error("CreateSession failed with {status} {code}")]
+    S3 {
+        /// S3's status.
+        status: StatusCode,
+        /// S3's error code.
+        code: String,
+        /// S3's message.
+        message: String,
+    },
+    /// The IAM credentials could not be loaded.
+    #[error("no IAM credentials")]
+    Credentials,
+    /// S3's answer could not be read.
+    #[error("unreadable CreateSession response: {0}")]
+    BadResponse(String),
+    /// The call never got an answer.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+/// What a session is cached under.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SessionKey {
+    /// The bucket.
+    pub bucket: BucketName,
+    /// The session mode.
+    pub mode: Mode,
+    /// SSE headers (name, value) from the request, in [`SSE_HEADERS`] order.
+    pub sse: Vec<(&'static str, String)>,
+}
+
+impl SessionKey {
+    /// The key for `bucket` and `mode`, taking SSE settings from the request headers.
+    pub fn new(bucket: BucketName, mode: Mode, headers: &http::HeaderMap) -> Self {
+        let sse = SSE_HEADERS
+            .iter()
+            .filter_map(|name| {
+                let value = headers.get(*name)?.to_str().ok()?;
+                Some((*name, value.to_owned()))
+            })
+            .collect();
+        Self { bucket, mode, sse }
+    }
+}
+
+/// Where CreateSession is sent: the bucket's Zonal host and its region.
+#[derive(Clone, Debug)]
+pub struct SessionTarget {
+    /// The Zonal host.
+    pub host: String,
+    /// The region.
+    pub region: Region,
+}
+
+/// One S3 Express session.
+pub struct Session {
+    identity: Identity,
+    generation: u64,
+    refresh_at: Instant,
+    stale_at: Instant,
+    refreshing: AtomicBool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    fn new(identity: Identity, generation: u64, lifetime: Duration) -> Self {
+        let now = Instant::now();
+        // Refresh a minute ahead (half the lifetime for short sessions); stop using a session
+        // 10 s (a tenth of its lifetime) before it expires, so a request signed now still
+        // arrives in time.
+        let ahead = Duration::from_secs(60).min(lifetime / 2);
+        let margin = Duration::from_secs(10).min(lifetime / 10);
+        Self {
+            identity,
+            generation,
+            refresh_at: now + lifetime - ahead,
+            stale_at: now + lifetime - margin,
+            refreshing: AtomicBool::new(false),
+        }
+    }
+
+    /// The session credentials, ready for signing.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// A number that identifies this session among all sessions of the process.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    fn usable(&self, now: Instant) -> bool {
+        now < self.stale_at
+    }
+}
+
+/// The session cache.
+#[derive(Clone)]
+pub struct SessionCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cache: Cache<SessionKey, Arc<Session>>,
+    upstream: Arc<dyn Upstream>,
+    iam: Arc<IamCredentials>,
+    metrics: Metrics,
+    generations: AtomicU64,
+}
+
+struct StaleAt;
+
+impl moka::Expiry<SessionKey, Arc<Session>> for StaleAt {
+    fn expire_after_create(
+        &self,
+        _: &SessionKey,
+        session: &Arc<Session>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(session.stale_at.saturating_duration_since(Instant::now()))
+    }
+
+    fn expire_after_update(
+        &self,
+        key: &SessionKey,
+        session: &Arc<Session>,
+        at: std::time::Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(key, session, at)
+    }
+}
+
+impl SessionCache {
+    /// A cache holding up to `capacity` sessions, creating them through `upstream`.
+    pub fn new(
+        upstream: Arc<dyn Upstream>,
+        iam: Arc<IamCredentials>,
+        metrics: Metrics,
+        capacity: u64,
+    ) -> Self {
+        let gauge = metrics.cache_entries.clone();
+        let cache = Cache::builder()
+            .max_capacity(capacity)
+            .expire_after(StaleAt)
+            .eviction_listener(move |_, _, cause| {
+                if cause != moka::notification::RemovalCause::Replaced {
+                    gauge.dec();
+                }
+            })
+            .build();
+        Self {
+            inner: Arc::new(Inner {
+                cache,
+                upstream,
+                iam,
+                metrics,
+                generations: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// A usable session for `key`: cached, or created now (once, however many callers wait).
+    /// A session past its refresh time is still used while a background task replaces it.
+    pub async fn get(
+        &self,
+        key: &SessionKey,
+        target: &SessionTarget,
+    ) -> Result<(Arc<Session>, Lookup), SessionError> {
+        let lookup = match self.cached(key).await {
+            Some(session) => {
+                let due = Instant::now() >= session.refresh_at;
+                if due && !session.refreshing.swap(true, Ordering::AcqRel) {
+                    self.spawn_refresh(key.clone(), target.clone(), session.generation);
+                    Ok((session, Lookup::Refresh))
+                } else {
+                    Ok((session, Lookup::Hit))
+                }
+            }
+            None => self
+                .load(key, target, None)
+                .await
+                .map(|session| (session, Lookup::Miss)),
+        };
+        if let Ok((_, result)) = &lookup {
+            self.inner
+                .metrics
+                .cache_lookups
+                .with_label_values(&[result.as_str()])
+                .inc();
+        }
+        lookup
+    }
+
+    /// A cached session for `key` that is still usable, without creating one.
+    pub async fn cached(&self, key: &SessionKey) -> Option<Arc<Session>> {
+        let session = self.inner.cache.get(key).await?;
+        session.usable(Instant::now()).then_some(session)
+    }
+
+    /// Replaces the session `generation` (S3 said its token expired or is invalid) and returns
+    /// the new one. If another caller already replaced it, that replacement is returned.
+    pub async fn replace(
+        &self,
+        key: &SessionKey,
+        target: &SessionTarget,
+        generation: u64,
+    ) -> Result<Arc<Session>, SessionError> {
+        self.load(key, target, Some(generation)).await
+    }
+
+    fn spawn_refresh(&self, key: SessionKey, target: SessionTarget, generation: u64) {
+        let cache = self.clone();
+        tokio::spawn(async move {
+            if let Err(error) = cache.load(&key, &target, Some(generation)).await {
+                tracing::warn!(bucket = %key.bucket, mode = key.mode.as_str(), %error, "background session refresh failed");
+                if let Some(session) = cache.inner.cache.get(&key).await {
+                    session.refreshing.store(false, Ordering::Release);
+                }
+            }
+        });
+    }
+
+    /// Creates a session unless a usable one (other than `replace`) is cached; per-key serialised.
+    async fn load(
+        &self,
+        key: &SessionKey,
+        target: &SessionTarget,
+        replace: Option<u64>,
+    ) -> Result<Arc<Session>, SessionError> {
+        let this = self.clone();
+        let (owned_key, owned_target) = (key.clone(), target.clone());
+        let result = self
+            .inner
+            .cache
+            .entry(key.clone())
+            .and_try_compute_with(move |current| async move {
+                if let Some(entry) = current {
+                    let session = entry.into_value();
+                    if session.usable(Instant::now()) && replace != Some(session.generation) {
+                        return Ok(Op::Nop);
+                    }
+                }
+                let session = this.create(&owned_key, &owned_target).await?;
+                Ok::<_, SessionError>(Op::Put(Arc::new(session)))
+            })
+            .await?;
+        match result {
+            CompResult::Inserted(entry) => {
+                self.inner.metrics.cache_entries.inc();
+                Ok(entry.into_value())
+            }
+            CompResult::ReplacedWith(entry) | CompResult::Unchanged(entry) => {
+                Ok(entry.into_value())
+            }
+            CompResult::StillNone(_) | CompResult::Removed(_) => Err(SessionError::BadResponse(
+                "session cache lost its entry".into(),
+            )),
+        }
+    }
+
+    async fn create(
+        &self,
+        key: &SessionKey,
+        target: &SessionTarget,
+    ) -> Result<Session, SessionError> {
+        let metrics = &self.inner.metrics;
+        let started = Instant::now();
+        let result = self.create_session_call(key, target).await;
+        metrics
+            .create_session_duration
+            .observe(started.elapsed().as_secs_f64());
+        let label = if result.is_ok() { "ok" } else { "error" };
+        metrics
+            .sessions_created
+            .with_label_values(&[key.mode.as_str(), label])
+            .inc();
+        let (identity, lifetime) = result?;
+        let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::debug!(bucket = %key.bucket, mode = key.mode.as_str(), generation, lifetime_secs = lifetime.as_secs(), "created session");
+        Ok(Session::new(identity, generation, lifetime))
+    }
+
+    async fn create_session_call(
+        &self,
+        key: &SessionKey,
+        target: &SessionTarget,
+    ) -> Result<(Identity, Duration), SessionError> {
+        let creds = self
+            .inner
+            .iam
+            .get()
+            .await
+            .map_err(|_| SessionError::Credentials)?;
+        let (mut parts, ()) = Request::new(()).into_parts();
+        set_target(&mut parts, &target.host, "/?session")
+            .map_err(|e| SessionError::BadResponse(e.to_string()))?;
+        parts.headers.insert(
+            "x-amz-create-session-mode",
+            HeaderValue::from_static(key.mode.as_str()),
+        );
+        for (name, value) in &key.sse {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                parts.headers.insert(*name, value);
+            }
+        }
+        sign_parts(
+            &mut parts,
+            &creds.into(),
+            TokenHeader::SecurityToken,
+            target.region.as_str(),
+            Payload::Empty,
+        )
+        .map_err(|e| SessionError::BadResponse(e.to_string()))?;
+        let request: Request<ProxyBody> = Request::from_parts(parts, empty());
+        let response = self.inner.upstream.send(request).await?;
+        let status = response.status();
+        let date = response
+            .headers()
+            .get(http::header::DATE)
+            .and_then(|d| d.to_str().ok())
+            .and_then(|d| DateTime::from_str(d, Format::HttpDate).ok());
+        let body = read_small_body(response.into_body()).await?;
+        let text = String::from_utf8_lossy(&body);
+        if status != StatusCode::OK {
+            return Err(s3_error(status, &text));
+        }
+        let parsed = xml::parse_create_session(&text)
+            .map_err(|e| SessionError::BadResponse(e.to_string()))?;
+        let lifetime = session_lifetime(&parsed.expiration, date)?;
+        let creds = Credentials::new(
+            parsed.access_key_id,
+            parsed.secret_access_key,
+            Some(parsed.session_token),
+            None,
+            "s3express-session",
+        );
+        Ok((creds.into(), lifetime))
+    }
+}
+
+/// Reads a small (error or XML) body, refusing anything over [`MAX_XML_BODY`].
+pub async fn read_small_body(body: ProxyBody) -> Result<Bytes, SessionError> {
+    crate::body::collect_limited(body, MAX_XML_BODY)
+        .await
+        .map_err(|e| SessionError::BadResponse(format!("reading body: {e}")))
+}
+
+/// An S3 error answer, keeping S3's status and code.
+pub fn s3_error(status: StatusCode, body: &str) -> SessionError {
+    match xml::parse_error(body) {
+        Ok(e) => SessionError::S3 {
+            status,
+            code: e.code,
+            message: e.message,
+        },
+        Err(_) => SessionError::S3 {
+            status,
+            code: status
+                .canonical_reason()
+                .unwrap_or("Error")
+                .replace(' ', ""),
+            message: "CreateSession failed".into(),
+        },
+    }
+}
+
+/// How long a session lives, measured against S3's own clock (`Date`) when it sent one, so a
+/// skewed local clock does not shorten or stretch sessions.
+fn session_lifetime(expiration: &str, date: Option<DateTime>) -> Result<Duration, SessionError> {
+    let expires = DateTime::from_str(expiration, Format::DateTime)
+        .ok()
+        .and_then(|d| SystemTime::try_from(d).ok())
+        .ok_or_else(|| SessionError::BadResponse("bad Expiration".into()))?;
+    let now = date
+        .and_then(|d| SystemTime::try_from(d).ok())
+        .unwrap_or_else(SystemTime::now);
+    let lifetime = expires
+        .duration_since(now)
+        .map_err(|_| SessionError::BadResponse("session already expired".into()))?;
+    // S3 sessions last 5 minutes; a longer claim is not trusted beyond an hour.
+    Ok(lifetime.min(Duration::from_secs(3600)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetime_is_measured_against_the_servers_date() {
+        let date = DateTime::from_str("Mon, 29 Jan 2024 18:48:01 GMT", Format::HttpDate).unwrap();
+        let lifetime = session_lifetime("2024-01-29T18:53:01Z", Some(date)).unwrap();
+        assert_eq!(lifetime, Duration::from_secs(300));
+        assert!(session_lifetime("2024-01-29T18:40:00Z", Some(date)).is_err());
+        assert!(session_lifetime("not a date", Some(date)).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sessions_refresh_ahead_and_go_stale_before_expiry() {
+        let identity: Identity = Credentials::new("a", "b", Some("c".into()), None, "t").into();
+        let s = Session::new(identity.clone(), 1, Duration::from_secs(300));
+        let now = Instant::now();
+        assert_eq!(s.refresh_at - now, Duration::from_secs(240));
+        assert_eq!(s.stale_at - now, Duration::from_secs(290));
+        let short = Session::new(identity, 2, Duration::from_secs(10));
+        assert_eq!(short.refresh_at - now, Duration::from_secs(5));
+        assert_eq!(short.stale_at - now, Duration::from_secs(9));
+    }
+
+    #[test]
+    fn error_bodies_keep_s3s_code() {
+        let body = "<Error><Code>AccessDenied</Code><Message>no</Message></Error>";
+        match s3_error(StatusCode::FORBIDDEN, body) {
+            SessionError::S3 { status, code, .. } => {
+                assert_eq!(
+                    (status, code.as_str()),
+                    (StatusCode::FORBIDDEN, "AccessDenied")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        match s3_error(StatusCode::SERVICE_UNAVAILABLE, "") {
+            SessionError::S3 { code, .. } => assert_eq!(code, "ServiceUnavailable"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

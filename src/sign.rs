@@ -1,0 +1,307 @@
+//! Sign: strip the client's own auth and hop-by-hop headers, then SigV4-sign for S3 Express.
+
+use std::time::SystemTime;
+
+use aws_sigv4::http_request::{
+    sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+    UriPathNormalizationMode,
+};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+use http::header::{self, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::Uri;
+
+use crate::error::RequestError;
+
+/// The header that carries an S3 Express session token.
+pub const SESSION_TOKEN_HEADER: &str = "x-amz-s3session-token";
+/// The payload hash of unsigned aws-chunked bodies with trailers; such bodies pass unchanged.
+pub const STREAMING_UNSIGNED_TRAILER: &str = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
+const STREAMING_SIGNED_PREFIX: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
+const SIGNING_NAME: &str = "s3express";
+
+/// How the request body is declared in the signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// `UNSIGNED-PAYLOAD`: the body streams through unhashed (the upstream is always TLS).
+    Unsigned,
+    /// `STREAMING-UNSIGNED-PAYLOAD-TRAILER`: aws-chunked framing kept as the client sent it.
+    StreamingUnsignedTrailer,
+    /// The client sent chunks signed with its own (fake) key: they must be decoded to the raw body.
+    SignedChunks,
+    /// The SHA-256 of an empty body (requests the proxy makes itself).
+    Empty,
+}
+
+/// Which credentials sign, and where their token goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenHeader {
+    /// IAM credentials: a temporary token goes in `x-amz-security-token`.
+    SecurityToken,
+    /// Session credentials: the token goes in `x-amz-s3session-token`.
+    S3Session,
+}
+
+/// Headers that belong to one connection and never travel upstream.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "upgrade",
+    "transfer-encoding",
+    "expect",
+];
+
+/// Auth the client may have added itself; it is never forwarded.
+const CLIENT_AUTH: &[&str] = &[
+    "authorization",
+    "x-amz-date",
+    "x-amz-security-token",
+    SESSION_TOKEN_HEADER,
+    "x-amz-content-sha256",
+];
+
+/// Presigned-URL query parameters (compared case-insensitively).
+const PRESIGN_PARAMS: &[&str] = &[
+    "x-amz-algorithm",
+    "x-amz-credential",
+    "x-amz-date",
+    "x-amz-expires",
+    "x-amz-signedheaders",
+    "x-amz-signature",
+    "x-amz-security-token",
+    SESSION_TOKEN_HEADER,
+];
+
+/// Removes hop-by-hop headers, including those named by `Connection`.
+pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+/// Strips the client's own auth, and says how the body must be signed.
+pub fn strip_client_auth(parts: &mut Parts) -> Payload {
+    let payload = match parts
+        .headers
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(STREAMING_UNSIGNED_TRAILER) => Payload::StreamingUnsignedTrailer,
+        Some(v) if v.starts_with(STREAMING_SIGNED_PREFIX) => Payload::SignedChunks,
+        _ => Payload::Unsigned,
+    };
+    strip_hop_by_hop(&mut parts.headers);
+    for name in CLIENT_AUTH {
+        parts.headers.remove(*name);
+    }
+    payload
+}
+
+/// Removes presigned-URL parameters from a query string.
+pub fn strip_presign_params(query: &str) -> Option<String> {
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or_default();
+            !PRESIGN_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(name))
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("&"))
+}
+
+/// Points the request at `https://host/path?query` and sets `Host`.
+pub fn set_target(parts: &mut Parts, host: &str, path_and_query: &str) -> Result<(), RequestError> {
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p, strip_presign_params(q)),
+        None => (path_and_query, None),
+    };
+    let target = match query {
+        Some(q) => format!("https://{host}{path}?{q}"),
+        None => format!("https://{host}{path}"),
+    };
+    parts.uri = target
+        .parse::<Uri>()
+        .map_err(|_| RequestError::Unsignable)?;
+    parts.version = http::Version::HTTP_11;
+    let host = HeaderValue::from_str(host).map_err(|_| RequestError::Unsignable)?;
+    parts.headers.insert(header::HOST, host);
+    Ok(())
+}
+
+/// Signs the request head in place with SigV4 for service `s3express`.
+pub fn sign_parts(
+    parts: &mut Parts,
+    identity: &Identity,
+    token: TokenHeader,
+    region: &str,
+    payload: Payload,
+) -> Result<(), RequestError> {
+    let mut settings = SigningSettings::default();
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    if token == TokenHeader::S3Session {
+        settings.session_token_name_override = Some(SESSION_TOKEN_HEADER);
+    }
+    let params = v4::SigningParams::builder()
+        .identity(identity)
+        .region(region)
+        .name(SIGNING_NAME)
+        .time(SystemTime::now())
+        .settings(settings)
+        .build()
+        .map_err(|_| RequestError::Unsignable)?
+        .into();
+    let mut headers = Vec::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        let value = value
+            .to_str()
+            .map_err(|_| RequestError::NonAsciiHeader(name.to_string()))?;
+        headers.push((name.as_str(), value));
+    }
+    let body = match payload {
+        Payload::Unsigned | Payload::SignedChunks => SignableBody::UnsignedPayload,
+        Payload::StreamingUnsignedTrailer => SignableBody::StreamingUnsignedPayloadTrailer,
+        Payload::Empty => SignableBody::Bytes(&[]),
+    };
+    let uri = parts.uri.to_string();
+    let signable = SignableRequest::new(parts.method.as_str(), uri, headers.into_iter(), body)
+        .map_err(|_| RequestError::Unsignable)?;
+    let (instructions, _signature) = sign(signable, &params)
+        .map_err(|_| RequestError::Unsignable)?
+        .into_parts();
+    let (signed_headers, _) = instructions.into_parts();
+    for h in signed_headers {
+        let mut value = HeaderValue::from_str(h.value()).map_err(|_| RequestError::Unsignable)?;
+        value.set_sensitive(h.sensitive() || h.name() == "authorization");
+        parts.headers.insert(h.name(), value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_credential_types::Credentials;
+
+    fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut b = http::Request::builder().method("PUT").uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn strips_client_auth_and_hop_by_hop_headers() {
+        let mut p = parts(
+            "/k",
+            &[
+                ("authorization", "AWS4-HMAC-SHA256 Credential=FAKE/..."),
+                ("x-amz-date", "20240101T000000Z"),
+                ("x-amz-security-token", "tok"),
+                ("x-amz-s3session-token", "placeholder"),
+                ("x-amz-content-sha256", "abc123"),
+                ("connection", "keep-alive, x-custom-hop"),
+                ("x-custom-hop", "1"),
+                ("proxy-authorization", "Basic Zm9vOmJhcg=="),
+                ("expect", "100-continue"),
+                ("x-amz-meta-color", "blue"),
+            ],
+        );
+        assert_eq!(strip_client_auth(&mut p), Payload::Unsigned);
+        let left: Vec<&str> = p.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["x-amz-meta-color"]);
+    }
+
+    #[test]
+    fn keeps_the_streaming_trailer_marker_and_spots_signed_chunks() {
+        let mut p = parts(
+            "/k",
+            &[("x-amz-content-sha256", STREAMING_UNSIGNED_TRAILER)],
+        );
+        assert_eq!(strip_client_auth(&mut p), Payload::StreamingUnsignedTrailer);
+        let mut p = parts(
+            "/k",
+            &[("x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")],
+        );
+        assert_eq!(strip_client_auth(&mut p), Payload::SignedChunks);
+    }
+
+    #[test]
+    fn presigned_parameters_are_removed_and_others_kept() {
+        assert_eq!(
+            strip_presign_params(
+                "X-Amz-Algorithm=AWS4-HMAC-SHA256&partNumber=1&X-Amz-Signature=ab&uploadId=u"
+            ),
+            Some("partNumber=1&uploadId=u".into())
+        );
+        assert_eq!(strip_presign_params("X-Amz-Credential=a%2Fb"), None);
+    }
+
+    #[test]
+    fn signs_with_the_session_token_header_and_never_the_security_token() {
+        let mut p = parts("/k", &[("x-amz-meta-a", "1")]);
+        set_target(
+            &mut p,
+            "b--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com",
+            "/k?x-id=PutObject",
+        )
+        .unwrap();
+        let identity: Identity =
+            Credentials::new("ASIA", "secret", Some("session-token".into()), None, "t").into();
+        sign_parts(
+            &mut p,
+            &identity,
+            TokenHeader::S3Session,
+            "us-west-2",
+            Payload::Unsigned,
+        )
+        .unwrap();
+        assert_eq!(p.headers["x-amz-s3session-token"], "session-token");
+        assert!(!p.headers.contains_key("x-amz-security-token"));
+        assert_eq!(p.headers["x-amz-content-sha256"], "UNSIGNED-PAYLOAD");
+        let auth = p.headers["authorization"].to_str().unwrap();
+        assert!(auth.contains("/us-west-2/s3express/aws4_request"), "{auth}");
+        assert!(
+            auth.contains("x-amz-meta-a") && auth.contains("x-amz-s3session-token"),
+            "{auth}"
+        );
+        assert!(p.headers["authorization"].is_sensitive());
+    }
+
+    #[test]
+    fn refuses_to_sign_non_ascii_values() {
+        let mut p = parts("/k", &[]);
+        p.headers.insert(
+            "x-amz-meta-name",
+            HeaderValue::from_bytes("caf\u{e9}".as_bytes()).unwrap(),
+        );
+        set_target(&mut p, "h.example", "/k").unwrap();
+        let identity: Identity = Credentials::new("A", "S", None, None, "t").into();
+        let err = sign_parts(
+            &mut p,
+            &identity,
+            TokenHeader::S3Session,
+            "us-west-2",
+            Payload::Unsigned,
+        );
+        assert!(matches!(err, Err(RequestError::NonAsciiHeader(_))));
+    }
+}
