@@ -1,5 +1,5 @@
 //! Config: command-line flags and `S3X_PROXY_*` variables, validated into a [`Config`].
-//! This is the only module that reads the environment.
+//! This is the only module that reads the environment (through clap).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -87,6 +87,10 @@ pub struct Args {
     /// Extra trust roots (PEM) for upstream TLS (repeatable); AWS_CA_BUNDLE is honoured too.
     #[arg(long, env = "S3X_PROXY_UPSTREAM_CA", value_delimiter = ',')]
     pub upstream_ca: Vec<PathBuf>,
+    /// A CA bundle (PEM) trusted for upstream TLS in addition to the webpki roots, as the AWS
+    /// CLI reads it.
+    #[arg(long, env = "AWS_CA_BUNDLE")]
+    pub aws_ca_bundle: Option<PathBuf>,
     /// Hosts (or `*.suffix` patterns) a CONNECT may open a plain, uninspected tunnel to
     /// (repeatable), e.g. sts.amazonaws.com.
     #[arg(long, env = "S3X_PROXY_ALLOW_CONNECT", value_delimiter = ',')]
@@ -197,9 +201,12 @@ impl Config {
         credentials: SharedCredentialsProvider,
     ) -> Result<Self, ConfigError> {
         let mut extra_roots = args.upstream_ca.clone();
-        if let Some(bundle) = std::env::var_os("AWS_CA_BUNDLE").filter(|b| !b.is_empty()) {
-            extra_roots.push(PathBuf::from(bundle));
-        }
+        extra_roots.extend(
+            args.aws_ca_bundle
+                .iter()
+                .filter(|p| !p.as_os_str().is_empty())
+                .cloned(),
+        );
         Ok(Self {
             ca_dir: ca_dir(args)?,
             tls: match (&args.tls_cert, &args.tls_key) {
@@ -284,6 +291,33 @@ fn resolve(entries: &[String]) -> Result<ResolveOverrides, ConfigError> {
     Ok(ResolveOverrides::new(table))
 }
 
+/// The `export` lines `s3x-proxy env` prints for a client shell.
+pub fn env_lines(args: &Args, ca_cert: &std::path::Path) -> String {
+    let host = match args.listen.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    let proxy = format!("http://{host}:{}", args.listen.port());
+    // Instance metadata and container credential endpoints must never go through a proxy.
+    let no_proxy =
+        "169.254.169.254,169.254.170.2,169.254.170.23,fd00:ec2::23,localhost,127.0.0.1,::1";
+    let mut out = String::new();
+    for (name, value) in [
+        ("HTTPS_PROXY", proxy.as_str()),
+        ("https_proxy", proxy.as_str()),
+        ("HTTP_PROXY", proxy.as_str()),
+        ("http_proxy", proxy.as_str()),
+        ("NO_PROXY", no_proxy),
+        ("no_proxy", no_proxy),
+    ] {
+        out.push_str(&format!("export {name}={value}\n"));
+    }
+    let ca = ca_cert.display().to_string().replace('\'', "'\\''");
+    out.push_str(&format!("export AWS_CA_BUNDLE='{ca}'\n"));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,31 +355,4 @@ mod tests {
         assert!(parse(&["--resolve", "*.amazonaws.com=localhost"]).is_err());
         assert!(parse(&["--region", "US WEST"]).is_err());
     }
-}
-
-/// The `export` lines `s3x-proxy env` prints for a client shell.
-pub fn env_lines(args: &Args, ca_cert: &std::path::Path) -> String {
-    let host = match args.listen.ip() {
-        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
-        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-        ip => ip.to_string(),
-    };
-    let proxy = format!("http://{host}:{}", args.listen.port());
-    // Instance metadata and container credential endpoints must never go through a proxy.
-    let no_proxy =
-        "169.254.169.254,169.254.170.2,169.254.170.23,fd00:ec2::23,localhost,127.0.0.1,::1";
-    let mut out = String::new();
-    for (name, value) in [
-        ("HTTPS_PROXY", proxy.as_str()),
-        ("https_proxy", proxy.as_str()),
-        ("HTTP_PROXY", proxy.as_str()),
-        ("http_proxy", proxy.as_str()),
-        ("NO_PROXY", no_proxy),
-        ("no_proxy", no_proxy),
-    ] {
-        out.push_str(&format!("export {name}={value}\n"));
-    }
-    let ca = ca_cert.display().to_string().replace('\'', "'\\''");
-    out.push_str(&format!("export AWS_CA_BUNDLE='{ca}'\n"));
-    out
 }

@@ -351,7 +351,8 @@ mod tests {
     #[test]
     fn the_operation_table() {
         let copy = [("x-amz-copy-source", "/src--usw2-az1--x-s3/k")];
-        let cases: &[(&str, bool, &str, &[(&str, &str)], Operation)] = &[
+        type Case<'a> = (&'a str, bool, &'a str, &'a [(&'a str, &'a str)], Operation);
+        let cases: &[Case] = &[
             ("GET", true, "", &[], GetObject),
             ("GET", true, "x-id=GetObject", &[], GetObject),
             ("HEAD", true, "", &[], HeadObject),

@@ -68,7 +68,10 @@ enum Signer {
         target: SessionTarget,
         session: Arc<Session>,
     },
-    Iam(Identity),
+    Iam {
+        identity: Identity,
+        region: String,
+    },
 }
 
 impl Proxy {
@@ -198,7 +201,11 @@ impl Proxy {
                 .get()
                 .await
                 .map_err(|_| SessionError::Credentials)?;
-            return Ok(Signer::Iam(creds.into()));
+            let region = route.region.to_string();
+            return Ok(Signer::Iam {
+                identity: creds.into(),
+                region,
+            });
         };
         let target = SessionTarget {
             host: route.host.clone(),
@@ -277,13 +284,25 @@ impl Proxy {
             else {
                 return Ok(response);
             };
-            if response.status() != StatusCode::BAD_REQUEST || !replayable || attempt > 0 {
+            if response.status() != StatusCode::BAD_REQUEST {
                 return Ok(response);
             }
-            let (response, reason) = token_error(response).await?;
+            let (response, reason) = if head.0 == Method::HEAD {
+                // A HEAD error has no body naming its code. A bare 400 on a session that is not
+                // brand new is most likely an expired token: replace it (at most once a second).
+                let stale = session.age() >= Duration::from_secs(1);
+                (response, stale.then_some("head_bad_request"))
+            } else {
+                token_error(response).await?
+            };
             let Some(reason) = reason else {
                 return Ok(response);
             };
+            if !replayable || attempt > 0 {
+                // Cannot send it again, but the next request must not use this session.
+                self.sessions.invalidate(key, session.generation()).await;
+                return Ok(response);
+            }
             tracing::info!(
                 reason,
                 "S3 rejected the session token; retrying with a new session"
@@ -328,20 +347,18 @@ fn signed_request(
     parts.method = head.0.clone();
     parts.uri = head.1.clone();
     parts.headers = head.2.clone();
-    let (identity, token) = match signer {
-        Signer::Session { session, .. } => (session.identity(), TokenHeader::S3Session),
-        Signer::Iam(identity) => (identity, TokenHeader::SecurityToken),
+    let (identity, token, region) = match signer {
+        Signer::Session {
+            session, target, ..
+        } => (
+            session.identity(),
+            TokenHeader::S3Session,
+            target.region.as_str(),
+        ),
+        Signer::Iam { identity, region } => (identity, TokenHeader::SecurityToken, region.as_str()),
     };
-    let region = signing_region(signer);
-    sign::sign_parts(&mut parts, identity, token, &region, payload)?;
+    sign::sign_parts(&mut parts, identity, token, region, payload)?;
     Ok(Request::from_parts(parts, body))
-}
-
-fn signing_region(signer: &Signer) -> String {
-    match signer {
-        Signer::Session { target, .. } => target.region.to_string(),
-        Signer::Iam(_) => String::new(),
-    }
 }
 
 /// Reads a 400 answer and says whether it is a session-token error worth a retry. The body has

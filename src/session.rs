@@ -95,6 +95,7 @@ pub struct SessionTarget {
 pub struct Session {
     identity: Identity,
     generation: u64,
+    created: Instant,
     refresh_at: Instant,
     stale_at: Instant,
     refreshing: AtomicBool,
@@ -119,6 +120,7 @@ impl Session {
         Self {
             identity,
             generation,
+            created: now,
             refresh_at: now + lifetime - ahead,
             stale_at: now + lifetime - margin,
             refreshing: AtomicBool::new(false),
@@ -133,6 +135,11 @@ impl Session {
     /// A number that identifies this session among all sessions of the process.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// How long ago the session was created.
+    pub fn age(&self) -> Duration {
+        self.created.elapsed()
     }
 
     fn usable(&self, now: Instant) -> bool {
@@ -253,6 +260,21 @@ impl SessionCache {
         generation: u64,
     ) -> Result<Arc<Session>, SessionError> {
         self.load(key, target, Some(generation)).await
+    }
+
+    /// Drops the session `generation` from the cache (if it is still the cached one), so the
+    /// next request creates a new one.
+    pub async fn invalidate(&self, key: &SessionKey, generation: u64) {
+        self.inner
+            .cache
+            .entry(key.clone())
+            .and_compute_with(|current| async move {
+                match current {
+                    Some(entry) if entry.value().generation == generation => Op::Remove,
+                    _ => Op::Nop,
+                }
+            })
+            .await;
     }
 
     fn spawn_refresh(&self, key: SessionKey, target: SessionTarget, generation: u64) {

@@ -11,6 +11,7 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::Uri;
+use percent_encoding::{percent_decode_str, percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::error::RequestError;
 
@@ -125,12 +126,54 @@ pub fn strip_presign_params(query: &str) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join("&"))
 }
 
+/// Characters SigV4 leaves unencoded (RFC 3986 unreserved).
+const AWS_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Re-encodes a path exactly as SigV4 canonicalises it (each segment decoded once, then every
+/// byte but the unreserved ones percent-encoded), so that the path on the wire and the signed
+/// canonical URI agree whatever the client sent (`+`, spaces, `!`, unicode, `//`).
+pub fn canonical_path(path: &str) -> String {
+    let segments: Vec<String> = path
+        .split('/')
+        .map(|segment| {
+            let raw: Vec<u8> = percent_decode_str(segment).collect();
+            percent_encode(&raw, AWS_ENCODE).to_string()
+        })
+        .collect();
+    segments.join("/")
+}
+
+/// Re-encodes a query string the same way, reading it with form rules (`+` is a space), as
+/// aws-sigv4 does when it canonicalises the query. Order and valueless keys are kept.
+pub fn canonical_query(query: &str) -> String {
+    let encode = |part: &str| {
+        let spaced = part.replace('+', " ");
+        let raw: Vec<u8> = percent_decode_str(&spaced).collect();
+        percent_encode(&raw, AWS_ENCODE).to_string()
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) => format!("{}={}", encode(key), encode(value)),
+            None => encode(pair),
+        })
+        .collect();
+    pairs.join("&")
+}
+
 /// Points the request at `https://host/path?query` and sets `Host`.
 pub fn set_target(parts: &mut Parts, host: &str, path_and_query: &str) -> Result<(), RequestError> {
     let (path, query) = match path_and_query.split_once('?') {
-        Some((p, q)) => (p, strip_presign_params(q)),
+        Some((p, q)) => (p, strip_presign_params(q).map(|q| canonical_query(&q))),
         None => (path_and_query, None),
     };
+    let path = canonical_path(path);
+
     let target = match query {
         Some(q) => format!("https://{host}{path}?{q}"),
         None => format!("https://{host}{path}"),
@@ -242,6 +285,27 @@ mod tests {
             &[("x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")],
         );
         assert_eq!(strip_client_auth(&mut p), Payload::SignedChunks);
+    }
+
+    #[test]
+    fn paths_and_queries_are_sent_in_canonical_form() {
+        assert_eq!(
+            canonical_path("/a b/c+d/%7Ee%21/x//y"),
+            "/a%20b/c%2Bd/~e%21/x//y"
+        );
+        assert_eq!(canonical_path("/caf%C3%A9/\u{e9}"), "/caf%C3%A9/%C3%A9");
+        assert_eq!(
+            canonical_path("/already%20encoded%2Bkey"),
+            "/already%20encoded%2Bkey"
+        );
+        assert_eq!(
+            canonical_query("list-type=2&prefix=a+b%2Fc&uploads"),
+            "list-type=2&prefix=a%20b%2Fc&uploads"
+        );
+        assert_eq!(
+            canonical_query("delimiter=&x-id=GetObject"),
+            "delimiter=&x-id=GetObject"
+        );
     }
 
     #[test]

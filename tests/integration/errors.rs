@@ -1,0 +1,158 @@
+//! Bad input and refused requests get S3-style XML errors with the right status.
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+
+use crate::harness::{Harness, Options, BUCKET};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_bucket_name_gets_400_invalid_bucket_name() {
+    let h = Harness::start(Options::default()).await;
+    let host = "Bad_Bucket--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com";
+    let reply = h
+        .send(
+            Method::GET,
+            &format!("http://{host}/key"),
+            host,
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (StatusCode::BAD_REQUEST, "InvalidBucketName")
+    );
+    assert_eq!(reply.header("content-type"), Some("application/xml"));
+    let request_id = reply.header("x-amz-request-id").unwrap().to_owned();
+    assert!(
+        reply
+            .text()
+            .contains(&format!("<RequestId>{request_id}</RequestId>")),
+        "{}",
+        reply.text()
+    );
+    let path_style = h
+        .send(
+            Method::GET,
+            "/general-purpose-bucket/key",
+            &h.proxy.to_string(),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(
+        (path_style.status, path_style.code().as_str()),
+        (StatusCode::BAD_REQUEST, "InvalidBucketName")
+    );
+    assert_eq!(
+        h.emulator.counters().requests,
+        0,
+        "nothing was sent upstream"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_operations_get_501_not_implemented() {
+    let h = Harness::start(Options::default()).await;
+    for path in ["/", "/?versions", "/key?tagging", "/key?acl", "/?cors"] {
+        let reply = h
+            .forward(Method::GET, BUCKET, path, &[], Bytes::new())
+            .await;
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (StatusCode::NOT_IMPLEMENTED, "NotImplemented"),
+            "{path}"
+        );
+    }
+    assert_eq!(h.emulator.counters().requests, 0);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_that_are_not_s3_express_are_refused() {
+    let h = Harness::start(Options::default()).await;
+    for host in [
+        "example.com",
+        "s3.us-west-2.amazonaws.com",
+        "169.254.169.254",
+    ] {
+        let reply = h
+            .send(
+                Method::GET,
+                &format!("http://{host}/latest/meta-data/"),
+                host,
+                &[],
+                Bytes::new(),
+            )
+            .await;
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (StatusCode::FORBIDDEN, "AccessDenied"),
+            "{host}"
+        );
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_mode_refuses_writes_itself() {
+    let h = Harness::start(Options {
+        extra_args: vec!["--session-mode".into(), "read-only".into()],
+        ..Options::default()
+    })
+    .await;
+    let put = h
+        .forward(Method::PUT, BUCKET, "/k", &[], Bytes::from_static(b"x"))
+        .await;
+    assert_eq!(
+        (put.status, put.code().as_str()),
+        (StatusCode::FORBIDDEN, "AccessDenied")
+    );
+    let get = h
+        .forward(Method::GET, BUCKET, "/k", &[], Bytes::new())
+        .await;
+    assert_eq!(get.status, StatusCode::NOT_FOUND);
+    let counters = h.emulator.counters();
+    assert_eq!(
+        (
+            counters.create_session_read_only,
+            counters.create_session_read_write
+        ),
+        (1, 0)
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_that_cannot_be_signed_get_400_and_secrets_never_appear() {
+    let h = Harness::start(Options::default()).await;
+    let stream = tokio::net::TcpStream::connect(h.proxy).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let host = crate::harness::zonal_host(BUCKET);
+    let mut request = http::Request::put(format!("http://{host}/k"))
+        .header("host", &host)
+        .body(http_body_util::Full::new(Bytes::from_static(b"x")))
+        .unwrap();
+    request.headers_mut().insert(
+        "x-amz-meta-name",
+        http::HeaderValue::from_bytes("caf\u{e9}".as_bytes()).unwrap(),
+    );
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("<Code>InvalidArgument</Code>"), "{text}");
+    assert!(
+        !text.contains("emulator/secret") && !text.contains("AKIDEMULATOR"),
+        "{text}"
+    );
+    h.stop().await;
+}

@@ -1,0 +1,339 @@
+//! Starts the emulator and the real proxy (via `s3x_proxy::run`) on port 0, and talks to them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use s3x_emulator::{Config as EmulatorConfig, Emulator};
+use s3x_proxy::config::Cli;
+use s3x_proxy::{Config, Listeners};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+pub const BUCKET: &str = "demo--usw2-az1--x-s3";
+pub const RO_BUCKET: &str = "readonly--usw2-az1--x-s3";
+pub const OTHER_BUCKET: &str = "other--use1-az4--x-s3";
+
+/// The Zonal host of a bucket in the test zones.
+pub fn zonal_host(bucket: &str) -> String {
+    let zone = bucket
+        .trim_end_matches("--x-s3")
+        .rsplit("--")
+        .next()
+        .unwrap();
+    let region = if zone.starts_with("use1") {
+        "us-east-1"
+    } else {
+        "us-west-2"
+    };
+    format!("{bucket}.s3express-{zone}.{region}.amazonaws.com")
+}
+
+pub struct Options {
+    pub session_lifetime: Duration,
+    pub extra_args: Vec<String>,
+    pub tls_listener: bool,
+    pub min_part_size: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            session_lifetime: Duration::from_secs(300),
+            extra_args: Vec::new(),
+            tls_listener: false,
+            min_part_size: 5 * 1024 * 1024,
+        }
+    }
+}
+
+pub struct Harness {
+    pub emulator: Emulator,
+    pub proxy: SocketAddr,
+    pub admin: SocketAddr,
+    pub tls: Option<SocketAddr>,
+    pub dir: tempfile::TempDir,
+    pub emulator_ca: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub fn init() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+impl Harness {
+    pub async fn start(options: Options) -> Harness {
+        init();
+        let emulator = Emulator::start(EmulatorConfig {
+            session_lifetime: options.session_lifetime,
+            buckets: vec![BUCKET.into(), RO_BUCKET.into(), OTHER_BUCKET.into()],
+            min_part_size: options.min_part_size,
+            ..EmulatorConfig::default()
+        })
+        .await
+        .expect("emulator starts");
+        emulator.set_read_only_policy(RO_BUCKET, true);
+        let dir = tempfile::tempdir().unwrap();
+        let emulator_ca = dir.path().join("emulator-ca.pem");
+        std::fs::write(&emulator_ca, emulator.ca_pem()).unwrap();
+        let mut argv: Vec<String> = vec![
+            "s3x-proxy".into(),
+            "--ca-dir".into(),
+            dir.path().join("ca").display().to_string(),
+            "--resolve".into(),
+            format!("*.amazonaws.com={}", emulator.addr()),
+            "--upstream-ca".into(),
+            emulator_ca.display().to_string(),
+            "--region".into(),
+            "us-west-2".into(),
+            "--shutdown-grace".into(),
+            "5s".into(),
+        ];
+        argv.extend(options.extra_args.iter().cloned());
+        let mut cli = Cli::try_parse_from_args(argv);
+        // The machine exports AWS_CA_BUNDLE globally: the proxy under test must not see it.
+        cli.args.aws_ca_bundle = None;
+        let creds = aws_credential_types::Credentials::new(
+            "AKIDEMULATOREXAMPLE",
+            "emulator/secret/EXAMPLEKEY",
+            None,
+            None,
+            "test",
+        );
+        let config = Config::from_args(
+            &cli.args,
+            aws_credential_types::provider::SharedCredentialsProvider::new(creds),
+        )
+        .expect("valid config");
+        let proxy_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tls_listener = if options.tls_listener {
+            Some(TcpListener::bind("127.0.0.1:0").await.unwrap())
+        } else {
+            None
+        };
+        let proxy = proxy_listener.local_addr().unwrap();
+        let admin = admin_listener.local_addr().unwrap();
+        let tls = tls_listener.as_ref().map(|l| l.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let listeners = Listeners {
+            proxy: proxy_listener,
+            tls: tls_listener,
+            admin: Some(admin_listener),
+        };
+        let task = tokio::spawn(async move {
+            s3x_proxy::run(config, listeners, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("proxy runs");
+        });
+        Harness {
+            emulator,
+            proxy,
+            admin,
+            tls,
+            dir,
+            emulator_ca,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn ca_dir(&self) -> PathBuf {
+        self.dir.path().join("ca")
+    }
+
+    /// Path of the proxy's CA certificate (exists once the proxy has started).
+    pub async fn proxy_ca(&self) -> PathBuf {
+        let path = self.ca_dir().join("ca.pem");
+        for _ in 0..200 {
+            if path.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        path
+    }
+
+    /// Sends one request on a fresh HTTP/1.1 connection to the proxy listener. `target` is an
+    /// absolute URI (forward-proxy form) or a path (endpoint mode, with `host`).
+    pub async fn send(
+        &self,
+        method: Method,
+        target: &str,
+        host: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        send_http1(self.proxy, method, target, host, headers, body.into()).await
+    }
+
+    /// A forward-proxy request to `bucket`'s Zonal host.
+    pub async fn forward(
+        &self,
+        method: Method,
+        bucket: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        let host = zonal_host(bucket);
+        let uri = format!("http://{host}{path_and_query}");
+        self.send(method, &uri, &host, headers, body).await
+    }
+
+    /// An endpoint-mode, path-style request (`--endpoint-url http://127.0.0.1:PORT`).
+    pub async fn endpoint(
+        &self,
+        method: Method,
+        bucket: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        let target = format!("/{bucket}{path_and_query}");
+        let host = self.proxy.to_string();
+        self.send(method, &target, &host, headers, body).await
+    }
+
+    pub async fn metrics(&self) -> String {
+        let reply = send_http1(
+            self.admin,
+            Method::GET,
+            "/metrics",
+            &self.admin.to_string(),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        reply.text()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("proxy stops within its grace")
+                .unwrap();
+        }
+    }
+
+    /// Asks the proxy to shut down without waiting.
+    pub fn begin_shutdown(&mut self) -> tokio::task::JoinHandle<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.take().expect("running")
+    }
+}
+
+trait ParseArgs {
+    fn try_parse_from_args(argv: Vec<String>) -> Cli;
+}
+
+impl ParseArgs for Cli {
+    fn try_parse_from_args(argv: Vec<String>) -> Cli {
+        <Cli as clap::Parser>::try_parse_from(argv).expect("valid flags")
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The `<Code>` of an S3 XML error body.
+    pub fn code(&self) -> String {
+        let text = self.text();
+        let start = text.find("<Code>").map(|i| i + 6).unwrap_or(0);
+        let end = text.find("</Code>").unwrap_or(start);
+        text[start..end].to_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub async fn send_http1(
+    addr: SocketAddr,
+    method: Method,
+    target: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Reply {
+    let stream = TcpStream::connect(addr).await.expect("connect to proxy");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(target)
+        .header("host", host);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let request = builder.body(Full::new(body)).unwrap();
+    let response = sender.send_request(request).await.expect("response");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// Deterministic test data.
+pub fn data(len: usize, seed: u64) -> Bytes {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    Bytes::from(out)
+}
+
+/// A metric's value from Prometheus text, summing every series whose labels contain `labels`.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
