@@ -1,7 +1,10 @@
 //! Integration tests: the real proxy, on port 0, against the S3 Express emulator.
 
-mod errors;
 #[allow(dead_code)]
 mod harness;
+
+mod curl;
+mod errors;
 mod roundtrip;
 mod sessions;
+mod tunnel;
