@@ -128,7 +128,7 @@ pub async fn run_with_upstream(
     let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
     let health = admin::Health::default();
     let mut tasks = tokio::task::JoinSet::new();
-    tracing::info!(addr = ?listeners.proxy.local_addr().ok(), ca = %ca.cert_path().display(), "proxy listening");
+    tracing::info!(addr = %local(&listeners.proxy), ca = %ca.cert_path().display(), "proxy listening");
     tasks.spawn(server::accept_loop(
         listeners.proxy,
         None,
@@ -140,7 +140,7 @@ pub async fn run_with_upstream(
             config::TlsSource::Files { cert, key } => ca::server_config_from_files(cert, key)?,
             config::TlsSource::Minted(names) => ca.server_config_for_names(names)?,
         };
-        tracing::info!(addr = ?listener.local_addr().ok(), "TLS proxy listening");
+        tracing::info!(addr = %local(&listener), "TLS proxy listening");
         tasks.spawn(server::accept_loop(
             listener,
             Some(TlsAcceptor::from(tls)),
@@ -150,7 +150,7 @@ pub async fn run_with_upstream(
     }
     let mut admin_task = None;
     if let Some(listener) = listeners.admin {
-        tracing::info!(addr = ?listener.local_addr().ok(), "admin listening");
+        tracing::info!(addr = %local(&listener), "admin listening");
         admin_task = Some(tokio::spawn(admin::serve(
             listener,
             registry,
@@ -176,6 +176,13 @@ pub async fn run_with_upstream(
         let _ = task.await;
     }
     Ok(())
+}
+
+fn local(listener: &TcpListener) -> String {
+    listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default()
 }
 
 /// Waits for in-flight connections to finish, up to `grace`, and says what was cut.

@@ -8,3 +8,6 @@ mod errors;
 mod roundtrip;
 mod sessions;
 mod tunnel;
+mod clients;
+#[allow(dead_code)]
+mod process;

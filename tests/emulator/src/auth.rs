@@ -1,0 +1,354 @@
+//! Authentication (SigV4 with IAM or session credentials) and authorisation (which credentials
+//! and session modes each operation accepts).
+
+use std::time::{Duration, SystemTime};
+
+use crate::chunked::ChunkSigner;
+use crate::error::{Result, S3Error};
+use crate::route::Op;
+use crate::sigv4;
+use crate::store::{Mode, Session, State};
+
+/// How far `X-Amz-Date` may be from the emulator's clock.
+const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
+
+/// The request head as the verifier sees it: lowercase header names, values as received.
+pub(crate) struct Head {
+    pub method: String,
+    pub raw_path: String,
+    pub raw_query: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Head {
+    /// The first value of a header.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Who signed the request.
+#[derive(Clone, Debug)]
+pub(crate) enum Principal {
+    Iam,
+    Session(Session),
+}
+
+impl Principal {
+    /// The value recorded in `Counters::auth_by_operation`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Principal::Iam => "iam",
+            Principal::Session(s) if s.mode == Mode::ReadOnly => "session-ro",
+            Principal::Session(_) => "session-rw",
+        }
+    }
+}
+
+/// What `x-amz-content-sha256` announced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Payload {
+    Unsigned,
+    /// `STREAMING-UNSIGNED-PAYLOAD-TRAILER`: aws-chunked, unsigned, with trailers.
+    UnsignedTrailer,
+    /// `STREAMING-AWS4-HMAC-SHA256-PAYLOAD`: aws-chunked with chained chunk signatures.
+    SignedStreaming,
+    /// The hex SHA-256 of the body.
+    Sha256(String),
+}
+
+/// A verified request.
+pub(crate) struct Auth {
+    pub principal: Principal,
+    pub payload: Payload,
+    pub chunk_signer: Option<ChunkSigner>,
+}
+
+fn parse_payload(value: Option<&str>) -> Result<Payload> {
+    let value = value.ok_or_else(|| {
+        S3Error::invalid_request("Missing required header for this request: x-amz-content-sha256")
+            .auth()
+    })?;
+    Ok(match value {
+        "UNSIGNED-PAYLOAD" => Payload::Unsigned,
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER" => Payload::UnsignedTrailer,
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" => Payload::SignedStreaming,
+        v if v.len() == 64 && v.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) => {
+            Payload::Sha256(v.to_string())
+        }
+        v => {
+            return Err(S3Error::invalid_argument(format!(
+                "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD or a lowercase SHA-256 hex digest (the emulator does not support {v:?})"
+            ))
+            .auth())
+        }
+    })
+}
+
+fn malformed(message: impl Into<String>) -> S3Error {
+    S3Error::new(400, "AuthorizationHeaderMalformed", message).auth()
+}
+
+/// Verifies the signature and resolves the credentials. `region` is the endpoint's region.
+pub(crate) fn authenticate(state: &State, head: &Head, region: &str, op: Op) -> Result<Auth> {
+    let Some(value) = head.get("authorization") else {
+        let presigned = head.raw_query.contains("X-Amz-Signature")
+            || head.raw_query.contains("X-Amz-Credential");
+        let msg = if presigned {
+            "Presigned URLs are not supported by the emulator."
+        } else {
+            "Anonymous requests are not allowed on directory buckets."
+        };
+        return Err(S3Error::access_denied(msg).auth());
+    };
+    let auth = sigv4::parse_authorization(value)
+        .map_err(|e| malformed(format!("The authorization header is malformed; {e}")))?;
+    if auth.service != "s3express" {
+        return Err(malformed(format!(
+            "The authorization header is malformed; the service '{}' is wrong; expecting 's3express'",
+            auth.service
+        )));
+    }
+    if auth.region != region {
+        return Err(malformed(format!(
+            "The authorization header is malformed; the region '{}' is wrong; expecting '{region}'",
+            auth.region
+        ))
+        .with("Region", region));
+    }
+    let amz_date = head.get("x-amz-date").unwrap_or("");
+    let when = crate::time::parse_amz_date(amz_date).ok_or_else(|| {
+        S3Error::access_denied("AWS authentication requires a valid x-amz-date header").auth()
+    })?;
+    if !amz_date.starts_with(&auth.date) {
+        return Err(malformed(
+            "Invalid credential date. Date is not the same as X-Amz-Date.",
+        ));
+    }
+    let now = SystemTime::now();
+    let skew = match now.duration_since(when) {
+        Ok(d) => d,
+        Err(e) => e.duration(),
+    };
+    if skew > MAX_SKEW {
+        return Err(S3Error::new(
+            403,
+            "RequestTimeTooSkewed",
+            "The difference between the request time and the current time is too large.",
+        )
+        .with("RequestTime", amz_date)
+        .with("ServerTime", crate::time::amz_date(now))
+        .auth());
+    }
+    if !auth.signed_headers.iter().any(|h| h == "host") {
+        return Err(S3Error::access_denied("The host header must be signed.").auth());
+    }
+    let unsigned: Vec<&str> = head
+        .headers
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| n.starts_with("x-amz-") && !auth.signed_headers.iter().any(|s| s == n))
+        .collect();
+    if !unsigned.is_empty() {
+        return Err(S3Error::access_denied(
+            "There were headers present in the request which were not signed",
+        )
+        .with("HeadersNotSigned", unsigned.join(", "))
+        .auth());
+    }
+    let payload_value = head.get("x-amz-content-sha256");
+    let payload = parse_payload(payload_value)?;
+
+    let principal = resolve(state, head, &auth.access_key_id, op, now)?;
+    let secret = match &principal {
+        Principal::Iam => state.config.secret_access_key.clone(),
+        Principal::Session(s) => s.secret_access_key.clone(),
+    };
+    let req = sigv4::Request {
+        method: &head.method,
+        raw_path: &head.raw_path,
+        raw_query: &head.raw_query,
+        headers: &head.headers,
+    };
+    let payload_hash = payload_value.unwrap_or_default();
+    if let Err(m) = sigv4::verify(
+        &req,
+        &auth,
+        &secret,
+        amz_date,
+        payload_hash,
+        sigv4::Options::S3,
+    ) {
+        return Err(S3Error::new(403, "SignatureDoesNotMatch", m.reason)
+            .with("AWSAccessKeyId", auth.access_key_id.clone())
+            .with("StringToSign", m.string_to_sign)
+            .with("SignatureProvided", auth.signature.clone())
+            .with("CanonicalRequest", m.canonical_request)
+            .auth());
+    }
+    if let Principal::Session(_) = &principal {
+        injected_token_faults(state, head)?;
+    }
+    let chunk_signer = (payload == Payload::SignedStreaming).then(|| ChunkSigner {
+        key: sigv4::signing_key(&secret, &auth.date, &auth.region, &auth.service),
+        amz_date: amz_date.to_string(),
+        scope: auth.scope(),
+        seed: auth.signature.clone(),
+    });
+    Ok(Auth {
+        principal,
+        payload,
+        chunk_signer,
+    })
+}
+
+fn expired_token() -> S3Error {
+    S3Error::new(400, "ExpiredToken", "The provided token has expired.")
+}
+
+fn invalid_token() -> S3Error {
+    S3Error::new(
+        400,
+        "InvalidToken",
+        "The provided token is malformed or otherwise invalid.",
+    )
+}
+
+/// Finds the credentials behind an access key id (and session token).
+fn resolve(state: &State, head: &Head, akid: &str, op: Op, now: SystemTime) -> Result<Principal> {
+    let token = head.get("x-amz-s3session-token");
+    if op == Op::CreateSession && token.is_some() {
+        return Err(S3Error::invalid_request(
+            "CreateSession must be signed with IAM credentials and must not carry x-amz-s3session-token.",
+        ));
+    }
+    if let Some(token) = token {
+        let session = state
+            .sessions()
+            .get(token)
+            .cloned()
+            .ok_or_else(invalid_token)?;
+        if session.access_key_id != akid {
+            return Err(S3Error::new(
+                403,
+                "InvalidAccessKeyId",
+                "The access key id does not belong to the session token.",
+            )
+            .auth());
+        }
+        if now >= session.expires {
+            return Err(expired_token());
+        }
+        if head.get("x-amz-security-token").is_some() {
+            return Err(S3Error::invalid_request(
+                "x-amz-security-token must not be sent with session credentials.",
+            )
+            .auth());
+        }
+        return Ok(Principal::Session(session));
+    }
+    if akid == state.config.access_key_id {
+        let sent = head.get("x-amz-security-token");
+        if sent != state.config.iam_session_token.as_deref() {
+            return Err(S3Error::new(
+                403,
+                "InvalidToken",
+                "The security token included in the request is missing or invalid.",
+            )
+            .auth());
+        }
+        return Ok(Principal::Iam);
+    }
+    if state.sessions().values().any(|s| s.access_key_id == akid) {
+        return Err(S3Error::access_denied(
+            "Session credentials must be used with x-amz-s3session-token.",
+        )
+        .auth());
+    }
+    Err(S3Error::new(
+        403,
+        "InvalidAccessKeyId",
+        "The AWS Access Key Id you provided does not exist in our records.",
+    )
+    .auth())
+}
+
+/// Injected ExpiredToken / InvalidToken faults, which also spoil the session used.
+fn injected_token_faults(state: &State, head: &Head) -> Result<()> {
+    let token = head.get("x-amz-s3session-token").unwrap_or_default();
+    let (expired, invalid) = {
+        let mut f = state.faults();
+        let expired = f.take_expired();
+        (expired, !expired && f.take_invalid())
+    };
+    if expired {
+        if let Some(s) = state.sessions().get_mut(token) {
+            s.expires = SystemTime::now() - Duration::from_secs(1);
+        }
+        return Err(expired_token());
+    }
+    if invalid {
+        state.sessions().remove(token);
+        return Err(invalid_token());
+    }
+    Ok(())
+}
+
+/// Checks that these credentials may run `op` on `bucket` (None on the control plane).
+pub(crate) fn authorize(
+    state: &State,
+    op: Op,
+    principal: &Principal,
+    bucket: Option<&str>,
+) -> Result<()> {
+    let Some(bucket) = bucket else {
+        return match principal {
+            Principal::Iam => Ok(()),
+            Principal::Session(_) => Err(S3Error::access_denied(
+                "Control-plane operations must be signed with IAM credentials.",
+            )
+            .auth()),
+        };
+    };
+    let read_only_policy = state
+        .buckets()
+        .get(bucket)
+        .is_some_and(|b| b.read_only_policy);
+    match principal {
+        Principal::Iam if op.iam_only() || op == Op::HeadBucket => {
+            if read_only_policy && matches!(op, Op::CopyObject | Op::UploadPartCopy) {
+                return Err(S3Error::access_denied(format!(
+                    "The bucket policy of {bucket} allows only read-only access."
+                )));
+            }
+            Ok(())
+        }
+        Principal::Iam => Err(S3Error::access_denied(format!(
+            "{} on a directory bucket must be signed with session credentials from CreateSession.",
+            op.name()
+        ))
+        .auth()),
+        Principal::Session(_) if op.iam_only() => Err(S3Error::access_denied(format!(
+            "{} must be signed with IAM credentials, not session credentials.",
+            op.name()
+        ))
+        .auth()),
+        Principal::Session(s) if s.bucket != bucket => Err(S3Error::access_denied(format!(
+            "The session was created for bucket {}, not {bucket}.",
+            s.bucket
+        ))
+        .auth()),
+        Principal::Session(s)
+            if s.mode == Mode::ReadOnly && !op.read_only() && op != Op::HeadBucket =>
+        {
+            Err(S3Error::access_denied(format!(
+                "A ReadOnly session may not run {}.",
+                op.name()
+            )))
+        }
+        Principal::Session(_) => Ok(()),
+    }
+}

@@ -1,0 +1,137 @@
+//! Reading a request body: `x-amz-content-sha256` verification, aws-chunked decoding
+//! (`x-amz-decoded-content-length`, declared trailers) and flexible-checksum checks.
+
+use hyper::body::Incoming;
+
+use crate::auth::{Auth, Head, Payload};
+use crate::chunked;
+use crate::error::{Result, S3Error};
+use crate::ops::Received;
+use crate::route::Op;
+
+/// Reads the body, verifies `x-amz-content-sha256`, removes aws-chunked framing, and checks
+/// any checksum headers and trailers.
+pub(crate) async fn read_body(
+    head: &Head,
+    auth: &Auth,
+    op: Op,
+    incoming: Incoming,
+) -> Result<Received> {
+    let hint = head.get("content-length").and_then(|v| v.parse().ok());
+    let raw = crate::body::read_all(incoming, hint).await.map_err(|e| {
+        S3Error::new(
+            400,
+            "IncompleteBody",
+            format!("Could not read the request body: {e}"),
+        )
+    })?;
+    let aws_chunked = head.get("content-encoding").is_some_and(|e| {
+        e.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("aws-chunked"))
+    });
+    let streaming = matches!(
+        auth.payload,
+        Payload::UnsignedTrailer | Payload::SignedStreaming
+    );
+    if aws_chunked && !streaming {
+        return Err(S3Error::invalid_argument(
+            "Content-Encoding: aws-chunked needs a STREAMING-* x-amz-content-sha256.",
+        ));
+    }
+    let mut checksums = Vec::new();
+    let data = match &auth.payload {
+        Payload::Unsigned => raw,
+        Payload::Sha256(claimed) => {
+            let actual = crate::sigv4::sha256_hex(&raw);
+            if &actual != claimed {
+                return Err(S3Error::new(
+                    400,
+                    "XAmzContentSHA256Mismatch",
+                    "The provided 'x-amz-content-sha256' header does not match what was computed.",
+                )
+                .with("ClientComputedContentSHA256", claimed.clone())
+                .with("S3ComputedContentSHA256", actual));
+            }
+            raw
+        }
+        Payload::UnsignedTrailer | Payload::SignedStreaming => {
+            let declared: Vec<String> = head
+                .get("x-amz-trailer")
+                .unwrap_or("")
+                .split(',')
+                .map(|s| s.trim().to_ascii_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect();
+            if auth.payload == Payload::UnsignedTrailer && declared.is_empty() {
+                return Err(S3Error::invalid_request(
+                    "STREAMING-UNSIGNED-PAYLOAD-TRAILER requires an x-amz-trailer header.",
+                ));
+            }
+            let decoded = chunked::decode(&raw, auth.chunk_signer.as_ref()).map_err(|e| {
+                if e.contains("signature") {
+                    S3Error::new(403, "SignatureDoesNotMatch", e).auth()
+                } else {
+                    S3Error::new(400, "IncompleteBody", format!("Bad aws-chunked body: {e}"))
+                }
+            })?;
+            let want: Option<u64> = head
+                .get("x-amz-decoded-content-length")
+                .and_then(|v| v.parse().ok());
+            match want {
+                None => {
+                    return Err(S3Error::new(
+                        411,
+                        "MissingContentLength",
+                        "aws-chunked bodies need x-amz-decoded-content-length.",
+                    ))
+                }
+                Some(n) if n != decoded.data.len() as u64 => {
+                    return Err(S3Error::new(
+                        400,
+                        "IncompleteBody",
+                        format!(
+                            "x-amz-decoded-content-length is {n} but the body decodes to {} bytes.",
+                            decoded.data.len()
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+            for (name, value) in &decoded.trailers {
+                if !declared.contains(name) {
+                    return Err(S3Error::new(
+                        400,
+                        "MalformedTrailerError",
+                        format!("Trailer {name} was not declared in x-amz-trailer."),
+                    ));
+                }
+                checksums.push((name.clone(), value.clone()));
+            }
+            if let Some(missing) = declared
+                .iter()
+                .find(|d| !decoded.trailers.iter().any(|(n, _)| n == *d))
+            {
+                return Err(S3Error::new(
+                    400,
+                    "MalformedTrailerError",
+                    format!("The declared trailer {missing} is missing."),
+                ));
+            }
+            decoded.data
+        }
+    };
+    // CompleteMultipartUpload's checksum headers describe the object, not the XML body.
+    for name in chunked::CHECKSUM_HEADERS
+        .iter()
+        .filter(|_| op != Op::CompleteMultipartUpload)
+    {
+        if let Some(v) = head.get(name) {
+            checksums.push((name.to_string(), v.to_string()));
+        }
+    }
+    for (name, value) in &checksums {
+        chunked::verify_checksum(name, value, &data)
+            .map_err(|m| S3Error::new(400, "BadDigest", m))?;
+    }
+    Ok(Received { data, checksums })
+}

@@ -1,0 +1,211 @@
+//! In-memory buckets, objects, multipart uploads and sessions, shared by all connections.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::faults::Faults;
+use crate::{Config, Counters};
+
+/// Headers stored with an object and returned by GetObject/HeadObject.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ObjectMeta {
+    /// content-type, content-encoding, cache-control, ... and x-amz-meta-* (lowercase names).
+    pub headers: Vec<(String, String)>,
+    /// `x-amz-checksum-*` names and base64 values.
+    pub checksums: Vec<(String, String)>,
+    /// `x-amz-server-side-encryption*` headers.
+    pub sse: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Object {
+    pub data: Bytes,
+    /// Quoted.
+    pub etag: String,
+    pub last_modified: SystemTime,
+    pub meta: ObjectMeta,
+    /// Part sizes when the object came from a multipart upload.
+    pub part_sizes: Vec<u64>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Part {
+    pub data: Bytes,
+    pub etag: String,
+    pub last_modified: SystemTime,
+    pub checksums: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Upload {
+    pub key: String,
+    pub initiated: SystemTime,
+    pub meta: ObjectMeta,
+    pub parts: BTreeMap<u32, Part>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Bucket {
+    pub created: SystemTime,
+    pub read_only_policy: bool,
+    pub objects: BTreeMap<String, Object>,
+    /// By upload id. Uploads belong to the bucket, not to any credentials.
+    pub uploads: BTreeMap<String, Upload>,
+}
+
+impl Bucket {
+    pub fn new() -> Bucket {
+        Bucket {
+            created: SystemTime::now(),
+            read_only_policy: false,
+            objects: BTreeMap::new(),
+            uploads: BTreeMap::new(),
+        }
+    }
+}
+
+/// The access mode of a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    ReadOnly,
+    ReadWrite,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Session {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub bucket: String,
+    pub mode: Mode,
+    pub expires: SystemTime,
+    /// SSE headers given to CreateSession.
+    pub sse: Vec<(String, String)>,
+}
+
+/// Everything the emulator remembers.
+pub(crate) struct State {
+    pub config: Config,
+    pub buckets: Mutex<BTreeMap<String, Bucket>>,
+    /// By session token.
+    pub sessions: Mutex<HashMap<String, Session>>,
+    pub counters: Mutex<Counters>,
+    pub faults: Mutex<Faults>,
+    pub create_session_in_flight: AtomicU64,
+    /// Print one line per request to stderr (`S3X_EMULATOR_LOG=1`).
+    pub log: bool,
+}
+
+impl State {
+    pub fn new(config: Config) -> State {
+        let buckets = config
+            .buckets
+            .iter()
+            .map(|b| (b.clone(), Bucket::new()))
+            .collect();
+        State {
+            config,
+            buckets: Mutex::new(buckets),
+            sessions: Mutex::new(HashMap::new()),
+            counters: Mutex::new(Counters::default()),
+            faults: Mutex::new(Faults::default()),
+            create_session_in_flight: AtomicU64::new(0),
+            log: std::env::var("S3X_EMULATOR_LOG").is_ok_and(|v| !v.is_empty() && v != "0"),
+        }
+    }
+
+    pub fn buckets(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Bucket>> {
+        self.buckets.lock().expect("bucket lock")
+    }
+
+    pub fn counters(&self) -> std::sync::MutexGuard<'_, Counters> {
+        self.counters.lock().expect("counter lock")
+    }
+
+    pub fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions.lock().expect("session lock")
+    }
+
+    pub fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
+        self.faults.lock().expect("fault lock")
+    }
+
+    pub fn bucket_exists(&self, name: &str) -> bool {
+        self.buckets().contains_key(name)
+    }
+
+    /// Marks a CreateSession as started; the guard marks it finished.
+    pub fn create_session_started(&self) -> InFlight<'_> {
+        let now = self.create_session_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut c = self.counters();
+        c.max_concurrent_create_session = c.max_concurrent_create_session.max(now);
+        InFlight(&self.create_session_in_flight)
+    }
+}
+
+/// Decrements an in-flight count when dropped.
+pub(crate) struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Random bytes from the OS.
+pub(crate) fn random_bytes(n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    getrandom::fill(&mut buf).expect("OS random source");
+    buf
+}
+
+/// Random string over `[A-Z0-9]` of length `n`.
+pub(crate) fn random_upper(n: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    random_bytes(n)
+        .into_iter()
+        .map(|b| ALPHABET[usize::from(b) % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// Random URL-safe base64 of `n` random bytes.
+pub(crate) fn random_token(n: usize) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes(n))
+}
+
+/// A content-derived ETag (quoted, 32 hex digits): CRC32C, CRC32 and length. Stable for equal
+/// content and cheap even for GiB bodies in debug builds.
+pub(crate) fn etag_of(data: &[u8]) -> String {
+    format!(
+        "\"{:08x}{:08x}{:016x}\"",
+        crc32c::crc32c(data),
+        crc32fast::hash(data),
+        data.len()
+    )
+}
+
+/// The ETag of a completed multipart upload: a hash of the part ETags, with `-N`.
+pub(crate) fn multipart_etag(part_etags: &[&str]) -> String {
+    let joined: String = part_etags.concat();
+    let inner = etag_of(joined.as_bytes());
+    format!("{}-{}\"", inner.trim_end_matches('"'), part_etags.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_are_stable_and_distinct() {
+        assert_eq!(etag_of(b"abc"), etag_of(b"abc"));
+        assert_ne!(etag_of(b"abc"), etag_of(b"abd"));
+        assert_eq!(etag_of(b"abc").len(), 34);
+        assert!(multipart_etag(&["\"a\"", "\"b\""]).ends_with("-2\""));
+        assert_eq!(random_upper(16).len(), 16);
+        assert_ne!(random_token(32), random_token(32));
+    }
+}
