@@ -1,0 +1,102 @@
+//! Runs the real `s3x-proxy` binary as a child process (for memory, signal and log tests),
+//! against an emulator in this process, and reads the addresses it logs.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A running proxy process; killed on drop.
+pub struct ProxyProcess {
+    pub child: Child,
+    pub proxy: SocketAddr,
+    pub admin: SocketAddr,
+    /// Every line the process has written to stderr so far.
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl ProxyProcess {
+    /// Starts the binary with listeners on port 0, pointed at the emulator.
+    pub fn start(emulator: SocketAddr, emulator_ca: &Path, ca_dir: &Path, extra: &[&str], rust_log: &str) -> ProxyProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_s3x-proxy"));
+        // The machine exports these globally; the proxy under test must not inherit them.
+        for name in ["AWS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "AWS_PROFILE", "HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"] {
+            command.env_remove(name);
+        }
+        command
+            .env("AWS_ACCESS_KEY_ID", "AKIDEMULATOREXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "emulator/secret/EXAMPLEKEY")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", ca_dir.join("no-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", ca_dir.join("no-credentials"))
+            .env("RUST_LOG", rust_log)
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--region", "us-west-2"])
+            .arg("--ca-dir")
+            .arg(ca_dir)
+            .arg("--resolve")
+            .arg(format!("*.amazonaws.com={emulator}"))
+            .arg("--upstream-ca")
+            .arg(emulator_ca)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("the proxy binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("listening") {
+                    let _ = tx.send(line.clone());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut proxy = None;
+        let mut admin = None;
+        while proxy.is_none() || admin.is_none() {
+            let line = rx.recv_timeout(Duration::from_secs(30)).expect("the proxy logs its listeners");
+            let addr = line.split("addr=").nth(1).and_then(|rest| rest.split([' ', '"', ',']).find(|s| !s.is_empty())).and_then(|a| a.parse().ok());
+            if line.contains("admin listening") {
+                admin = addr;
+            } else if line.contains("proxy listening") && !line.contains("TLS") {
+                proxy = addr;
+            }
+        }
+        ProxyProcess { child, proxy: proxy.unwrap(), admin: admin.unwrap(), log }
+    }
+
+    /// Peak resident memory (VmHWM) of the process, in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+    }
+
+    /// Current resident memory (VmRSS), in bytes.
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
