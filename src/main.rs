@@ -1,6 +1,7 @@
 //! The `s3x-proxy` binary: parse flags, set up logging, bind, and call [`s3x_proxy::run`].
 #![forbid(unsafe_code)]
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -78,7 +79,8 @@ fn init_tracing(format: LogFormat) {
         .add_directive("aws_sigv4=warn".parse().expect("static directive"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),

@@ -34,6 +34,14 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     5.0, 10.0, 30.0,
 ];
 
+/// `reason` label values of `s3x_proxy_upstream_retries_total`.
+pub const RETRY_REASONS: &[&str] = &[
+    "expired_token",
+    "invalid_token",
+    "head_bad_request",
+    "connect_error",
+];
+
 /// Result label values of session cache lookups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lookup {
@@ -163,8 +171,17 @@ impl Metrics {
         registry.register(Box::new(bytes))?;
         registry.register(Box::new(metrics.connections_active.clone()))?;
         registry.register(Box::new(metrics.upstream_retries.clone()))?;
+        // Series that alerts and dashboards rate() exist from the start, at zero.
         for result in ["hit", "miss", "refresh"] {
             metrics.cache_lookups.with_label_values(&[result]);
+        }
+        for mode in ["ReadOnly", "ReadWrite"] {
+            for result in ["ok", "error"] {
+                metrics.sessions_created.with_label_values(&[mode, result]);
+            }
+        }
+        for reason in RETRY_REASONS {
+            metrics.upstream_retries.with_label_values(&[reason]);
         }
         Ok(metrics)
     }

@@ -45,9 +45,17 @@ struct Aws<'a> {
 
 impl Aws<'_> {
     async fn new(h: &Harness, dummy_credentials: bool) -> Aws<'_> {
-        let home = h.dir.path().join(if dummy_credentials { "home-dummy" } else { "home" });
+        let home = h.dir.path().join(if dummy_credentials {
+            "home-dummy"
+        } else {
+            "home"
+        });
         std::fs::create_dir_all(&home).unwrap();
-        Aws { h, home, dummy_credentials }
+        Aws {
+            h,
+            home,
+            dummy_credentials,
+        }
     }
 
     async fn run(&self, args: &[&str]) -> String {
@@ -62,7 +70,9 @@ impl Aws<'_> {
         if !self.dummy_credentials {
             command.arg("--no-sign-request");
         }
-        let output = tokio::task::spawn_blocking(move || command.output().expect("aws runs")).await.unwrap();
+        let output = tokio::task::spawn_blocking(move || command.output().expect("aws runs"))
+            .await
+            .unwrap();
         assert!(
             output.status.success(),
             "aws {args:?} failed:\n{}\n{}",
@@ -81,29 +91,120 @@ async fn s3api_round_trip(dummy_credentials: bool) {
     let input = dir.join("in.bin");
     std::fs::write(&input, &body).unwrap();
     let key = "cli/with space+plus.bin";
-    aws.run(&["s3api", "put-object", "--bucket", BUCKET, "--key", key, "--body", input.to_str().unwrap()]).await;
+    aws.run(&[
+        "s3api",
+        "put-object",
+        "--bucket",
+        BUCKET,
+        "--key",
+        key,
+        "--body",
+        input.to_str().unwrap(),
+    ])
+    .await;
     assert_eq!(h.emulator.object(BUCKET, key).as_deref(), Some(&body[..]));
     let out = dir.join("out.bin");
-    aws.run(&["s3api", "get-object", "--bucket", BUCKET, "--key", key, out.to_str().unwrap()]).await;
-    assert!(std::fs::read(&out).unwrap() == body, "get-object returns the same bytes");
+    aws.run(&[
+        "s3api",
+        "get-object",
+        "--bucket",
+        BUCKET,
+        "--key",
+        key,
+        out.to_str().unwrap(),
+    ])
+    .await;
+    assert!(
+        std::fs::read(&out).unwrap() == body,
+        "get-object returns the same bytes"
+    );
     let range = dir.join("range.bin");
-    aws.run(&["s3api", "get-object", "--bucket", BUCKET, "--key", key, "--range", "bytes=10-1009", range.to_str().unwrap()]).await;
+    aws.run(&[
+        "s3api",
+        "get-object",
+        "--bucket",
+        BUCKET,
+        "--key",
+        key,
+        "--range",
+        "bytes=10-1009",
+        range.to_str().unwrap(),
+    ])
+    .await;
     assert!(std::fs::read(&range).unwrap() == body[10..1010]);
-    let head = aws.run(&["s3api", "head-object", "--bucket", BUCKET, "--key", key]).await;
+    let head = aws
+        .run(&["s3api", "head-object", "--bucket", BUCKET, "--key", key])
+        .await;
     assert!(head.contains("\"ContentLength\": 100000"), "{head}");
-    aws.run(&["s3api", "put-object", "--bucket", BUCKET, "--key", "cli/second", "--body", input.to_str().unwrap()]).await;
-    let list = aws.run(&["s3api", "list-objects-v2", "--bucket", BUCKET, "--prefix", "cli/"]).await;
-    assert!(list.contains("cli/with space+plus.bin") && list.contains("cli/second"), "{list}");
-    aws.run(&["s3api", "delete-object", "--bucket", BUCKET, "--key", "cli/second"]).await;
+    aws.run(&[
+        "s3api",
+        "put-object",
+        "--bucket",
+        BUCKET,
+        "--key",
+        "cli/second",
+        "--body",
+        input.to_str().unwrap(),
+    ])
+    .await;
+    let list = aws
+        .run(&[
+            "s3api",
+            "list-objects-v2",
+            "--bucket",
+            BUCKET,
+            "--prefix",
+            "cli/",
+        ])
+        .await;
+    assert!(
+        list.contains("cli/with space+plus.bin") && list.contains("cli/second"),
+        "{list}"
+    );
+    aws.run(&[
+        "s3api",
+        "delete-object",
+        "--bucket",
+        BUCKET,
+        "--key",
+        "cli/second",
+    ])
+    .await;
     assert!(h.emulator.object(BUCKET, "cli/second").is_none());
-    aws.run(&["s3api", "put-object", "--bucket", BUCKET, "--key", "cli/third", "--body", input.to_str().unwrap()]).await;
-    let batch = r#"{"Objects":[{"Key":"cli/with space+plus.bin"},{"Key":"cli/third"}],"Quiet":true}"#;
-    aws.run(&["s3api", "delete-objects", "--bucket", BUCKET, "--delete", batch]).await;
-    assert!(h.emulator.keys(BUCKET).is_empty(), "{:?}", h.emulator.keys(BUCKET));
+    aws.run(&[
+        "s3api",
+        "put-object",
+        "--bucket",
+        BUCKET,
+        "--key",
+        "cli/third",
+        "--body",
+        input.to_str().unwrap(),
+    ])
+    .await;
+    let batch =
+        r#"{"Objects":[{"Key":"cli/with space+plus.bin"},{"Key":"cli/third"}],"Quiet":true}"#;
+    aws.run(&[
+        "s3api",
+        "delete-objects",
+        "--bucket",
+        BUCKET,
+        "--delete",
+        batch,
+    ])
+    .await;
+    assert!(
+        h.emulator.keys(BUCKET).is_empty(),
+        "{:?}",
+        h.emulator.keys(BUCKET)
+    );
     let counters = h.emulator.counters();
     assert_eq!(counters.signature_failures, 0, "{counters:?}");
     if dummy_credentials {
-        assert!(counters.create_session_read_write >= 1, "the proxy made its own sessions");
+        assert!(
+            counters.create_session_read_write >= 1,
+            "the proxy made its own sessions"
+        );
     }
     h.stop().await;
 }
@@ -129,14 +230,21 @@ async fn aws_s3_cp_moves_20_mib_up_and_back_byte_identical() {
     let url = format!("s3://{BUCKET}/cp/big.bin");
     aws.run(&["s3", "cp", input.to_str().unwrap(), &url]).await;
     aws.run(&["s3", "cp", &url, output.to_str().unwrap()]).await;
-    assert_eq!(sha256_hex(&std::fs::read(&output).unwrap()), sha256_hex(&body));
+    assert_eq!(
+        sha256_hex(&std::fs::read(&output).unwrap()),
+        sha256_hex(&body)
+    );
     assert_eq!(h.emulator.counters().signature_failures, 0);
     h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_uses_the_tls_listener_as_its_endpoint_url() {
-    let h = Harness::start(Options { tls_listener: true, ..Options::default() }).await;
+    let h = Harness::start(Options {
+        tls_listener: true,
+        ..Options::default()
+    })
+    .await;
     let script = h.dir.path().join("boto.py");
     std::fs::write(&script, BOTO_SCRIPT).unwrap();
     let mut command = clean(&venv().join("bin/python"), h.dir.path());
@@ -146,8 +254,14 @@ async fn boto3_uses_the_tls_listener_as_its_endpoint_url() {
     command.env("AWS_ACCESS_KEY_ID", "AKIDDUMMYBOTO");
     command.env("AWS_SECRET_ACCESS_KEY", "dummy-boto-secret");
     command.arg(&script);
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
-    assert!(output.status.success(), "boto3 failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "boto3 failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
     assert_eq!(h.emulator.counters().signature_failures, 0);
     h.stop().await;
@@ -193,6 +307,10 @@ mod sha2_free {
             .expect("sha256sum");
         child.stdin.take().unwrap().write_all(data).unwrap();
         let out = child.wait_with_output().unwrap();
-        String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_owned()
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
     }
 }

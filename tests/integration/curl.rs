@@ -8,7 +8,20 @@ use crate::harness::{data, zonal_host, Harness, Options, BUCKET};
 /// A curl command with the machine's global TLS variables removed and only `vars` set.
 fn curl(vars: &[(&str, String)]) -> Command {
     let mut command = Command::new("curl");
-    for name in ["AWS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy", "CURL_CA_BUNDLE"] {
+    for name in [
+        "AWS_CA_BUNDLE",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "CURL_CA_BUNDLE",
+    ] {
         command.env_remove(name);
     }
     for (name, value) in vars {
@@ -20,7 +33,12 @@ fn curl(vars: &[(&str, String)]) -> Command {
 
 fn run(mut command: Command) -> Vec<u8> {
     let output = command.output().expect("curl runs");
-    assert!(output.status.success(), "curl failed: {}\n{}", String::from_utf8_lossy(&output.stderr), String::from_utf8_lossy(&output.stdout));
+    assert!(
+        output.status.success(),
+        "curl failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
     output.stdout
 }
 
@@ -34,7 +52,9 @@ async fn curl_puts_and_gets_through_http_proxy() {
     let proxy = vec![("http_proxy", format!("http://{}", h.proxy))];
     let put = tokio::task::spawn_blocking({
         let mut c = curl(&proxy);
-        c.args(["-X", "PUT", "--data-binary"]).arg(format!("@{}", file.display())).arg(&url);
+        c.args(["-X", "PUT", "--data-binary"])
+            .arg(format!("@{}", file.display()))
+            .arg(&url);
         move || run(c)
     });
     put.await.unwrap();
@@ -43,7 +63,10 @@ async fn curl_puts_and_gets_through_http_proxy() {
         c.arg(&url);
         move || run(c)
     });
-    assert!(get.await.unwrap() == body[..], "curl gets back the same bytes");
+    assert!(
+        get.await.unwrap() == body[..],
+        "curl gets back the same bytes"
+    );
     assert_eq!(h.emulator.counters().signature_failures, 0);
     h.stop().await;
 }
@@ -57,15 +80,31 @@ async fn curl_over_https_proxy(http_version: &'static str) {
     let url = format!("https://{}/curl/tls-{http_version}", zonal_host(BUCKET));
     let proxy = vec![("https_proxy", format!("http://{}", h.proxy))];
     let mut put = curl(&proxy);
-    put.args([http_version, "--cacert"]).arg(&ca).args(["-X", "PUT", "--data-binary"]).arg(format!("@{}", file.display())).arg(&url);
+    put.args([http_version, "--cacert"])
+        .arg(&ca)
+        .args(["-X", "PUT", "--data-binary"])
+        .arg(format!("@{}", file.display()))
+        .arg(&url);
     tokio::task::spawn_blocking(move || run(put)).await.unwrap();
     let mut get = curl(&proxy);
-    get.args([http_version, "--cacert"]).arg(&ca).args(["-w", "\n%{http_version}"]).arg(&url);
+    get.args([http_version, "--cacert"])
+        .arg(&ca)
+        .args(["-w", "\n%{http_version}"])
+        .arg(&url);
     let out = tokio::task::spawn_blocking(move || run(get)).await.unwrap();
-    let (got, version) = out.split_at(out.len() - out.iter().rev().position(|b| *b == b'\n').unwrap() - 1);
+    let (got, version) =
+        out.split_at(out.len() - out.iter().rev().position(|b| *b == b'\n').unwrap() - 1);
     assert!(*got == body[..]);
-    let expected = if http_version == "--http2" { "2" } else { "1.1" };
-    assert_eq!(String::from_utf8_lossy(&version[1..]), expected, "negotiated HTTP version");
+    let expected = if http_version == "--http2" {
+        "2"
+    } else {
+        "1.1"
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&version[1..]),
+        expected,
+        "negotiated HTTP version"
+    );
     h.stop().await;
 }
 

@@ -3,11 +3,13 @@
 #[allow(dead_code)]
 mod harness;
 
+mod clients;
 mod curl;
 mod errors;
-mod roundtrip;
-mod sessions;
-mod tunnel;
-mod clients;
+mod operate;
 #[allow(dead_code)]
 mod process;
+mod roundtrip;
+mod sessions;
+mod streaming;
+mod tunnel;

@@ -19,10 +19,25 @@ pub struct ProxyProcess {
 
 impl ProxyProcess {
     /// Starts the binary with listeners on port 0, pointed at the emulator.
-    pub fn start(emulator: SocketAddr, emulator_ca: &Path, ca_dir: &Path, extra: &[&str], rust_log: &str) -> ProxyProcess {
+    pub fn start(
+        emulator: SocketAddr,
+        emulator_ca: &Path,
+        ca_dir: &Path,
+        extra: &[&str],
+        rust_log: &str,
+    ) -> ProxyProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_s3x-proxy"));
         // The machine exports these globally; the proxy under test must not inherit them.
-        for name in ["AWS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "AWS_PROFILE", "HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"] {
+        for name in [
+            "AWS_CA_BUNDLE",
+            "SSL_CERT_FILE",
+            "SSL_CERT_DIR",
+            "AWS_PROFILE",
+            "HTTPS_PROXY",
+            "HTTP_PROXY",
+            "https_proxy",
+            "http_proxy",
+        ] {
             command.env_remove(name);
         }
         command
@@ -32,7 +47,14 @@ impl ProxyProcess {
             .env("AWS_CONFIG_FILE", ca_dir.join("no-config"))
             .env("AWS_SHARED_CREDENTIALS_FILE", ca_dir.join("no-credentials"))
             .env("RUST_LOG", rust_log)
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--region", "us-west-2"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--region",
+                "us-west-2",
+            ])
             .arg("--ca-dir")
             .arg(ca_dir)
             .arg("--resolve")
@@ -58,34 +80,60 @@ impl ProxyProcess {
         let mut proxy = None;
         let mut admin = None;
         while proxy.is_none() || admin.is_none() {
-            let line = rx.recv_timeout(Duration::from_secs(30)).expect("the proxy logs its listeners");
-            let addr = line.split("addr=").nth(1).and_then(|rest| rest.split([' ', '"', ',']).find(|s| !s.is_empty())).and_then(|a| a.parse().ok());
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the proxy logs its listeners");
+            // `addr=127.0.0.1:1234` in text logs, `"addr":"127.0.0.1:1234"` in JSON logs.
+            let addr = line
+                .split("addr=")
+                .nth(1)
+                .or_else(|| line.split("\"addr\":").nth(1))
+                .and_then(|rest| rest.split([' ', '"', ',']).find(|s| !s.is_empty()))
+                .and_then(|a| a.parse().ok());
             if line.contains("admin listening") {
                 admin = addr;
             } else if line.contains("proxy listening") && !line.contains("TLS") {
                 proxy = addr;
             }
         }
-        ProxyProcess { child, proxy: proxy.unwrap(), admin: admin.unwrap(), log }
+        ProxyProcess {
+            child,
+            proxy: proxy.unwrap(),
+            admin: admin.unwrap(),
+            log,
+        }
     }
 
     /// Peak resident memory (VmHWM) of the process, in bytes.
     pub fn peak_rss(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            * 1024
     }
 
     /// Current resident memory (VmRSS), in bytes.
     pub fn rss(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            * 1024
     }
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 

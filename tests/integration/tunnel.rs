@@ -17,7 +17,10 @@ use crate::harness::{data, zonal_host, Harness, Options, BUCKET};
 /// the raw stream after the proxy's answer, plus the status code.
 async fn connect(h: &Harness, target: &str) -> (TcpStream, u16, String) {
     let mut stream = TcpStream::connect(h.proxy).await.unwrap();
-    stream.write_all(format!("CONNECT {target} HTTP/1.0\r\n\r\n").as_bytes()).await.unwrap();
+    stream
+        .write_all(format!("CONNECT {target} HTTP/1.0\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -27,7 +30,11 @@ async fn connect(h: &Harness, target: &str) -> (TcpStream, u16, String) {
         head.push(byte[0]);
     }
     let text = String::from_utf8_lossy(&head).into_owned();
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     (stream, status, text)
 }
 
@@ -49,7 +56,10 @@ impl Sender {
             }
         };
         let status = response.status();
-        (status, response.into_body().collect().await.unwrap().to_bytes())
+        (
+            status,
+            response.into_body().collect().await.unwrap().to_bytes(),
+        )
     }
 }
 
@@ -62,14 +72,21 @@ async fn tunnel(h: &Harness, host: &str, alpn: &[&[u8]]) -> (Sender, Option<Vec<
     for cert in rustls_pemfile_certs(&pem) {
         roots.add(cert).unwrap();
     }
-    let mut config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tls = connector.connect(ServerName::try_from(host.to_owned()).unwrap(), stream).await.expect("the leaf verifies against the proxy CA");
+    let tls = connector
+        .connect(ServerName::try_from(host.to_owned()).unwrap(), stream)
+        .await
+        .expect("the leaf verifies against the proxy CA");
     let negotiated = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
     let io = TokioIo::new(tls);
     let sender = if negotiated.as_deref() == Some(b"h2") {
-        let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await.unwrap();
+        let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .unwrap();
         tokio::spawn(conn);
         Sender::H2(sender)
     } else {
@@ -82,7 +99,9 @@ async fn tunnel(h: &Harness, host: &str, alpn: &[&[u8]]) -> (Sender, Option<Vec<
 
 fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
     use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::pem_slice_iter(pem).map(|c| c.unwrap()).collect()
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .map(|c| c.unwrap())
+        .collect()
 }
 
 fn request(method: Method, host: &str, path: &str, h2: bool, body: Bytes) -> Request<Full<Bytes>> {
@@ -103,9 +122,13 @@ async fn many_requests_over_one_tunnel(alpn: &[&[u8]], expect_h2: bool) {
     for i in 0..40 {
         let body = data(1000 + i, i as u64);
         let path = format!("/tunnel/{i}");
-        let (status, _) = sender.send(request(Method::PUT, &host, &path, expect_h2, body.clone())).await;
+        let (status, _) = sender
+            .send(request(Method::PUT, &host, &path, expect_h2, body.clone()))
+            .await;
         assert_eq!(status, StatusCode::OK);
-        let (status, got) = sender.send(request(Method::GET, &host, &path, expect_h2, Bytes::new())).await;
+        let (status, got) = sender
+            .send(request(Method::GET, &host, &path, expect_h2, Bytes::new()))
+            .await;
         assert_eq!(status, StatusCode::OK);
         assert!(got == body, "object {i} round-trips inside one tunnel");
     }
@@ -137,9 +160,13 @@ async fn thirty_two_parallel_tunnels_all_get_correct_answers() {
             for i in 0..5u64 {
                 let body = data(4096, client * 100 + i);
                 let path = format!("/parallel/{client}/{i}");
-                let (status, _) = sender.send(request(Method::PUT, &host, &path, h2, body.clone())).await;
+                let (status, _) = sender
+                    .send(request(Method::PUT, &host, &path, h2, body.clone()))
+                    .await;
                 assert_eq!(status, StatusCode::OK);
-                let (_, got) = sender.send(request(Method::GET, &host, &path, h2, Bytes::new())).await;
+                let (_, got) = sender
+                    .send(request(Method::GET, &host, &path, h2, Bytes::new()))
+                    .await;
                 assert!(got == body, "client {client} object {i}");
             }
         });
@@ -156,7 +183,12 @@ async fn thirty_two_parallel_tunnels_all_get_correct_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_to_other_hosts_is_refused_and_bad_targets_rejected() {
     let h = Harness::start(Options::default()).await;
-    for target in ["example.com:443", "sts.amazonaws.com:443", "s3.us-west-2.amazonaws.com:443", "127.0.0.1:22"] {
+    for target in [
+        "example.com:443",
+        "sts.amazonaws.com:443",
+        "s3.us-west-2.amazonaws.com:443",
+        "127.0.0.1:22",
+    ] {
         let (_, status, text) = connect(&h, target).await;
         assert_eq!(status, 403, "{target}: {text}");
     }
@@ -164,9 +196,15 @@ async fn connect_to_other_hosts_is_refused_and_bad_targets_rejected() {
     assert_eq!(status, 403);
     let mut body = String::new();
     let _ = stream.read_to_string(&mut body).await;
-    assert!(body.contains("<Code>AccessDenied</Code>") && body.contains("<RequestId>"), "{body}");
+    assert!(
+        body.contains("<Code>AccessDenied</Code>") && body.contains("<RequestId>"),
+        "{body}"
+    );
     let (_, status, _) = connect(&h, "no-port-here").await;
-    assert!(status == 400, "a target without a port is rejected: {status}");
+    assert!(
+        status == 400,
+        "a target without a port is rejected: {status}"
+    );
     h.stop().await;
 }
 
@@ -180,7 +218,11 @@ async fn allow_connect_opens_a_plain_tunnel_to_a_chosen_host() {
         socket.read_exact(&mut buf).await.unwrap();
         socket.write_all(&buf).await.unwrap();
     });
-    let h = Harness::start(Options { extra_args: vec!["--allow-connect".into(), "127.0.0.1".into()], ..Options::default() }).await;
+    let h = Harness::start(Options {
+        extra_args: vec!["--allow-connect".into(), "127.0.0.1".into()],
+        ..Options::default()
+    })
+    .await;
     let (mut stream, status, _) = connect(&h, &format!("127.0.0.1:{echo_port}")).await;
     assert_eq!(status, 200);
     stream.write_all(b"hello").await.unwrap();

@@ -1,0 +1,428 @@
+//! Operating the proxy: metrics as documented, health, logs without secrets, graceful shutdown.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use http_body_util::BodyExt;
+use s3x_emulator::{Config as EmulatorConfig, Emulator, Fault};
+
+use crate::harness::{data, metric, send_http1, zonal_host, Harness, Options, BUCKET};
+use crate::process::ProxyProcess;
+
+/// The metric names in the README's Metric | Type | Labels | Meaning table.
+fn readme_metrics() -> Vec<(String, String, String)> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    readme
+        .lines()
+        .filter(|l| l.starts_with("| `s3x_proxy_"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (
+                cells[1].trim_matches('`').to_owned(),
+                cells[2].to_owned(),
+                cells[3].to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Metric families in Prometheus text, with their TYPE.
+fn exported(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| {
+            let mut it = l.split(' ');
+            (it.next().unwrap().to_owned(), it.next().unwrap().to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_metrics_table_matches_what_metrics_exports() {
+    let h = Harness::start(Options::default()).await;
+    // A short workload so every labelled family has a series.
+    h.forward(Method::PUT, BUCKET, "/m", &[], data(2000, 1))
+        .await;
+    h.forward(Method::GET, BUCKET, "/m", &[], Bytes::new())
+        .await;
+    h.emulator.inject(Fault::ExpiredToken { count: 1 });
+    h.forward(Method::GET, BUCKET, "/m", &[], Bytes::new())
+        .await;
+    let text = h.metrics().await;
+    let exported = exported(&text);
+    let documented = readme_metrics();
+    assert!(
+        documented.len() >= 10,
+        "README has the metrics table: {documented:?}"
+    );
+    let exported_names: BTreeSet<&str> = exported.iter().map(|(n, _)| n.as_str()).collect();
+    let documented_names: BTreeSet<&str> = documented.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(
+        exported_names, documented_names,
+        "README table and /metrics list the same metrics"
+    );
+    for (name, kind, labels) in &documented {
+        let (_, exported_kind) = exported.iter().find(|(n, _)| n == name).unwrap();
+        assert_eq!(
+            kind, exported_kind,
+            "{name}: README says {kind}, /metrics says {exported_kind}"
+        );
+        let series = text
+            .lines()
+            .find(|l| l.starts_with(name.as_str()) && !l.starts_with('#'));
+        for label in labels
+            .split(',')
+            .map(|l| l.trim().trim_matches('`'))
+            .filter(|l| !l.is_empty() && *l != "—")
+        {
+            let series =
+                series.unwrap_or_else(|| panic!("{name} has no series after the workload"));
+            assert!(
+                series.contains(&format!("{label}=\"")),
+                "{name} carries label {label}: {series}"
+            );
+        }
+    }
+    for contract in [
+        "s3x_proxy_requests_total",
+        "s3x_proxy_request_duration_seconds",
+        "s3x_proxy_upstream_duration_seconds",
+        "s3x_proxy_sessions_created_total",
+        "s3x_proxy_create_session_duration_seconds",
+        "s3x_proxy_session_cache_lookups_total",
+        "s3x_proxy_session_cache_entries",
+        "s3x_proxy_bytes_total",
+        "s3x_proxy_connections_active",
+        "s3x_proxy_upstream_retries_total",
+    ] {
+        assert!(
+            exported_names.contains(contract),
+            "DESIGN.md's contract metric {contract} is exported"
+        );
+    }
+    assert!(
+        text.contains("le=\"0.0001\"") && text.contains("le=\"30\""),
+        "latency buckets span 100 µs to 30 s"
+    );
+    assert_eq!(metric(&text, "s3x_proxy_session_cache_entries", &[]), 1.0);
+    assert!(metric(&text, "s3x_proxy_bytes_total", &[("direction", "upload")]) >= 2000.0);
+    assert!(metric(&text, "s3x_proxy_bytes_total", &[("direction", "download")]) >= 4000.0);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grafana_dashboard_and_alerts_query_only_exported_metrics() {
+    let h = Harness::start(Options::default()).await;
+    h.forward(Method::GET, BUCKET, "/x", &[], Bytes::new())
+        .await;
+    let text = h.metrics().await;
+    let families: BTreeSet<String> = exported(&text).into_iter().map(|(n, _)| n).collect();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    for file in [
+        "grafana/s3x-proxy.json",
+        "kubernetes/monitoring/prometheusrule.yaml",
+    ] {
+        let source = std::fs::read_to_string(root.join(file)).unwrap();
+        let mut used = BTreeSet::new();
+        let mut rest = source.as_str();
+        while let Some(at) = rest.find("s3x_proxy_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            used.insert(name);
+        }
+        assert!(!used.is_empty(), "{file} queries proxy metrics");
+        for name in &used {
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|f| families.contains(*f)))
+                .unwrap_or(name);
+            assert!(
+                families.contains(family),
+                "{file} uses {name}, which the proxy does not export"
+            );
+        }
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_readiness_endpoints_answer() {
+    let h = Harness::start(Options::default()).await;
+    let admin = h.admin.to_string();
+    let healthz = send_http1(h.admin, Method::GET, "/healthz", &admin, &[], Bytes::new()).await;
+    assert_eq!(healthz.status, StatusCode::OK);
+    let mut ready = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..100 {
+        ready = send_http1(h.admin, Method::GET, "/readyz", &admin, &[], Bytes::new())
+            .await
+            .status;
+        if ready == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ready, StatusCode::OK, "ready once credentials resolve");
+    h.stop().await;
+}
+
+async fn emulator_with_ca(dir: &Path) -> (Emulator, std::path::PathBuf) {
+    crate::harness::init();
+    let emulator = Emulator::start(EmulatorConfig {
+        buckets: vec![BUCKET.into()],
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let ca = dir.join("emulator-ca.pem");
+    std::fs::write(&ca, emulator.ca_pem()).unwrap();
+    (emulator, ca)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_slow_download_finish_and_refuses_new_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let (emulator, emulator_ca) = emulator_with_ca(dir.path()).await;
+    let proxy = ProxyProcess::start(
+        emulator.addr(),
+        &emulator_ca,
+        &dir.path().join("ca"),
+        &["--shutdown-grace", "20s"],
+        "info",
+    );
+    let body = data(256 * 1024, 40);
+    let put = send_http1(
+        proxy.proxy,
+        Method::PUT,
+        &format!("http://{}/slow", zonal_host(BUCKET)),
+        &zonal_host(BUCKET),
+        &[],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::OK);
+    // 256 KiB at 128 KiB/s: about two seconds of streaming.
+    emulator.inject(Fault::SlowBody {
+        bytes_per_sec: 128 * 1024,
+    });
+    let stream = tokio::net::TcpStream::connect(proxy.proxy).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let request = http::Request::get(format!("http://{}/slow", zonal_host(BUCKET)))
+        .header("host", zonal_host(BUCKET))
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let download =
+        tokio::spawn(async move { response.into_body().collect().await.map(|c| c.to_bytes()) });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.terminate();
+    // Draining: the admin listener stays up and says not ready; the proxy port refuses.
+    let mut refused = false;
+    let mut not_ready = false;
+    for _ in 0..100 {
+        if !not_ready {
+            let admin = proxy.admin.to_string();
+            if let Ok(stream) = tokio::net::TcpStream::connect(proxy.admin).await {
+                drop(stream);
+                let ready = send_http1(
+                    proxy.admin,
+                    Method::GET,
+                    "/readyz",
+                    &admin,
+                    &[],
+                    Bytes::new(),
+                )
+                .await;
+                not_ready = ready.status == StatusCode::SERVICE_UNAVAILABLE;
+            }
+        }
+        refused = refused || tokio::net::TcpStream::connect(proxy.proxy).await.is_err();
+        if refused && not_ready {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(not_ready, "/readyz turns 503 once shutdown starts");
+    assert!(refused, "new connections are refused while draining");
+    let got = download
+        .await
+        .unwrap()
+        .expect("the in-flight download completes");
+    assert!(got == body, "the download is complete and intact");
+    let mut proxy = proxy;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = proxy.child.wait().unwrap();
+        (status, proxy.log_text())
+    })
+    .await
+    .unwrap();
+    assert!(status.0.success(), "exits cleanly: {}", status.1);
+    assert!(status.1.contains("drained"), "logs the drain: {}", status.1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_carry_one_json_access_line_per_request_and_never_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let (emulator, emulator_ca) = emulator_with_ca(dir.path()).await;
+    let proxy = ProxyProcess::start(
+        emulator.addr(),
+        &emulator_ca,
+        &dir.path().join("ca"),
+        &["--log-format", "json"],
+        "trace",
+    );
+    let host = zonal_host(BUCKET);
+    let fake_auth = "AWS4-HMAC-SHA256 Credential=AKIDCLIENTFAKE/20240101/us-west-2/s3express/aws4_request, SignedHeaders=host, Signature=deadbeefclientsignature";
+    let put = send_http1(
+        proxy.proxy,
+        Method::PUT,
+        &format!("http://{host}/logged"),
+        &host,
+        &[
+            ("authorization", fake_auth),
+            ("x-amz-s3session-token", "client-token-secret"),
+        ],
+        data(5000, 41),
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::OK);
+    let get = send_http1(
+        proxy.proxy,
+        Method::GET,
+        &format!("http://{host}/logged"),
+        &host,
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(get.status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = proxy.log_text();
+    let access: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"target\":\"s3x_proxy::access\""))
+        .collect();
+    assert_eq!(access.len(), 2, "one access line per request:\n{log}");
+    assert!(
+        access[0].contains("\"operation\":\"PutObject\"")
+            && access[0].contains("\"bytes_up\":5000"),
+        "{}",
+        access[0]
+    );
+    assert!(
+        access[1].contains("\"operation\":\"GetObject\"")
+            && access[1].contains("\"bytes_down\":5000")
+            && access[1].contains("\"status\":200"),
+        "{}",
+        access[1]
+    );
+    assert!(
+        access[1].contains("\"session\":\"hit\"") || access[1].contains("\"session\":\"miss\""),
+        "{}",
+        access[1]
+    );
+    for line in log.lines() {
+        assert!(line.starts_with('{'), "every line is JSON: {line}");
+    }
+    for secret in [
+        "emulator/secret/EXAMPLEKEY",
+        "client-token-secret",
+        "deadbeefclientsignature",
+        "Signature=",
+        "x-amz-s3session-token:",
+        "BEGIN PRIVATE KEY",
+        "SecretAccessKey>",
+        "SessionToken>",
+    ] {
+        assert!(!log.contains(secret), "the log contains {secret:?}");
+    }
+    let keyless = ProxyProcess::start(
+        emulator.addr(),
+        &emulator_ca,
+        &dir.path().join("ca"),
+        &["--log-object-names", "false"],
+        "info",
+    );
+    send_http1(
+        keyless.proxy,
+        Method::GET,
+        &format!("http://{host}/private-key-name"),
+        &host,
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let text = keyless.log_text();
+    assert!(text.contains("s3x_proxy::access"), "{text}");
+    assert!(
+        !text.contains("private-key-name") && !text.contains(BUCKET),
+        "names are left out: {text}"
+    );
+}
+
+#[test]
+fn the_readme_options_table_matches_the_flags() {
+    use clap::CommandFactory;
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let rows: Vec<(String, String)> = readme
+        .lines()
+        .filter(|l| l.starts_with("| `--"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let flag = cells[1]
+                .trim_matches('`')
+                .split(' ')
+                .next()
+                .unwrap()
+                .to_owned();
+            (flag, cells[2].trim_matches('`').to_owned())
+        })
+        .collect();
+    let command = s3x_proxy::config::Cli::command();
+    let mut flags = Vec::new();
+    for arg in command.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if matches!(long, "help" | "version") {
+            continue;
+        }
+        let env = arg
+            .get_env()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let flag = format!("--{long}");
+        let row = rows
+            .iter()
+            .find(|(f, _)| *f == flag)
+            .unwrap_or_else(|| panic!("README's options table lacks {flag}"));
+        assert_eq!(
+            row.1, env,
+            "{flag}: README names variable {}, the flag reads {env}",
+            row.1
+        );
+        let expected = format!("S3X_PROXY_{}", long.to_uppercase().replace('-', "_"));
+        assert!(
+            env == expected || long == "aws-ca-bundle",
+            "{flag} reads {env}, not {expected}"
+        );
+        flags.push(flag);
+    }
+    for (flag, _) in &rows {
+        assert!(
+            flags.contains(flag),
+            "README documents {flag}, which does not exist"
+        );
+    }
+}

@@ -1,0 +1,299 @@
+//! Large bodies stream through the proxy: a 1 GiB PUT and GET, generated and checked on the
+//! fly, leave the proxy's peak memory (VmHWM) flat. The proxy runs as its own process, so its
+//! memory is not mixed with the emulator's copy of the object, which lives in this one.
+
+use std::convert::Infallible;
+
+use bytes::{Buf, Bytes};
+use http::{Method, Request, StatusCode};
+use http_body::Frame;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use s3x_emulator::{Config as EmulatorConfig, Emulator};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::harness::{init, zonal_host, BUCKET};
+use crate::process::ProxyProcess;
+
+const SIZE: u64 = 1 << 30;
+const CHUNK: usize = 1 << 20;
+const MIB: f64 = (1 << 20) as f64;
+/// How far peak RSS may rise over the warmed-up baseline. Streaming needs a few MiB of buffers
+/// per direction; buffering a 1 GiB body anywhere would be far over.
+const HEADROOM: u64 = 96 << 20;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// A deterministic xorshift byte stream, produced 1 MiB at a time and never held whole.
+struct Pattern {
+    state: u64,
+    left: u64,
+}
+
+impl Pattern {
+    fn new(seed: u64, len: u64) -> Pattern {
+        let state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        Pattern { state, left: len }
+    }
+}
+
+impl Iterator for Pattern {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        let n = self.left.min(CHUNK as u64) as usize;
+        if n == 0 {
+            return None;
+        }
+        let mut out = vec![0u8; n];
+        let mut x = self.state;
+        for word in out.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            word.copy_from_slice(&x.to_le_bytes()[..word.len()]);
+        }
+        self.state = x;
+        self.left -= n as u64;
+        Some(Bytes::from(out))
+    }
+}
+
+/// A request body streamed from a [`Pattern`].
+fn streamed(seed: u64, len: u64) -> Body {
+    let frames = Pattern::new(seed, len).map(|b| Ok::<_, Infallible>(Frame::data(b)));
+    BodyExt::boxed(StreamBody::new(futures_util::stream::iter(frames)))
+}
+
+fn small(bytes: &'static [u8]) -> Body {
+    BodyExt::boxed(Full::new(Bytes::from_static(bytes)))
+}
+
+/// Compares a body, frame by frame as it arrives, with the [`Pattern`] it should equal.
+struct Checker {
+    expected: Pattern,
+    current: Bytes,
+    seen: u64,
+}
+
+impl Checker {
+    fn new(seed: u64, len: u64) -> Checker {
+        Checker {
+            expected: Pattern::new(seed, len),
+            current: Bytes::new(),
+            seen: 0,
+        }
+    }
+
+    fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.current.is_empty() {
+                self.current = self.expected.next().expect("no more bytes than were sent");
+            }
+            let n = data.len().min(self.current.len());
+            assert!(
+                data[..n] == self.current[..n],
+                "bytes differ near offset {}",
+                self.seen
+            );
+            self.current.advance(n);
+            data = &data[n..];
+            self.seen += n as u64;
+        }
+    }
+}
+
+struct Client {
+    sender: SendRequest<Body>,
+    host: String,
+}
+
+impl Client {
+    async fn connect(proxy: &ProxyProcess) -> Client {
+        let stream = TcpStream::connect(proxy.proxy)
+            .await
+            .expect("connect to proxy");
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        Client {
+            sender,
+            host: zonal_host(BUCKET),
+        }
+    }
+
+    /// Sends a forward-proxy request (`METHOD http://ZONAL-HOST/key`) and returns the response.
+    async fn send(
+        &mut self,
+        method: Method,
+        key: &str,
+        length: Option<u64>,
+        body: Body,
+    ) -> http::Response<hyper::body::Incoming> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(format!("http://{}/{key}", self.host))
+            .header("host", &self.host);
+        if let Some(length) = length {
+            builder = builder.header("content-length", length);
+        }
+        self.sender.ready().await.expect("connection stays open");
+        self.sender
+            .send_request(builder.body(body).unwrap())
+            .await
+            .expect("response")
+    }
+
+    async fn call(
+        &mut self,
+        method: Method,
+        key: &str,
+        body: &'static [u8],
+    ) -> (StatusCode, Bytes) {
+        let length = Some(body.len() as u64).filter(|_| method == Method::PUT);
+        let response = self.send(method, key, length, small(body)).await;
+        let status = response.status();
+        (
+            status,
+            response.into_body().collect().await.unwrap().to_bytes(),
+        )
+    }
+
+    /// PUTs `SIZE` generated bytes, with or without Content-Length; returns the MiB/s.
+    async fn put_big(&mut self, key: &str, seed: u64, with_length: bool) -> f64 {
+        let started = Instant::now();
+        let response = self
+            .send(
+                Method::PUT,
+                key,
+                with_length.then_some(SIZE),
+                streamed(seed, SIZE),
+            )
+            .await;
+        let status = response.status();
+        let text = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&text));
+        SIZE as f64 / MIB / started.elapsed().as_secs_f64()
+    }
+
+    /// GETs `key` and checks it against the pattern incrementally; returns the MiB/s.
+    async fn get_big(&mut self, key: &str, seed: u64) -> f64 {
+        let started = Instant::now();
+        let response = self.send(Method::GET, key, None, small(b"")).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()["content-length"],
+            SIZE.to_string().as_str()
+        );
+        let mut checker = Checker::new(seed, SIZE);
+        let mut body = response.into_body();
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.expect("body frame").into_data() {
+                checker.feed(&data);
+            }
+        }
+        assert_eq!(checker.seen, SIZE, "the whole object comes back");
+        SIZE as f64 / MIB / started.elapsed().as_secs_f64()
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / MIB
+}
+
+/// One 1 GiB PUT then GET; prints the figures and asserts the peak stays under the bound.
+async fn round_trip(
+    client: &mut Client,
+    proxy: &ProxyProcess,
+    emulator: &Emulator,
+    baseline: u64,
+    key: &str,
+    with_length: bool,
+) {
+    let seed = u64::from(with_length) + 7;
+    let up = client.put_big(key, seed, with_length).await;
+    assert_eq!(
+        emulator.object(BUCKET, key).map(|o| o.len() as u64),
+        Some(SIZE)
+    );
+    let after_put = proxy.peak_rss();
+    let down = client.get_big(key, seed).await;
+    let after_get = proxy.peak_rss();
+    let framing = if with_length {
+        "content-length"
+    } else {
+        "chunked"
+    };
+    eprintln!(
+        "streaming 1 GiB ({framing}): proxy baseline {:.1} MiB, peak after PUT {:.1} MiB, after GET {:.1} MiB; PUT {up:.0} MiB/s, GET {down:.0} MiB/s",
+        mib(baseline),
+        mib(after_put),
+        mib(after_get)
+    );
+    assert!(
+        after_get < baseline + HEADROOM,
+        "{framing}: peak RSS {:.1} MiB is over baseline {:.1} MiB + {:.0} MiB: the proxy buffers",
+        mib(after_get),
+        mib(baseline),
+        mib(HEADROOM)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1_gib_put_and_get_stream_through_with_flat_memory() {
+    init();
+    let started = Instant::now();
+    let config = EmulatorConfig {
+        buckets: vec![BUCKET.into()],
+        ..EmulatorConfig::default()
+    };
+    let emulator = Emulator::start(config).await.expect("emulator starts");
+    let dir = tempfile::tempdir().unwrap();
+    let emulator_ca = dir.path().join("emulator-ca.pem");
+    std::fs::write(&emulator_ca, emulator.ca_pem()).unwrap();
+    let proxy = ProxyProcess::start(
+        emulator.addr(),
+        &emulator_ca,
+        &dir.path().join("ca"),
+        &[],
+        "info",
+    );
+    let mut client = Client::connect(&proxy).await;
+
+    // Warm up: session, upstream connection, allocator arenas.
+    assert_eq!(
+        client.call(Method::PUT, "warm", b"warm-up body").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        client.call(Method::GET, "warm", b"").await,
+        (StatusCode::OK, Bytes::from_static(b"warm-up body"))
+    );
+    let baseline = proxy.peak_rss();
+
+    round_trip(&mut client, &proxy, &emulator, baseline, "big", true).await;
+    // Free the emulator's copy before the next gigabyte.
+    assert_eq!(
+        client.call(Method::DELETE, "big", b"").await.0,
+        StatusCode::NO_CONTENT
+    );
+    round_trip(
+        &mut client,
+        &proxy,
+        &emulator,
+        baseline,
+        "big-chunked",
+        false,
+    )
+    .await;
+
+    assert_eq!(emulator.counters().signature_failures, 0);
+    eprintln!(
+        "streaming test wall time: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
