@@ -156,3 +156,27 @@ async fn headers_that_cannot_be_signed_get_400_and_secrets_never_appear() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_certificate_that_is_not_trusted_is_refused_with_502() {
+    let h = Harness::start(Options {
+        trust_emulator: false,
+        ..Options::default()
+    })
+    .await;
+    let reply = h
+        .forward(Method::GET, BUCKET, "/k", &[], Bytes::new())
+        .await;
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (StatusCode::BAD_GATEWAY, "BadGateway"),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(
+        h.emulator.counters().requests,
+        0,
+        "no request crossed an unverified connection"
+    );
+    h.stop().await;
+}

@@ -38,6 +38,8 @@ pub struct Options {
     pub extra_args: Vec<String>,
     pub tls_listener: bool,
     pub min_part_size: u64,
+    /// Pass `--upstream-ca` with the emulator's CA (the proxy must verify upstream TLS).
+    pub trust_emulator: bool,
 }
 
 impl Default for Options {
@@ -47,6 +49,7 @@ impl Default for Options {
             extra_args: Vec::new(),
             tls_listener: false,
             min_part_size: 5 * 1024 * 1024,
+            trust_emulator: true,
         }
     }
 }
@@ -91,13 +94,14 @@ impl Harness {
             dir.path().join("ca").display().to_string(),
             "--resolve".into(),
             format!("*.amazonaws.com={}", emulator.addr()),
-            "--upstream-ca".into(),
-            emulator_ca.display().to_string(),
             "--region".into(),
             "us-west-2".into(),
             "--shutdown-grace".into(),
             "5s".into(),
         ];
+        if options.trust_emulator {
+            argv.extend(["--upstream-ca".into(), emulator_ca.display().to_string()]);
+        }
         argv.extend(options.extra_args.iter().cloned());
         let mut cli = Cli::try_parse_from_args(argv);
         // The machine exports AWS_CA_BUNDLE globally: the proxy under test must not see it.

@@ -426,3 +426,108 @@ fn the_readme_options_table_matches_the_flags() {
         );
     }
 }
+
+#[test]
+fn ca_and_env_subcommands_create_the_ca_and_print_what_a_shell_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("ca");
+    let run = |sub: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_s3x-proxy"))
+            .env_remove("AWS_CA_BUNDLE")
+            .env("S3X_PROXY_CA_DIR", &ca_dir)
+            .env("S3X_PROXY_LISTEN", "127.0.0.1:18080")
+            .arg(sub)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let path = run("ca");
+    assert_eq!(path.trim(), ca_dir.join("ca.pem").display().to_string());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(ca_dir.join("ca-key.pem"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "the CA key is private");
+    let first = std::fs::read(ca_dir.join("ca.pem")).unwrap();
+    let env = run("env");
+    assert_eq!(
+        std::fs::read(ca_dir.join("ca.pem")).unwrap(),
+        first,
+        "an existing CA is loaded, not replaced"
+    );
+    for line in [
+        "export HTTPS_PROXY=http://127.0.0.1:18080",
+        "export https_proxy=http://127.0.0.1:18080",
+        "export HTTP_PROXY=http://127.0.0.1:18080",
+        "export http_proxy=http://127.0.0.1:18080",
+    ] {
+        assert!(env.lines().any(|l| l == line), "{line} in:\n{env}");
+    }
+    assert!(
+        env.contains(&format!(
+            "export AWS_CA_BUNDLE='{}'",
+            ca_dir.join("ca.pem").display()
+        )),
+        "{env}"
+    );
+    let no_proxy = env
+        .lines()
+        .find(|l| l.starts_with("export NO_PROXY="))
+        .unwrap();
+    for direct in [
+        "169.254.169.254",
+        "169.254.170.2",
+        "169.254.170.23",
+        "fd00:ec2::23",
+    ] {
+        assert!(no_proxy.contains(direct), "{no_proxy}");
+    }
+    // The lines are valid shell.
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{env}\ntest \"$HTTPS_PROXY\" = http://127.0.0.1:18080"
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bucket_label_is_opt_in() {
+    let plain = Harness::start(Options::default()).await;
+    plain
+        .forward(Method::GET, BUCKET, "/x", &[], Bytes::new())
+        .await;
+    assert!(
+        !plain.metrics().await.contains("bucket=\""),
+        "no bucket label by default"
+    );
+    plain.stop().await;
+    let labelled = Harness::start(Options {
+        extra_args: vec!["--metrics-bucket-label".into()],
+        ..Options::default()
+    })
+    .await;
+    labelled
+        .forward(Method::GET, BUCKET, "/x", &[], Bytes::new())
+        .await;
+    let text = labelled.metrics().await;
+    assert_eq!(
+        metric(
+            &text,
+            "s3x_proxy_requests_total",
+            &[("bucket", BUCKET), ("operation", "GetObject")]
+        ),
+        1.0,
+        "{text}"
+    );
+    labelled.stop().await;
+}

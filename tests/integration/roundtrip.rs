@@ -342,3 +342,31 @@ async fn chunked_uploads_without_content_length_stream_through() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_mode_accepts_virtual_hosted_requests() {
+    // `--endpoint-url http://proxy.example:8080` with a hostname makes SDKs send
+    // `Host: BUCKET.proxy.example:8080` and origin-form paths.
+    let h = Harness::start(Options::default()).await;
+    let host = format!("{BUCKET}.proxy.example:{}", h.proxy.port());
+    let body = data(4321, 15);
+    let put = h
+        .send(Method::PUT, "/vhost/key", &host, &[], body.clone())
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.text());
+    let get = h
+        .send(Method::GET, "/vhost/key", &host, &[], bytes::Bytes::new())
+        .await;
+    assert!(get.body == body);
+    let list = h
+        .send(
+            Method::GET,
+            "/?list-type=2",
+            &host,
+            &[],
+            bytes::Bytes::new(),
+        )
+        .await;
+    assert!(list.text().contains("<Key>vhost/key</Key>"));
+    h.stop().await;
+}
