@@ -107,6 +107,66 @@ pub async fn run_with_upstream(
     let metrics = metrics::Metrics::new(&registry, config.metrics_bucket_label)?;
     let ca = Arc::new(ca::CertificateAuthority::load_or_create(&config.ca_dir)?);
     let iam = Arc::new(credentials::IamCredentials::new(config.credentials.clone()));
+    let shared = build_shared(&config, upstream, metrics.clone(), ca.clone(), iam.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
+    let health = admin::Health::default();
+
+    let mut accept_loops = tokio::task::JoinSet::new();
+    tracing::info!(addr = %local(&listeners.proxy), ca = %ca.cert_path().display(), "proxy listening");
+    accept_loops.spawn(server::accept_loop(
+        listeners.proxy,
+        None,
+        shared.clone(),
+        stop_rx.clone(),
+    ));
+    if let Some(listener) = listeners.tls {
+        let tls = tls_acceptor(&config.tls, &ca)?;
+        tracing::info!(addr = %local(&listener), "TLS proxy listening");
+        accept_loops.spawn(server::accept_loop(
+            listener,
+            Some(tls),
+            shared.clone(),
+            stop_rx,
+        ));
+    }
+    let admin = listeners.admin.map(|listener| {
+        tracing::info!(addr = %local(&listener), "admin listening");
+        tokio::spawn(admin::serve(
+            listener,
+            registry,
+            health.clone(),
+            admin_stop_rx,
+        ))
+    });
+    tokio::spawn(wait_for_credentials(iam, health.clone()));
+
+    shutdown.await;
+    health.set_draining();
+    tracing::info!(grace = ?config.shutdown_grace, "shutting down: no new connections; draining");
+    let _ = stop_tx.send(true);
+    while accept_loops.join_next().await.is_some() {}
+    let graceful = shared.graceful.lock().ok().and_then(|mut g| g.take());
+    drop(shared);
+    if let Some(graceful) = graceful {
+        drain(graceful, config.shutdown_grace, &metrics).await;
+    }
+    // The admin listener outlives the drain, so probes see /readyz turn 503 meanwhile.
+    let _ = admin_stop_tx.send(true);
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
+    Ok(())
+}
+
+/// The state every connection shares: the pipeline, the CA and the drain tracker.
+fn build_shared(
+    config: &Config,
+    upstream: Arc<dyn forward::Upstream>,
+    metrics: metrics::Metrics,
+    ca: Arc<ca::CertificateAuthority>,
+    iam: Arc<credentials::IamCredentials>,
+) -> Arc<server::Shared> {
     let sessions = session::SessionCache::new(
         upstream.clone(),
         iam.clone(),
@@ -118,64 +178,24 @@ pub async fn run_with_upstream(
         session_mode: config.session_mode,
         log_names: config.log_object_names,
     };
-    let shared = Arc::new(server::Shared {
-        proxy: proxy::Proxy::new(settings, sessions, iam.clone(), upstream, metrics),
-        ca: ca.clone(),
+    Arc::new(server::Shared {
+        proxy: proxy::Proxy::new(settings, sessions, iam, upstream, metrics),
+        ca,
         allow_connect: config.allow_connect.clone(),
         graceful: std::sync::Mutex::new(Some(GracefulShutdown::new())),
-    });
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
-    let health = admin::Health::default();
-    let mut tasks = tokio::task::JoinSet::new();
-    tracing::info!(addr = %local(&listeners.proxy), ca = %ca.cert_path().display(), "proxy listening");
-    tasks.spawn(server::accept_loop(
-        listeners.proxy,
-        None,
-        shared.clone(),
-        stop_rx.clone(),
-    ));
-    if let Some(listener) = listeners.tls {
-        let tls = match &config.tls {
-            config::TlsSource::Files { cert, key } => ca::server_config_from_files(cert, key)?,
-            config::TlsSource::Minted(names) => ca.server_config_for_names(names)?,
-        };
-        tracing::info!(addr = %local(&listener), "TLS proxy listening");
-        tasks.spawn(server::accept_loop(
-            listener,
-            Some(TlsAcceptor::from(tls)),
-            shared.clone(),
-            stop_rx.clone(),
-        ));
-    }
-    let mut admin_task = None;
-    if let Some(listener) = listeners.admin {
-        tracing::info!(addr = %local(&listener), "admin listening");
-        admin_task = Some(tokio::spawn(admin::serve(
-            listener,
-            registry,
-            health.clone(),
-            admin_stop_rx,
-        )));
-    }
-    tokio::spawn(wait_for_credentials(iam, health.clone()));
+    })
+}
 
-    shutdown.await;
-    health.set_draining();
-    tracing::info!(grace = ?config.shutdown_grace, "shutting down: no new connections; draining");
-    let _ = stop_tx.send(true);
-    while tasks.join_next().await.is_some() {}
-    let graceful = shared.graceful.lock().ok().and_then(|mut g| g.take());
-    drop(shared);
-    if let Some(graceful) = graceful {
-        drain(graceful, config.shutdown_grace).await;
-    }
-    // The admin listener outlives the drain, so probes see /readyz turn 503.
-    let _ = admin_stop_tx.send(true);
-    if let Some(task) = admin_task {
-        let _ = task.await;
-    }
-    Ok(())
+/// The certificate of `--tls-listen`: the operator's files, or one our CA mints.
+fn tls_acceptor(
+    source: &config::TlsSource,
+    ca: &ca::CertificateAuthority,
+) -> Result<TlsAcceptor, ca::CaError> {
+    let config = match source {
+        config::TlsSource::Files { cert, key } => ca::server_config_from_files(cert, key)?,
+        config::TlsSource::Minted(names) => ca.server_config_for_names(names)?,
+    };
+    Ok(TlsAcceptor::from(config))
 }
 
 fn local(listener: &TcpListener) -> String {
@@ -186,13 +206,15 @@ fn local(listener: &TcpListener) -> String {
 }
 
 /// Waits for in-flight connections to finish, up to `grace`, and says what was cut.
-async fn drain(graceful: GracefulShutdown, grace: Duration) {
+async fn drain(graceful: GracefulShutdown, grace: Duration, metrics: &metrics::Metrics) {
     let open = graceful.count();
     match tokio::time::timeout(grace, graceful.shutdown()).await {
         Ok(()) => tracing::info!(connections = open, "drained; exiting"),
-        Err(_) => {
-            tracing::warn!(grace = ?grace, "shutdown grace ran out; cutting the connections still open")
-        }
+        Err(_) => tracing::warn!(
+            grace = ?grace,
+            cut = metrics.connections_active.get(),
+            "shutdown grace ran out; cutting the connections still open"
+        ),
     }
 }
 

@@ -15,7 +15,7 @@ use tracing::Instrument;
 use crate::body::{full, ProxyBody};
 use crate::credentials::IamCredentials;
 use crate::error::{ProxyError, RequestError};
-use crate::forward::{Upstream, UpstreamError};
+use crate::forward::Upstream;
 use crate::metrics::{Lookup, Metrics};
 use crate::names::RegionResolver;
 use crate::operation::{Auth, Mode};
@@ -58,7 +58,17 @@ enum OutBody {
     /// Small and kept: can be sent again.
     Kept(Bytes),
     /// Streaming: can be sent once.
-    Streaming(ProxyBody),
+    Streaming(Option<ProxyBody>),
+}
+
+impl OutBody {
+    /// The body for the next attempt, and whether another attempt could follow.
+    fn attempt(&mut self) -> (ProxyBody, bool) {
+        match self {
+            OutBody::Kept(bytes) => (full(bytes.clone()), true),
+            OutBody::Streaming(stream) => (stream.take().unwrap_or_else(crate::body::empty), false),
+        }
+    }
 }
 
 /// The credentials a request is signed with.
@@ -174,7 +184,7 @@ impl Proxy {
         let counted = count_upload(body, &self.metrics, record);
         if payload == Payload::SignedChunks {
             let decoded = crate::chunked::decode_signed_chunks(parts, counted)?;
-            return Ok((Payload::Unsigned, OutBody::Streaming(decoded)));
+            return Ok((Payload::Unsigned, OutBody::Streaming(Some(decoded))));
         }
         let length = content_length(&parts.headers);
         let empty = http_body::Body::is_end_stream(&counted);
@@ -184,7 +194,7 @@ impl Proxy {
                 .map_err(|_| RequestError::BodyRead)?;
             return Ok((payload, OutBody::Kept(kept)));
         }
-        Ok((payload, OutBody::Streaming(counted)))
+        Ok((payload, OutBody::Streaming(Some(counted))))
     }
 
     /// Finds the credentials for this request: a session (cached or created) or IAM.
@@ -238,67 +248,45 @@ impl Proxy {
         })
     }
 
-    /// Signs and sends; retries once with a fresh session when S3 rejects the session token and
-    /// the body was kept.
+    /// Signs and sends; sends once more when the connection failed before S3 saw the request,
+    /// or with a fresh session when S3 rejected the session token, if the body was kept.
     async fn forward(
         &self,
         parts: Parts,
-        body: OutBody,
+        mut body: OutBody,
         payload: Payload,
         mut signer: Signer,
         record: &mut RequestRecord,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         let head = (parts.method, parts.uri, parts.headers);
-        let mut body = Some(body);
-        for attempt in 0..2 {
-            let (out_body, replayable) = match body.take() {
-                Some(OutBody::Kept(bytes)) => {
-                    body = Some(OutBody::Kept(bytes.clone()));
-                    (full(bytes), true)
-                }
-                Some(OutBody::Streaming(stream)) => (stream, false),
-                None => unreachable_body(),
-            };
-            let request = signed_request(&head, out_body, payload, &signer)?;
-            let started = Instant::now();
-            let sent = self.upstream.send(request).await;
-            let elapsed = started.elapsed();
-            record.upstream = Some(elapsed);
-            self.metrics
-                .upstream_duration
-                .with_label_values(&[record.operation])
-                .observe(elapsed.as_secs_f64());
+        let mut retried = false;
+        loop {
+            let (attempt_body, replayable) = body.attempt();
+            let sent = self
+                .send_signed(&head, attempt_body, payload, &signer, record)
+                .await;
             let response = match sent {
-                Err(e @ UpstreamError::Connect(_)) if replayable && attempt == 0 => {
+                Err(ProxyError::Upstream(e)) if e.is_not_sent() && replayable && !retried => {
                     tracing::debug!(error = %e, "connect failed; retrying once");
                     self.count_retry("connect_error");
+                    retried = true;
                     continue;
                 }
-                other => other?,
+                result => result?,
             };
-            let Signer::Session {
-                key,
-                target,
-                session,
-            } = &signer
+            let (response, rejected) = session_rejection(&head.0, response, &signer).await?;
+            let (
+                Some(reason),
+                Signer::Session {
+                    key,
+                    target,
+                    session,
+                },
+            ) = (rejected, &signer)
             else {
                 return Ok(response);
             };
-            if response.status() != StatusCode::BAD_REQUEST {
-                return Ok(response);
-            }
-            let (response, reason) = if head.0 == Method::HEAD {
-                // A HEAD error has no body naming its code. A bare 400 on a session that is not
-                // brand new is most likely an expired token: replace it (at most once a second).
-                let stale = session.age() >= Duration::from_secs(1);
-                (response, stale.then_some("head_bad_request"))
-            } else {
-                token_error(response).await?
-            };
-            let Some(reason) = reason else {
-                return Ok(response);
-            };
-            if !replayable || attempt > 0 {
+            if !replayable || retried {
                 // Cannot send it again, but the next request must not use this session.
                 self.sessions.invalidate(key, session.generation()).await;
                 return Ok(response);
@@ -308,7 +296,7 @@ impl Proxy {
                 "S3 rejected the session token; retrying with a new session"
             );
             self.count_retry(reason);
-            let session = self
+            let fresh = self
                 .sessions
                 .replace(key, target, session.generation())
                 .await?;
@@ -316,12 +304,31 @@ impl Proxy {
             signer = Signer::Session {
                 key: key.clone(),
                 target: target.clone(),
-                session,
+                session: fresh,
             };
+            retried = true;
         }
-        Err(ProxyError::Upstream(UpstreamError::Request(
-            "S3 rejected the request twice".into(),
-        )))
+    }
+
+    /// Signs one attempt, sends it, and records how long S3 took to answer.
+    async fn send_signed(
+        &self,
+        head: &(Method, Uri, HeaderMap),
+        body: ProxyBody,
+        payload: Payload,
+        signer: &Signer,
+        record: &mut RequestRecord,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let request = signed_request(head, body, payload, signer)?;
+        let started = Instant::now();
+        let sent = self.upstream.send(request).await;
+        let elapsed = started.elapsed();
+        record.upstream = Some(elapsed);
+        self.metrics
+            .upstream_duration
+            .with_label_values(&[record.operation])
+            .observe(elapsed.as_secs_f64());
+        Ok(sent?)
     }
 
     fn count_retry(&self, reason: &str) {
@@ -332,8 +339,26 @@ impl Proxy {
     }
 }
 
-fn unreachable_body() -> (ProxyBody, bool) {
-    (crate::body::empty(), false)
+/// Whether S3 rejected the session a request was signed with, and why (`None` when it did
+/// not). The body of a 400 is read to find its code, so the response returned carries it again.
+async fn session_rejection(
+    method: &Method,
+    response: Response<ProxyBody>,
+    signer: &Signer,
+) -> Result<(Response<ProxyBody>, Option<&'static str>), ProxyError> {
+    let Signer::Session { session, .. } = signer else {
+        return Ok((response, None));
+    };
+    if response.status() != StatusCode::BAD_REQUEST {
+        return Ok((response, None));
+    }
+    if *method == Method::HEAD {
+        // A HEAD error has no body naming its code. A bare 400 on a session that is not brand
+        // new is most likely an expired token: replace it (at most once a second per session).
+        let stale = session.age() >= Duration::from_secs(1);
+        return Ok((response, stale.then_some("head_bad_request")));
+    }
+    token_error(response).await
 }
 
 /// Builds and signs one attempt of the upstream request.

@@ -98,16 +98,13 @@ pub(crate) async fn handle(state: Arc<State>, req: http::Request<Incoming>) -> R
                 c.op == Op::CreateSession,
                 zonal && c.op != Op::CreateSession,
             );
-            let result = if decision.slow_down {
-                Err(S3Error::new(
-                    503,
-                    "SlowDown",
-                    "Please reduce your request rate.",
-                ))
-            } else if decision.internal_error {
-                Err(S3Error::internal(
-                    "We encountered an internal error. Please try again.",
-                ))
+            let result = if decision.slow_down || decision.internal_error {
+                drain(incoming).await;
+                Err(if decision.slow_down {
+                    S3Error::new(503, "SlowDown", "Please reduce your request rate.")
+                } else {
+                    S3Error::internal("We encountered an internal error. Please try again.")
+                })
             } else {
                 process(&state, &head, &query, &c, incoming).await
             };
@@ -246,13 +243,9 @@ fn classify(endpoint: &Endpoint, head: &Head, query: &Query) -> Result<Classifie
     }
 }
 
-async fn process(
-    state: &State,
-    head: &Head,
-    query: &Query,
-    c: &Classified,
-    incoming: Incoming,
-) -> Result<Response<Body>> {
+/// The checks made before a request body is read: operation, bucket, authentication and
+/// authorization.
+fn admit(state: &State, head: &Head, c: &Classified) -> Result<auth::Auth> {
     if let Op::NotImplemented(name) = c.op {
         return Err(S3Error::not_implemented(name));
     }
@@ -276,6 +269,36 @@ async fn process(
         &auth.principal,
         c.zonal.then_some(c.bucket.as_str()),
     )?;
+    Ok(auth)
+}
+
+/// Reads and discards the body of a request that is refused before its body is read (up to
+/// 64 MiB), so the client reads the error instead of a connection reset, as S3 lets it.
+async fn drain(mut body: Incoming) {
+    use http_body_util::BodyExt;
+    let mut seen = 0usize;
+    while let Some(Ok(frame)) = body.frame().await {
+        seen += frame.data_ref().map_or(0, |d| d.len());
+        if seen > 64 * 1024 * 1024 {
+            break;
+        }
+    }
+}
+
+async fn process(
+    state: &State,
+    head: &Head,
+    query: &Query,
+    c: &Classified,
+    incoming: Incoming,
+) -> Result<Response<Body>> {
+    let auth = match admit(state, head, c) {
+        Ok(auth) => auth,
+        Err(e) => {
+            drain(incoming).await;
+            return Err(e);
+        }
+    };
     let received = receive::read_body(head, &auth, c.op, incoming).await?;
     let ctx = Ctx {
         state,
