@@ -25,6 +25,8 @@ use crate::xml;
 
 /// The largest CreateSession or error body the proxy will read.
 pub const MAX_XML_BODY: usize = 64 * 1024;
+/// After a failed background refresh, how long before a request may start another.
+const REFRESH_RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// SSE headers a CreateSession carries over from the user's request (and that key the cache).
 pub const SSE_HEADERS: &[&str] = &[
     "x-amz-server-side-encryption",
@@ -282,6 +284,9 @@ impl SessionCache {
         tokio::spawn(async move {
             if let Err(error) = cache.load(&key, &target, Some(generation)).await {
                 tracing::warn!(bucket = %key.bucket, mode = key.mode.as_str(), %error, "background session refresh failed");
+                // The current session stays in use; let a request try again after a pause, so
+                // a throttled CreateSession is not retried at the request rate.
+                tokio::time::sleep(REFRESH_RETRY_PAUSE).await;
                 if let Some(session) = cache.inner.cache.get(&key).await {
                     session.refreshing.store(false, Ordering::Release);
                 }

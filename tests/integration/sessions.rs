@@ -351,3 +351,67 @@ async fn create_session_errors_reach_the_client_with_s3s_code() {
     assert_eq!(next.status, StatusCode::NOT_FOUND, "errors are not cached");
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_background_refresh_keeps_serving_with_the_current_session() {
+    // Lifetime 6 s: refresh due at 3 s, unusable from 5.4 s.
+    let h = Harness::start(Options {
+        session_lifetime: Duration::from_secs(6),
+        ..Options::default()
+    })
+    .await;
+    let put = |n: u32| {
+        h.forward(
+            Method::PUT,
+            BUCKET,
+            "/refresh",
+            &[],
+            Bytes::from(format!("v{n}")),
+        )
+    };
+    assert_eq!(put(0).await.status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    h.emulator.inject(Fault::SlowDown {
+        count: 1,
+        target: Target::CreateSession,
+    });
+    assert_eq!(
+        put(1).await.status,
+        StatusCode::OK,
+        "the refresh fails in the background, not for the request"
+    );
+    assert_eq!(
+        put(2).await.status,
+        StatusCode::OK,
+        "and is not retried at once"
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(h.emulator.counters().create_session_read_write, 1);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(put(3).await.status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let counters = h.emulator.counters();
+    assert_eq!(
+        (counters.create_session_read_write, counters.slow_down),
+        (2, 1),
+        "{counters:?}"
+    );
+    let text = h.metrics().await;
+    assert_eq!(
+        metric(
+            &text,
+            "s3x_proxy_sessions_created_total",
+            &[("mode", "ReadWrite"), ("result", "error")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "s3x_proxy_session_cache_lookups_total",
+            &[("result", "miss")]
+        ),
+        1.0
+    );
+    h.stop().await;
+}
