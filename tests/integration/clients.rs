@@ -41,6 +41,8 @@ struct Aws<'a> {
     h: &'a Harness,
     home: PathBuf,
     dummy_credentials: bool,
+    /// Endpoint mode (`--endpoint-url http://PROXY`) instead of HTTPS_PROXY.
+    endpoint: bool,
 }
 
 impl Aws<'_> {
@@ -55,13 +57,18 @@ impl Aws<'_> {
             h,
             home,
             dummy_credentials,
+            endpoint: false,
         }
     }
 
     async fn run(&self, args: &[&str]) -> String {
         let mut command = clean(&venv().join("bin/aws"), &self.home);
-        command.env("HTTPS_PROXY", format!("http://{}", self.h.proxy));
-        command.env("AWS_CA_BUNDLE", self.h.proxy_ca().await);
+        if self.endpoint {
+            command.args(["--endpoint-url", &format!("http://{}", self.h.proxy)]);
+        } else {
+            command.env("HTTPS_PROXY", format!("http://{}", self.h.proxy));
+            command.env("AWS_CA_BUNDLE", self.h.proxy_ca().await);
+        }
         if self.dummy_credentials {
             command.env("AWS_ACCESS_KEY_ID", "AKIDDUMMYCLIENTKEY");
             command.env("AWS_SECRET_ACCESS_KEY", "dummy-client-secret");
@@ -235,6 +242,28 @@ async fn aws_s3_cp_moves_20_mib_up_and_back_byte_identical() {
         sha256_hex(&body)
     );
     assert_eq!(h.emulator.counters().signature_failures, 0);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_cli_with_endpoint_url_uses_path_style_over_plain_http() {
+    let h = Harness::start(Options::default()).await;
+    let mut aws = Aws::new(&h, true).await;
+    aws.endpoint = true;
+    let body = data(3 * 1024 * 1024, 33);
+    let input = h.dir.path().join("endpoint.bin");
+    let output = h.dir.path().join("endpoint.out");
+    std::fs::write(&input, &body).unwrap();
+    let url = format!("s3://{BUCKET}/endpoint/file.bin");
+    aws.run(&["s3", "cp", input.to_str().unwrap(), &url]).await;
+    aws.run(&["s3", "cp", &url, output.to_str().unwrap()]).await;
+    assert!(std::fs::read(&output).unwrap() == body);
+    let listed = aws
+        .run(&["s3", "ls", &format!("s3://{BUCKET}/endpoint/")])
+        .await;
+    assert!(listed.contains("file.bin"), "{listed}");
+    let counters = h.emulator.counters();
+    assert_eq!(counters.signature_failures, 0, "{counters:?}");
     h.stop().await;
 }
 

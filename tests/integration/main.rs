@@ -7,6 +7,7 @@ mod clients;
 mod curl;
 mod errors;
 mod operate;
+mod operations;
 #[allow(dead_code)]
 mod process;
 mod roundtrip;
