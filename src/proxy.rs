@@ -224,12 +224,7 @@ impl Proxy {
         if mode == Mode::ReadOnly && self.settings.session_mode == SessionMode::PerRequest {
             // A cached ReadWrite session serves reads too: never create a second session.
             let rw = SessionKey::new(bucket.clone(), Mode::ReadWrite, headers);
-            if let Some(session) = self.sessions.cached(&rw).await {
-                let (session, lookup) = self
-                    .sessions
-                    .get(&rw, &target)
-                    .await
-                    .unwrap_or((session, Lookup::Hit));
+            if let Some((session, lookup)) = self.sessions.get_cached(&rw, &target).await {
                 record.lookup = Some(lookup);
                 return Ok(Signer::Session {
                     key: rw,

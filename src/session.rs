@@ -222,35 +222,43 @@ impl SessionCache {
         key: &SessionKey,
         target: &SessionTarget,
     ) -> Result<(Arc<Session>, Lookup), SessionError> {
-        let lookup = match self.cached(key).await {
-            Some(session) => {
-                let due = Instant::now() >= session.refresh_at;
-                if due && !session.refreshing.swap(true, Ordering::AcqRel) {
-                    self.spawn_refresh(key.clone(), target.clone(), session.generation);
-                    Ok((session, Lookup::Refresh))
-                } else {
-                    Ok((session, Lookup::Hit))
-                }
-            }
-            None => self
-                .load(key, target, None)
-                .await
-                .map(|session| (session, Lookup::Miss)),
-        };
-        if let Ok((_, result)) = &lookup {
-            self.inner
-                .metrics
-                .cache_lookups
-                .with_label_values(&[result.as_str()])
-                .inc();
+        if let Some(found) = self.get_cached(key, target).await {
+            return Ok(found);
         }
-        lookup
+        let session = self.load(key, target, None).await?;
+        self.count(Lookup::Miss);
+        Ok((session, Lookup::Miss))
     }
 
-    /// A cached session for `key` that is still usable, without creating one.
-    pub async fn cached(&self, key: &SessionKey) -> Option<Arc<Session>> {
+    /// A cached, usable session for `key` (starting its background refresh when due), or
+    /// `None` without creating one.
+    pub async fn get_cached(
+        &self,
+        key: &SessionKey,
+        target: &SessionTarget,
+    ) -> Option<(Arc<Session>, Lookup)> {
         let session = self.inner.cache.get(key).await?;
-        session.usable(Instant::now()).then_some(session)
+        let now = Instant::now();
+        if !session.usable(now) {
+            return None;
+        }
+        let due = now >= session.refresh_at;
+        let lookup = if due && !session.refreshing.swap(true, Ordering::AcqRel) {
+            self.spawn_refresh(key.clone(), target.clone(), session.generation);
+            Lookup::Refresh
+        } else {
+            Lookup::Hit
+        };
+        self.count(lookup);
+        Some((session, lookup))
+    }
+
+    fn count(&self, lookup: Lookup) {
+        self.inner
+            .metrics
+            .cache_lookups
+            .with_label_values(&[lookup.as_str()])
+            .inc();
     }
 
     /// Replaces the session `generation` (S3 said its token expired or is invalid) and returns
