@@ -182,6 +182,7 @@ fn build_shared(
         proxy: proxy::Proxy::new(settings, sessions, iam, upstream, metrics),
         ca,
         allow_connect: config.allow_connect.clone(),
+        connect_timeout: config.upstream.connect_timeout,
         graceful: std::sync::Mutex::new(Some(GracefulShutdown::new())),
     })
 }

@@ -36,6 +36,8 @@ pub struct Shared {
     pub ca: Arc<CertificateAuthority>,
     /// Hosts CONNECT may tunnel to without interception (`*.suffix` allowed).
     pub allow_connect: Vec<String>,
+    /// Deadline for opening such a tunnel's upstream connection.
+    pub connect_timeout: Duration,
     /// Tracks connections for graceful shutdown; taken when the drain starts.
     pub graceful: Mutex<Option<GracefulShutdown>>,
 }
@@ -167,7 +169,11 @@ async fn connect(request: Request<Incoming>, shared: Arc<Shared>) -> Response<Pr
         return tunnel_established();
     }
     if host_allowed(&shared.allow_connect, &host) {
-        match TcpStream::connect((host.as_str(), port)).await {
+        let connect = TcpStream::connect((host.as_str(), port));
+        let connected = tokio::time::timeout(shared.connect_timeout, connect)
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
+        match connected {
             Ok(upstream) => {
                 tokio::spawn(
                     plain_tunnel(request, upstream)
