@@ -80,7 +80,7 @@ async fn serve_tcp(
     gauge.inc();
     match tls {
         None => serve_http(stream, Arrival::Listener, shared).await,
-        Some(acceptor) => match acceptor.accept(stream).await {
+        Some(acceptor) => match handshake(acceptor.accept(stream)).await {
             Ok(stream) => serve_http(stream, Arrival::Listener, shared).await,
             Err(error) => tracing::debug!(%error, %peer, "TLS handshake failed"),
         },
@@ -251,11 +251,26 @@ async fn intercept(
         Ok(upgraded) => upgraded,
         Err(error) => return tracing::debug!(%error, "CONNECT upgrade failed"),
     };
-    match acceptor.accept(TokioIo::new(upgraded)).await {
+    match handshake(acceptor.accept(TokioIo::new(upgraded))).await {
         Ok(tls) => serve_http(tls, Arrival::Tunnel { host }, shared).await,
         Err(error) => tracing::debug!(%error, "TLS handshake inside the tunnel failed"),
     }
 }
+
+/// A client TLS handshake, bounded so a silent client cannot hold a connection open.
+async fn handshake<T>(
+    accept: tokio_rustls::Accept<T>,
+) -> std::io::Result<tokio_rustls::server::TlsStream<T>>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept)
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+}
+
+/// How long a client may take to complete its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Copies bytes both ways between the client and an allowed host.
 async fn plain_tunnel(request: Request<Incoming>, mut upstream: TcpStream) {
