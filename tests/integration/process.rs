@@ -77,9 +77,15 @@ impl ProxyProcess {
                 sink.lock().unwrap().push(line);
             }
         });
-        let mut proxy = None;
-        let mut admin = None;
-        while proxy.is_none() || admin.is_none() {
+        // Owned from here on, so a panic below still kills the child.
+        let unset: SocketAddr = ([0, 0, 0, 0], 0).into();
+        let mut process = ProxyProcess {
+            child,
+            proxy: unset,
+            admin: unset,
+            log,
+        };
+        while process.proxy == unset || process.admin == unset {
             let line = rx
                 .recv_timeout(Duration::from_secs(30))
                 .expect("the proxy logs its listeners");
@@ -91,17 +97,12 @@ impl ProxyProcess {
                 .and_then(|rest| rest.split([' ', '"', ',']).find(|s| !s.is_empty()))
                 .and_then(|a| a.parse().ok());
             if line.contains("admin listening") {
-                admin = addr;
+                process.admin = addr.expect("admin address");
             } else if line.contains("proxy listening") && !line.contains("TLS") {
-                proxy = addr;
+                process.proxy = addr.expect("proxy address");
             }
         }
-        ProxyProcess {
-            child,
-            proxy: proxy.unwrap(),
-            admin: admin.unwrap(),
-            log,
-        }
+        process
     }
 
     /// Peak resident memory (VmHWM) of the process, in bytes.
