@@ -57,6 +57,9 @@ pub enum RequestError {
     /// The request could not be signed.
     #[error("the request could not be signed")]
     Unsignable,
+    /// A body of unknown length that is too large to hold and cannot be split into parts.
+    #[error("this request needs a Content-Length header")]
+    MissingContentLength,
     /// The client's request body could not be read.
     #[error("the request body could not be read")]
     BodyRead,
@@ -90,6 +93,11 @@ impl ProxyError {
                 (StatusCode::BAD_REQUEST, "InvalidRequest", e.to_string())
             }
             ProxyError::Policy(e) => (StatusCode::FORBIDDEN, "AccessDenied", e.to_string()),
+            ProxyError::Request(e @ RequestError::MissingContentLength) => (
+                StatusCode::LENGTH_REQUIRED,
+                "MissingContentLength",
+                e.to_string(),
+            ),
             ProxyError::Request(e @ RequestError::BadChunkedBody) => {
                 (StatusCode::BAD_REQUEST, "IncompleteBody", e.to_string())
             }

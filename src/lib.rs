@@ -18,7 +18,8 @@
 //!                    x-amz-s3session-token (`sign`; `chunked` decodes client-signed chunks)
 //!        ─► forward  pooled HTTPS to S3, bodies streamed; one retry with a fresh session on
 //!                    ExpiredToken/InvalidToken when the body was small enough to keep (`proxy`,
-//!                    `forward`)
+//!                    `forward`); a PutObject of unknown length becomes a multipart upload
+//!                    (`unknown_length`)
 //!        ─► respond  relay S3's answer, count bytes, record metrics, write the access log line
 //!                    (`respond`, `metrics`); errors of any stage become S3-style XML in one
 //!                    place (`error`)
@@ -46,6 +47,7 @@ pub mod route;
 pub mod server;
 pub mod session;
 pub mod sign;
+pub mod unknown_length;
 pub mod xml;
 
 use std::future::Future;

@@ -54,11 +54,13 @@ pub struct Proxy {
 }
 
 /// The body of a request on its way upstream.
-enum OutBody {
+pub(crate) enum OutBody {
     /// Small and kept: can be sent again.
     Kept(Bytes),
     /// Streaming: can be sent once.
     Streaming(Option<ProxyBody>),
+    /// Of unknown length: see `unknown_length`.
+    UnknownLength(ProxyBody),
 }
 
 impl OutBody {
@@ -67,12 +69,14 @@ impl OutBody {
         match self {
             OutBody::Kept(bytes) => (full(bytes.clone()), true),
             OutBody::Streaming(stream) => (stream.take().unwrap_or_else(crate::body::empty), false),
+            OutBody::UnknownLength(_) => (crate::body::empty(), false),
         }
     }
 }
 
 /// The credentials a request is signed with.
-enum Signer {
+#[derive(Clone)]
+pub(crate) enum Signer {
     Session {
         key: SessionKey,
         target: SessionTarget,
@@ -169,6 +173,11 @@ impl Proxy {
         sign::set_target(&mut parts, &route.host, &route.path_and_query)?;
         let (payload, body) = self.prepare_body(&mut parts, body, payload, record).await?;
         let signer = self.signer(auth, &route, &parts.headers, record).await?;
+        if let OutBody::UnknownLength(body) = body {
+            return self
+                .send_unknown_length(route.operation, parts, body, payload, signer, record)
+                .await;
+        }
         self.forward(parts, body, payload, signer, record).await
     }
 
@@ -188,6 +197,9 @@ impl Proxy {
         }
         let length = content_length(&parts.headers);
         let empty = http_body::Body::is_end_stream(&counted);
+        if length.is_none() && !empty && payload == Payload::Unsigned {
+            return Ok((payload, OutBody::UnknownLength(counted)));
+        }
         if empty || length.is_some_and(|n| n <= RETAIN_BODY_LIMIT) {
             let kept = crate::body::collect_limited(counted, RETAIN_BODY_LIMIT as usize)
                 .await
@@ -245,7 +257,7 @@ impl Proxy {
 
     /// Signs and sends; sends once more when the connection failed before S3 saw the request,
     /// or with a fresh session when S3 rejected the session token, if the body was kept.
-    async fn forward(
+    pub(crate) async fn forward(
         &self,
         parts: Parts,
         mut body: OutBody,

@@ -312,11 +312,13 @@ async fn copy_object_is_signed_with_iam_credentials() {
     h.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chunked_uploads_without_content_length_stream_through() {
-    // A body of unknown length (Transfer-Encoding: chunked) cannot be kept; it streams.
-    let h = Harness::start(Options::default()).await;
-    let body = data(2 * 1024 * 1024 + 3, 9);
+/// Sends a PUT whose body has no Content-Length (HTTP/1.1 chunked), in 100 kB frames.
+async fn put_chunked(
+    h: &Harness,
+    path: &str,
+    body: &bytes::Bytes,
+    headers: &[(&str, &str)],
+) -> (StatusCode, String) {
     let chunks: Vec<Result<http_body::Frame<bytes::Bytes>, std::convert::Infallible>> = body
         .chunks(100_000)
         .map(|c| Ok(http_body::Frame::data(bytes::Bytes::copy_from_slice(c))))
@@ -329,17 +331,91 @@ async fn chunked_uploads_without_content_length_stream_through() {
             .await
             .unwrap();
     tokio::spawn(conn);
-    let request = http::Request::put(format!("http://{host}/chunked"))
+    let mut request = http::Request::put(format!("http://{host}{path}"))
         .header("host", &host)
-        .header("expect", "100-continue")
-        .body(stream)
+        .header("expect", "100-continue");
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = sender
+        .send_request(request.body(stream).unwrap())
+        .await
         .unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let status = response.status();
+    let etag = response
+        .headers()
+        .get("etag")
+        .map(|e| e.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, etag)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_chunked_upload_is_sent_with_its_length() {
+    // S3 refuses object data of unknown length (the emulator does too, with 411).
+    let h = Harness::start(Options::default()).await;
+    let body = data(2 * 1024 * 1024 + 3, 9);
+    let (status, _) = put_chunked(&h, "/chunked", &body, &[]).await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(
         h.emulator.object(BUCKET, "chunked").as_deref(),
         Some(&body[..])
     );
+    assert_eq!(
+        h.emulator
+            .counters()
+            .by_operation
+            .get("CreateMultipartUpload"),
+        None
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_chunked_upload_becomes_a_multipart_upload() {
+    let h = Harness::start(Options::default()).await;
+    let body = data(20 * 1024 * 1024 + 5, 10);
+    let (status, etag) = put_chunked(
+        &h,
+        "/chunked-big",
+        &body,
+        &[
+            ("content-type", "application/x-big"),
+            ("x-amz-meta-origin", "stdin"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!etag.is_empty(), "the client gets the object's ETag");
+    assert_eq!(
+        h.emulator.object(BUCKET, "chunked-big").as_deref(),
+        Some(&body[..])
+    );
+    let headers = h.emulator.object_headers(BUCKET, "chunked-big").unwrap();
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v == "application/x-big"),
+        "{headers:?}"
+    );
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "x-amz-meta-origin" && v == "stdin"),
+        "{headers:?}"
+    );
+    let counters = h.emulator.counters();
+    assert_eq!(
+        counters.by_operation.get("UploadPart"),
+        Some(&3),
+        "8 + 8 + 4 MiB: {counters:?}"
+    );
+    assert_eq!(
+        counters.by_operation.get("CompleteMultipartUpload"),
+        Some(&1)
+    );
+    assert!(h.emulator.multipart_uploads(BUCKET).is_empty());
+    assert_eq!(counters.signature_failures, 0);
     h.stop().await;
 }
 

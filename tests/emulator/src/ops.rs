@@ -274,7 +274,7 @@ fn admit(state: &State, head: &Head, c: &Classified) -> Result<auth::Auth> {
 
 /// Reads and discards the body of a request that is refused before its body is read (up to
 /// 64 MiB), so the client reads the error instead of a connection reset, as S3 lets it.
-async fn drain(mut body: Incoming) {
+pub(crate) async fn drain(mut body: Incoming) {
     use http_body_util::BodyExt;
     let mut seen = 0usize;
     while let Some(Ok(frame)) = body.frame().await {

@@ -18,6 +18,16 @@ pub(crate) async fn read_body(
     incoming: Incoming,
 ) -> Result<Received> {
     let hint = head.get("content-length").and_then(|v| v.parse().ok());
+    let declared_length = hint.is_some() || head.get("x-amz-decoded-content-length").is_some();
+    if matches!(op, Op::PutObject | Op::UploadPart) && !declared_length {
+        // S3 does not take object data of unknown length (plain Transfer-Encoding: chunked).
+        crate::ops::drain(incoming).await;
+        return Err(S3Error::new(
+            411,
+            "MissingContentLength",
+            "You must provide the Content-Length HTTP header.",
+        ));
+    }
     let raw = crate::body::read_all(incoming, hint).await.map_err(|e| {
         S3Error::new(
             400,

@@ -1,0 +1,357 @@
+//! Bodies of unknown length (`Transfer-Encoding: chunked`, or h2 without `content-length`).
+//! S3 wants a length for object data, so the proxy reads up to one part: a body that ends
+//! there is sent with its length; a longer PutObject becomes a multipart upload streamed part
+//! by part, so memory stays bounded by the part size whatever the object's size.
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::request::Parts;
+use http::{Method, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
+
+use crate::body::{full, ProxyBody};
+use crate::error::{ProxyError, RequestError};
+use crate::operation::Operation;
+use crate::proxy::{OutBody, Proxy, Signer};
+use crate::respond::RequestRecord;
+use crate::session::read_small_body;
+use crate::sign::Payload;
+
+/// Size of the first parts; it doubles every 1000 parts up to [`MAX_PART`], so the 10,000
+/// parts S3 allows hold about 500 GiB.
+pub const FIRST_PART: usize = 8 * 1024 * 1024;
+const MAX_PART: usize = 64 * 1024 * 1024;
+
+fn part_size(number: usize) -> usize {
+    (FIRST_PART << ((number - 1) / 1000).min(3)).min(MAX_PART)
+}
+
+/// Reads a body in parts of a chosen size, carrying over what a frame brings past the end.
+struct PartReader {
+    body: ProxyBody,
+    carry: BytesMut,
+    ended: bool,
+}
+
+impl PartReader {
+    /// The next part of at most `size` bytes, and whether the body has ended with it.
+    async fn next(&mut self, size: usize) -> Result<(Bytes, bool), RequestError> {
+        while self.carry.len() < size && !self.ended {
+            match self.body.frame().await {
+                None => self.ended = true,
+                Some(Err(_)) => return Err(RequestError::BodyRead),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.carry.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+        let take = self.carry.len().min(size);
+        let part = self.carry.split_to(take).freeze();
+        Ok((part, self.ended && self.carry.is_empty()))
+    }
+}
+
+impl Proxy {
+    /// Sends a request whose body has no declared length.
+    pub(crate) async fn send_unknown_length(
+        &self,
+        operation: Operation,
+        mut parts: Parts,
+        body: ProxyBody,
+        payload: Payload,
+        signer: Signer,
+        record: &mut RequestRecord,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let mut reader = PartReader {
+            body,
+            carry: BytesMut::new(),
+            ended: false,
+        };
+        let (first, ended) = reader.next(FIRST_PART).await?;
+        if ended {
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, first.len().into());
+            return self
+                .forward(parts, OutBody::Kept(first), payload, signer, record)
+                .await;
+        }
+        if operation != Operation::PutObject {
+            return Err(RequestError::MissingContentLength.into());
+        }
+        let upload = Upload {
+            proxy: self,
+            uri: parts.uri.clone(),
+            signer,
+        };
+        upload.run(parts.headers, first, reader, record).await
+    }
+}
+
+/// One PutObject turned into a multipart upload.
+struct Upload<'a> {
+    proxy: &'a Proxy,
+    uri: Uri,
+    signer: Signer,
+}
+
+impl Upload<'_> {
+    async fn run(
+        &self,
+        headers: HeaderMap,
+        first: Bytes,
+        mut reader: PartReader,
+        record: &mut RequestRecord,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let created = self
+            .send(
+                Method::POST,
+                "uploads",
+                create_headers(headers),
+                Bytes::new(),
+                record,
+            )
+            .await?;
+        let (created, text) = read_text(created).await?;
+        let Some(upload_id) = element(&text, "UploadId") else {
+            return Ok(created);
+        };
+        tracing::debug!(
+            upload_id,
+            "body of unknown length: sending it as a multipart upload"
+        );
+        let mut etags = Vec::new();
+        let mut next = Some(first);
+        while let Some(part) = next.take() {
+            let number = etags.len() + 1;
+            let query = format!("partNumber={number}&uploadId={upload_id}");
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_LENGTH, part.len().into());
+            let sent = self.send(Method::PUT, &query, headers, part, record).await;
+            let etag = match &sent {
+                Ok(r) if r.status().is_success() => r.headers().get(header::ETAG).cloned(),
+                _ => None,
+            };
+            let Some(etag) = etag else {
+                self.abort(&upload_id, record).await;
+                return sent;
+            };
+            etags.push(etag);
+            let read = reader.next(part_size(number + 1)).await;
+            let (more, _) = match read {
+                Ok(read) => read,
+                Err(e) => {
+                    self.abort(&upload_id, record).await;
+                    return Err(e.into());
+                }
+            };
+            next = (!more.is_empty()).then_some(more);
+        }
+        self.complete(&upload_id, &etags, record).await
+    }
+
+    async fn complete(
+        &self,
+        upload_id: &str,
+        etags: &[HeaderValue],
+        record: &mut RequestRecord,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let mut xml = String::from("<CompleteMultipartUpload>");
+        for (i, etag) in etags.iter().enumerate() {
+            let etag = quick_xml::escape::escape(etag.to_str().unwrap_or_default());
+            xml.push_str(&format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag></Part>",
+                i + 1
+            ));
+        }
+        xml.push_str("</CompleteMultipartUpload>");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/xml"),
+        );
+        headers.insert(header::CONTENT_LENGTH, xml.len().into());
+        let query = format!("uploadId={upload_id}");
+        let done = self
+            .send(Method::POST, &query, headers, Bytes::from(xml), record)
+            .await?;
+        let (done, text) = read_text(done).await?;
+        // CompleteMultipartUpload can fail with 200 and an <Error> body.
+        if !done.status().is_success() || text.contains("<Error>") {
+            self.abort(upload_id, record).await;
+            return Ok(failed(done, &text));
+        }
+        let mut response = Response::new(crate::body::empty());
+        for name in [
+            "x-amz-request-id",
+            "x-amz-id-2",
+            "x-amz-server-side-encryption",
+        ] {
+            if let Some(value) = done.headers().get(name) {
+                response.headers_mut().insert(name, value.clone());
+            }
+        }
+        if let Some(etag) = element(&text, "ETag").and_then(|e| HeaderValue::from_str(&e).ok()) {
+            response.headers_mut().insert(header::ETAG, etag);
+        }
+        Ok(response)
+    }
+
+    /// Best effort: a failed upload should not leave its parts behind.
+    async fn abort(&self, upload_id: &str, record: &mut RequestRecord) {
+        let query = format!("uploadId={upload_id}");
+        let aborted = self
+            .send(
+                Method::DELETE,
+                &query,
+                HeaderMap::new(),
+                Bytes::new(),
+                record,
+            )
+            .await;
+        if !aborted.is_ok_and(|r| r.status().is_success()) {
+            tracing::warn!(upload_id, "could not abort the multipart upload");
+        }
+    }
+
+    /// Sends one request of the upload to the object's URI with `query`.
+    async fn send(
+        &self,
+        method: Method,
+        query: &str,
+        mut headers: HeaderMap,
+        body: Bytes,
+        record: &mut RequestRecord,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let path = self.uri.path();
+        let authority = self.uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        let uri: Uri = format!("https://{authority}{path}?{query}")
+            .parse()
+            .map_err(|_| RequestError::Unsignable)?;
+        headers.insert(
+            header::HOST,
+            HeaderValue::from_str(authority).map_err(|_| RequestError::Unsignable)?,
+        );
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        parts.method = method;
+        parts.uri = uri;
+        parts.headers = headers;
+        self.proxy
+            .forward(
+                parts,
+                OutBody::Kept(body),
+                Payload::Unsigned,
+                self.signer.clone(),
+                record,
+            )
+            .await
+    }
+}
+
+/// The PutObject headers that belong on CreateMultipartUpload: everything but the length and
+/// whole-object checksums, which do not describe the parts.
+fn create_headers(mut headers: HeaderMap) -> HeaderMap {
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove("content-md5");
+    headers.remove("x-amz-sdk-checksum-algorithm");
+    let checksums: Vec<_> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("x-amz-checksum-"))
+        .cloned()
+        .collect();
+    for name in checksums {
+        headers.remove(name);
+    }
+    headers.remove(header::HOST);
+    headers
+}
+
+async fn read_text(
+    response: Response<ProxyBody>,
+) -> Result<(Response<ProxyBody>, String), ProxyError> {
+    let (parts, body) = response.into_parts();
+    let bytes = read_small_body(body).await?;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    Ok((Response::from_parts(parts, full(bytes)), text))
+}
+
+/// An error answer from S3 relayed as is; a 200 carrying `<Error>` becomes a 500 (as the SDKs
+/// treat it) so that the client does not mistake it for success.
+fn failed(response: Response<ProxyBody>, text: &str) -> Response<ProxyBody> {
+    let (mut parts, _) = response.into_parts();
+    if parts.status.is_success() {
+        parts.status = StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    Response::from_parts(parts, full(text.to_owned()))
+}
+
+/// The text of the first `<name>` element (S3's multipart replies are flat and small).
+fn element(xml: &str, name: &str) -> Option<String> {
+    let start = xml.find(&format!("<{name}>"))? + name.len() + 2;
+    let end = start + xml[start..].find(&format!("</{name}>"))?;
+    let raw = &xml[start..end];
+    Some(
+        quick_xml::escape::unescape(raw)
+            .map(|s| s.into_owned())
+            .unwrap_or_else(|_| raw.to_owned()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_grow_so_ten_thousand_hold_hundreds_of_gib() {
+        assert_eq!(part_size(1), 8 << 20);
+        assert_eq!(part_size(1000), 8 << 20);
+        assert_eq!(part_size(1001), 16 << 20);
+        assert_eq!(part_size(10_000), 64 << 20);
+        let total: usize = (1..=10_000).map(part_size).sum();
+        assert!(total > 450 << 30, "{total}");
+    }
+
+    #[test]
+    fn reads_multipart_replies() {
+        let xml = r#"<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><UploadId>a&amp;b</UploadId></InitiateMultipartUploadResult>"#;
+        assert_eq!(element(xml, "UploadId").as_deref(), Some("a&b"));
+        assert_eq!(element(xml, "ETag"), None);
+    }
+
+    #[test]
+    fn create_headers_drop_length_and_whole_object_checksums() {
+        let mut h = HeaderMap::new();
+        h.insert("content-length", "5".parse().unwrap());
+        h.insert("x-amz-checksum-crc32", "AAAAAA==".parse().unwrap());
+        h.insert("content-type", "text/plain".parse().unwrap());
+        h.insert("x-amz-meta-a", "1".parse().unwrap());
+        let kept = create_headers(h);
+        let mut names: Vec<&str> = kept.keys().map(|k| k.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["content-type", "x-amz-meta-a"]);
+    }
+
+    #[tokio::test]
+    async fn the_part_reader_cuts_exact_parts_across_frames() {
+        let frames: Vec<Result<http_body::Frame<Bytes>, crate::body::BoxError>> = (0..10)
+            .map(|i| Ok(http_body::Frame::data(Bytes::from(vec![i as u8; 7]))))
+            .collect();
+        let body =
+            http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
+        let mut reader = PartReader {
+            body,
+            carry: BytesMut::new(),
+            ended: false,
+        };
+        let (a, end_a) = reader.next(30).await.unwrap();
+        let (b, end_b) = reader.next(30).await.unwrap();
+        let (c, end_c) = reader.next(30).await.unwrap();
+        assert_eq!(
+            (a.len(), end_a, b.len(), end_b, c.len(), end_c),
+            (30, false, 30, false, 10, true)
+        );
+        assert_eq!(&a[28..30], &[4, 4]);
+    }
+}
