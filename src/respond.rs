@@ -34,6 +34,9 @@ pub struct RequestRecord {
     pub upstream: Option<Duration>,
     /// When the request head arrived.
     pub started: Instant,
+    /// The connection's span, entered when the line is written (the body may finish on
+    /// another task, as h2 streams do).
+    pub span: tracing::Span,
     /// Request body bytes sent upstream.
     pub bytes_up: Arc<AtomicU64>,
     /// Response body bytes sent to the client.
@@ -53,14 +56,21 @@ impl RequestRecord {
             lookup: None,
             upstream: None,
             started: Instant::now(),
+            span: tracing::Span::current(),
             bytes_up: Arc::default(),
             bytes_down: Arc::default(),
         }
     }
 }
 
+/// Milliseconds, to the microsecond.
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
 impl Drop for RequestRecord {
     fn drop(&mut self) {
+        let _entered = self.span.enter();
         tracing::info!(
             target: "s3x_proxy::access",
             request_id = %self.request_id,
@@ -71,8 +81,8 @@ impl Drop for RequestRecord {
             status = self.status,
             bytes_up = self.bytes_up.load(Ordering::Relaxed),
             bytes_down = self.bytes_down.load(Ordering::Relaxed),
-            total_ms = self.started.elapsed().as_secs_f64() * 1000.0,
-            upstream_ms = self.upstream.map(|d| d.as_secs_f64() * 1000.0),
+            total_ms = millis(self.started.elapsed()),
+            upstream_ms = self.upstream.map(millis),
             session = self.lookup.map(Lookup::as_str).unwrap_or("-"),
             "request"
         );
