@@ -15,7 +15,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
-    init_tracing(cli.args.log_format);
+    // Held until exit: dropping it flushes the log lines still queued.
+    let _log_writer = init_tracing(cli.args.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => return fail(e.into()),
@@ -72,19 +73,25 @@ async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, BoxError> {
         .map_err(|e| format!("cannot listen on {addr}: {e}").into())
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs go to stderr through a writer thread, so a request never waits on a `write(2)`; when
+/// the queue is full, callers wait rather than lose lines.
+fn init_tracing(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info"))
         // aws-sigv4 traces canonical requests (with token headers) at trace level: never log them.
         .add_directive("aws_sigv4=warn".parse().expect("static directive"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+    guard
 }
 
 async fn shutdown_signal() {
