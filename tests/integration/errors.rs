@@ -180,3 +180,28 @@ async fn an_upstream_certificate_that_is_not_trusted_is_refused_with_502() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presigned_parameters_are_dropped_and_the_request_re_signed() {
+    let h = Harness::start(Options::default()).await;
+    assert_eq!(
+        h.forward(
+            Method::PUT,
+            BUCKET,
+            "/shared.txt",
+            &[],
+            Bytes::from_static(b"shared")
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    let presigned = "/shared.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDFAKE%2F20240101%2Fus-west-2%2Fs3express%2Faws4_request&X-Amz-Date=20240101T000000Z&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature=abcdef&x-amz-s3session-token=fake";
+    let get = h
+        .forward(Method::GET, BUCKET, presigned, &[], Bytes::new())
+        .await;
+    assert_eq!(get.status, StatusCode::OK, "{}", get.text());
+    assert_eq!(&get.body[..], b"shared");
+    assert_eq!(h.emulator.counters().signature_failures, 0);
+    h.stop().await;
+}

@@ -231,3 +231,67 @@ async fn allow_connect_opens_a_plain_tunnel_to_a_chosen_host() {
     assert_eq!(&buf, b"hello");
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tls_listener_serves_an_operators_certificate() {
+    // Mint a certificate for "proxy.test" with a throwaway CA, as an operator would bring one.
+    let issuer_dir = tempfile::tempdir().unwrap();
+    let issuer = s3x_proxy::ca::CertificateAuthority::load_or_create(issuer_dir.path()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["proxy.test".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "proxy.test");
+    let issuer_key = rcgen::KeyPair::from_pem(
+        &std::fs::read_to_string(issuer_dir.path().join("ca-key.pem")).unwrap(),
+    )
+    .unwrap();
+    let ca_issuer = rcgen::Issuer::from_ca_cert_pem(issuer.cert_pem(), issuer_key).unwrap();
+    let cert = params.signed_by(&key, &ca_issuer).unwrap();
+    let cert_file = issuer_dir.path().join("tls.pem");
+    let key_file = issuer_dir.path().join("tls-key.pem");
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let h = Harness::start(Options {
+        tls_listener: true,
+        extra_args: vec![
+            "--tls-cert".into(),
+            cert_file.display().to_string(),
+            "--tls-key".into(),
+            key_file.display().to_string(),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile_certs(issuer.cert_pem().as_bytes()) {
+        roots.add(c).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(h.tls.unwrap()).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("proxy.test").unwrap(), tcp)
+        .await
+        .expect("the operator's certificate verifies");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let put = Request::put(format!("https://proxy.test/{BUCKET}/over-tls"))
+        .body(Full::new(Bytes::from_static(b"tls")))
+        .unwrap();
+    assert_eq!(
+        sender.send_request(put).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        h.emulator.object(BUCKET, "over-tls").as_deref(),
+        Some(&b"tls"[..])
+    );
+    h.stop().await;
+}
