@@ -29,9 +29,13 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test (unit, emulator, SigV4 vectors, integration, real clients)"
-cargo test --workspace --locked
+mkdir -p target
+cargo test --workspace --locked 2>&1 | tee target/test-output.log
+passed=$(awk '/^test result:/ {for (i = 1; i <= NF; i++) if ($(i + 1) ~ /^passed/) s += $i} END {print s + 0}' target/test-output.log)
+failed=$(awk '/^test result:/ {for (i = 1; i <= NF; i++) if ($(i + 1) ~ /^failed/) s += $i} END {print s + 0}' target/test-output.log)
 
 step "validating deploy/"
 bash deploy/validate.sh
 
 printf '\nall checks passed in %ss\n' "$(( $(date +%s) - started ))"
+printf 'tests: %s passed, %s failed\n' "$passed" "$failed"
