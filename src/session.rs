@@ -101,6 +101,9 @@ pub struct Session {
     refresh_at: Instant,
     stale_at: Instant,
     refreshing: AtomicBool,
+    /// Set when the cache hands the session to a request: only used sessions are renewed
+    /// ahead of time, so an idle bucket stops costing CreateSession calls.
+    used: AtomicBool,
 }
 
 impl std::fmt::Debug for Session {
@@ -126,6 +129,7 @@ impl Session {
             refresh_at: now + lifetime - ahead,
             stale_at: now + lifetime - margin,
             refreshing: AtomicBool::new(false),
+            used: AtomicBool::new(false),
         }
     }
 
@@ -242,6 +246,7 @@ impl SessionCache {
         if !session.usable(now) {
             return None;
         }
+        session.used.store(true, Ordering::Relaxed);
         let due = now >= session.refresh_at;
         let lookup = if due && !session.refreshing.swap(true, Ordering::AcqRel) {
             self.spawn_refresh(key.clone(), target.clone(), session.generation);
@@ -287,6 +292,27 @@ impl SessionCache {
             .await;
     }
 
+    /// At the session's refresh time, renews it if requests have used it meanwhile, so a bucket
+    /// in use every few minutes never waits for CreateSession (as the CRT's sweep of used
+    /// sessions does). A request that arrives past the refresh time starts the renewal itself.
+    fn renew_when_due(&self, key: SessionKey, target: SessionTarget, session: &Session) {
+        let cache = self.clone();
+        let (generation, refresh_at) = (session.generation, session.refresh_at);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(refresh_at).await;
+            let Some(current) = cache.inner.cache.get(&key).await else {
+                return;
+            };
+            let unused = !current.used.load(Ordering::Relaxed);
+            if current.generation != generation || unused {
+                return;
+            }
+            if !current.refreshing.swap(true, Ordering::AcqRel) {
+                cache.spawn_refresh(key, target, generation);
+            }
+        });
+    }
+
     fn spawn_refresh(&self, key: SessionKey, target: SessionTarget, generation: u64) {
         let cache = self.clone();
         tokio::spawn(async move {
@@ -329,11 +355,16 @@ impl SessionCache {
         match result {
             CompResult::Inserted(entry) => {
                 self.inner.metrics.cache_entries.inc();
-                Ok(entry.into_value())
+                let session = entry.into_value();
+                self.renew_when_due(key.clone(), target.clone(), &session);
+                Ok(session)
             }
-            CompResult::ReplacedWith(entry) | CompResult::Unchanged(entry) => {
-                Ok(entry.into_value())
+            CompResult::ReplacedWith(entry) => {
+                let session = entry.into_value();
+                self.renew_when_due(key.clone(), target.clone(), &session);
+                Ok(session)
             }
+            CompResult::Unchanged(entry) => Ok(entry.into_value()),
             CompResult::StillNone(_) | CompResult::Removed(_) => Err(SessionError::BadResponse(
                 "session cache lost its entry".into(),
             )),

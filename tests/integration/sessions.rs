@@ -110,13 +110,6 @@ async fn refreshes_sessions_ahead_of_expiry_without_a_failed_or_waiting_request(
         1.0,
         "only the very first request waited for CreateSession: {text}"
     );
-    assert!(
-        metric(
-            &text,
-            "s3x_proxy_session_cache_lookups_total",
-            &[("result", "refresh")]
-        ) >= 2.0
-    );
     assert!(requests > 50);
     h.stop().await;
 }
@@ -412,6 +405,49 @@ async fn a_failed_background_refresh_keeps_serving_with_the_current_session() {
             &[("result", "miss")]
         ),
         1.0
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_used_session_is_renewed_on_time_and_an_idle_one_is_left_to_expire() {
+    // Lifetime 4 s: renewal due 2 s after creation, unusable from 3.6 s.
+    let h = Harness::start(Options {
+        session_lifetime: Duration::from_secs(4),
+        ..Options::default()
+    })
+    .await;
+    let get = || h.forward(Method::GET, BUCKET, "/none", &[], Bytes::new());
+    let started = tokio::time::Instant::now();
+    assert_eq!(get().await.status, StatusCode::NOT_FOUND); // creates session A
+    assert_eq!(get().await.status, StatusCode::NOT_FOUND); // uses A
+    tokio::time::sleep_until(started + Duration::from_millis(3000)).await;
+    assert_eq!(
+        h.emulator.counters().create_session_read_only,
+        2,
+        "A was renewed (B) at 2 s with no request then"
+    );
+    assert_eq!(
+        get().await.status,
+        StatusCode::NOT_FOUND,
+        "at 3 s the cache holds B, a hit"
+    );
+    let text = h.metrics().await;
+    assert_eq!(
+        metric(
+            &text,
+            "s3x_proxy_session_cache_lookups_total",
+            &[("result", "miss")]
+        ),
+        1.0,
+        "{text}"
+    );
+    tokio::time::sleep_until(started + Duration::from_millis(7500)).await;
+    // B was used, so it was renewed at 4 s (C); C saw no request, so at 6 s it was not.
+    assert_eq!(
+        h.emulator.counters().create_session_read_only,
+        3,
+        "an idle bucket costs no more sessions"
     );
     h.stop().await;
 }
