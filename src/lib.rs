@@ -13,7 +13,7 @@
 //!                    credentials: a ReadOnly/ReadWrite session, or IAM (`policy`)
 //!        ─► session  a cached session for (bucket, mode, SSE headers), created once however
 //!                    many requests miss, refreshed in the background ahead of expiry (`session`,
-//!                    `credentials`)
+//!                    `create_session`, `credentials`)
 //!        ─► sign     strip the client's auth and hop-by-hop headers, SigV4 with the session and
 //!                    x-amz-s3session-token (`sign`; `chunked` decodes client-signed chunks)
 //!        ─► forward  pooled HTTPS to S3, bodies streamed; one retry with a fresh session on
@@ -34,6 +34,7 @@ pub mod body;
 pub mod ca;
 pub mod chunked;
 pub mod config;
+pub mod create_session;
 pub mod credentials;
 pub mod error;
 pub mod forward;

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::body::{full, ProxyBody};
+use crate::create_session::read_small_body;
 use crate::credentials::IamCredentials;
 use crate::error::{ProxyError, RequestError};
 use crate::forward::Upstream;
@@ -22,9 +23,7 @@ use crate::operation::{Auth, Mode};
 use crate::policy::{authorize, SessionMode};
 use crate::respond::{count_upload, finish, RequestRecord};
 use crate::route::{route, Arrival, Route};
-use crate::session::{
-    read_small_body, Session, SessionCache, SessionError, SessionKey, SessionTarget,
-};
+use crate::session::{Session, SessionCache, SessionError, SessionKey, SessionTarget};
 use crate::sign::{self, Payload, TokenHeader};
 use crate::xml;
 

@@ -1,30 +1,23 @@
-//! Sessions: CreateSession calls, and a cache keyed by bucket, mode and SSE settings that
-//! refreshes each session in the background before it expires.
+//! Sessions: a cache keyed by bucket, mode and SSE settings that creates each session once
+//! and renews it in the background before it expires.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use aws_credential_types::Credentials;
 use aws_smithy_runtime_api::client::identity::Identity;
-use aws_smithy_types::date_time::{DateTime, Format};
-use bytes::Bytes;
-use http::{HeaderValue, Request, StatusCode};
+use http::StatusCode;
 use moka::future::Cache;
 use moka::ops::compute::{CompResult, Op};
 use tokio::time::Instant;
 
-use crate::body::{empty, ProxyBody};
+use crate::create_session::create_session;
 use crate::credentials::IamCredentials;
 use crate::forward::{Upstream, UpstreamError};
 use crate::metrics::{Lookup, Metrics};
 use crate::names::{BucketName, Region};
 use crate::operation::Mode;
-use crate::sign::{set_target, sign_parts, Payload, TokenHeader};
-use crate::xml;
 
-/// The largest CreateSession or error body the proxy will read.
-pub const MAX_XML_BODY: usize = 64 * 1024;
 /// After a failed background refresh, how long before a request may start another.
 const REFRESH_RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// SSE headers a CreateSession carries over from the user's request (and that key the cache).
@@ -378,7 +371,8 @@ impl SessionCache {
     ) -> Result<Session, SessionError> {
         let metrics = &self.inner.metrics;
         let started = Instant::now();
-        let result = self.create_session_call(key, target).await;
+        let inner = &self.inner;
+        let result = create_session(inner.upstream.as_ref(), &inner.iam, key, target).await;
         metrics
             .create_session_duration
             .observe(started.elapsed().as_secs_f64());
@@ -392,124 +386,16 @@ impl SessionCache {
         tracing::debug!(bucket = %key.bucket, mode = key.mode.as_str(), generation, lifetime_secs = lifetime.as_secs(), "created session");
         Ok(Session::new(identity, generation, lifetime))
     }
-
-    async fn create_session_call(
-        &self,
-        key: &SessionKey,
-        target: &SessionTarget,
-    ) -> Result<(Identity, Duration), SessionError> {
-        let creds = self
-            .inner
-            .iam
-            .get()
-            .await
-            .map_err(|_| SessionError::Credentials)?;
-        let (mut parts, ()) = Request::new(()).into_parts();
-        set_target(&mut parts, &target.host, "/?session")
-            .map_err(|e| SessionError::BadResponse(e.to_string()))?;
-        parts.headers.insert(
-            "x-amz-create-session-mode",
-            HeaderValue::from_static(key.mode.as_str()),
-        );
-        for (name, value) in &key.sse {
-            if let Ok(value) = HeaderValue::from_str(value) {
-                parts.headers.insert(*name, value);
-            }
-        }
-        sign_parts(
-            &mut parts,
-            &creds.into(),
-            TokenHeader::SecurityToken,
-            target.region.as_str(),
-            Payload::Empty,
-        )
-        .map_err(|e| SessionError::BadResponse(e.to_string()))?;
-        let request: Request<ProxyBody> = Request::from_parts(parts, empty());
-        let response = self.inner.upstream.send(request).await?;
-        let status = response.status();
-        let date = response
-            .headers()
-            .get(http::header::DATE)
-            .and_then(|d| d.to_str().ok())
-            .and_then(|d| DateTime::from_str(d, Format::HttpDate).ok());
-        let body = read_small_body(response.into_body()).await?;
-        let text = String::from_utf8_lossy(&body);
-        if status != StatusCode::OK {
-            return Err(s3_error(status, &text));
-        }
-        let parsed = xml::parse_create_session(&text)
-            .map_err(|e| SessionError::BadResponse(e.to_string()))?;
-        let lifetime = session_lifetime(&parsed.expiration, date)?;
-        let creds = Credentials::new(
-            parsed.access_key_id,
-            parsed.secret_access_key,
-            Some(parsed.session_token),
-            None,
-            "s3express-session",
-        );
-        Ok((creds.into(), lifetime))
-    }
-}
-
-/// Reads a small (error or XML) body, refusing anything over [`MAX_XML_BODY`].
-pub async fn read_small_body(body: ProxyBody) -> Result<Bytes, SessionError> {
-    crate::body::collect_limited(body, MAX_XML_BODY)
-        .await
-        .map_err(|e| SessionError::BadResponse(format!("reading body: {e}")))
-}
-
-/// An S3 error answer, keeping S3's status and code.
-pub fn s3_error(status: StatusCode, body: &str) -> SessionError {
-    match xml::parse_error(body) {
-        Ok(e) => SessionError::S3 {
-            status,
-            code: e.code,
-            message: e.message,
-        },
-        Err(_) => SessionError::S3 {
-            status,
-            code: status
-                .canonical_reason()
-                .unwrap_or("Error")
-                .replace(' ', ""),
-            message: "CreateSession failed".into(),
-        },
-    }
-}
-
-/// How long a session lives, measured against S3's own clock (`Date`) when it sent one, so a
-/// skewed local clock does not shorten or stretch sessions.
-fn session_lifetime(expiration: &str, date: Option<DateTime>) -> Result<Duration, SessionError> {
-    let expires = DateTime::from_str(expiration, Format::DateTime)
-        .ok()
-        .and_then(|d| SystemTime::try_from(d).ok())
-        .ok_or_else(|| SessionError::BadResponse("bad Expiration".into()))?;
-    let now = date
-        .and_then(|d| SystemTime::try_from(d).ok())
-        .unwrap_or_else(SystemTime::now);
-    let lifetime = expires
-        .duration_since(now)
-        .map_err(|_| SessionError::BadResponse("session already expired".into()))?;
-    // S3 sessions last 5 minutes; a longer claim is not trusted beyond an hour.
-    Ok(lifetime.min(Duration::from_secs(3600)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn lifetime_is_measured_against_the_servers_date() {
-        let date = DateTime::from_str("Mon, 29 Jan 2024 18:48:01 GMT", Format::HttpDate).unwrap();
-        let lifetime = session_lifetime("2024-01-29T18:53:01Z", Some(date)).unwrap();
-        assert_eq!(lifetime, Duration::from_secs(300));
-        assert!(session_lifetime("2024-01-29T18:40:00Z", Some(date)).is_err());
-        assert!(session_lifetime("not a date", Some(date)).is_err());
-    }
-
     #[tokio::test(start_paused = true)]
     async fn sessions_refresh_ahead_and_go_stale_before_expiry() {
-        let identity: Identity = Credentials::new("a", "b", Some("c".into()), None, "t").into();
+        let identity: Identity =
+            aws_credential_types::Credentials::new("a", "b", Some("c".into()), None, "t").into();
         let s = Session::new(identity.clone(), 1, Duration::from_secs(300));
         let now = Instant::now();
         assert_eq!(s.refresh_at - now, Duration::from_secs(240));
@@ -517,23 +403,5 @@ mod tests {
         let short = Session::new(identity, 2, Duration::from_secs(10));
         assert_eq!(short.refresh_at - now, Duration::from_secs(5));
         assert_eq!(short.stale_at - now, Duration::from_secs(9));
-    }
-
-    #[test]
-    fn error_bodies_keep_s3s_code() {
-        let body = "<Error><Code>AccessDenied</Code><Message>no</Message></Error>";
-        match s3_error(StatusCode::FORBIDDEN, body) {
-            SessionError::S3 { status, code, .. } => {
-                assert_eq!(
-                    (status, code.as_str()),
-                    (StatusCode::FORBIDDEN, "AccessDenied")
-                )
-            }
-            other => panic!("{other:?}"),
-        }
-        match s3_error(StatusCode::SERVICE_UNAVAILABLE, "") {
-            SessionError::S3 { code, .. } => assert_eq!(code, "ServiceUnavailable"),
-            other => panic!("{other:?}"),
-        }
     }
 }

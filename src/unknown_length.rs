@@ -10,11 +10,11 @@ use http::{Method, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 
 use crate::body::{full, ProxyBody};
+use crate::create_session::read_small_body;
 use crate::error::{ProxyError, RequestError};
 use crate::operation::Operation;
 use crate::proxy::{OutBody, Proxy, Signer};
 use crate::respond::RequestRecord;
-use crate::session::read_small_body;
 use crate::sign::Payload;
 
 /// Size of the first parts; it doubles every 1000 parts up to [`MAX_PART`], so the 10,000
