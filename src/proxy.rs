@@ -1,11 +1,9 @@
 //! The pipeline: route → policy → session → sign → forward → respond, for one request.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_smithy_runtime_api::client::identity::Identity;
-use aws_smithy_types::date_time::{DateTime, Format};
 use bytes::Bytes;
 use http::request::Parts;
 use http::{header, HeaderMap, Method, Request, Response, StatusCode, Uri};
@@ -21,7 +19,7 @@ use crate::metrics::{Lookup, Metrics};
 use crate::names::RegionResolver;
 use crate::operation::{Auth, Mode};
 use crate::policy::{authorize, SessionMode};
-use crate::respond::{count_upload, finish, RequestRecord};
+use crate::respond::{count_upload, finish, local_create_session, RequestIds, RequestRecord};
 use crate::route::{route, Arrival, Route};
 use crate::session::{Session, SessionCache, SessionError, SessionKey, SessionTarget};
 use crate::sign::{self, Payload, TokenHeader};
@@ -414,57 +412,4 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()?
         .parse()
         .ok()
-}
-
-/// The client's own CreateSession, answered with placeholder credentials (never real ones):
-/// the proxy strips whatever the client later signs with them.
-fn local_create_session(request_id: &str) -> Response<ProxyBody> {
-    let expires = SystemTime::now() + Duration::from_secs(300);
-    let secs = expires
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default();
-    let expiration = DateTime::from_secs(secs)
-        .fmt(Format::DateTime)
-        .unwrap_or_default();
-    let body = xml::create_session_body(
-        "S3XPROXYPLACEHOLDERKEY",
-        "s3x-proxy-placeholder-secret-never-used",
-        &format!("s3x-proxy-placeholder-token-{request_id}"),
-        &expiration,
-    );
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/xml")
-        .header(header::CONTENT_LENGTH, body.len())
-        .header("x-amz-request-id", request_id)
-        .body(full(body))
-        .unwrap_or_else(|_| Response::new(crate::body::empty()))
-}
-
-/// Request ids: unique in the process, unpredictable enough to not collide across restarts.
-struct RequestIds {
-    seed: u64,
-    next: AtomicU64,
-}
-
-impl RequestIds {
-    fn new() -> Self {
-        let seed = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or_default()
-            ^ u64::from(std::process::id()).rotate_left(32);
-        Self {
-            seed,
-            next: AtomicU64::new(0),
-        }
-    }
-
-    fn next(&self) -> String {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let mixed =
-            (self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        format!("{mixed:016X}")
-    }
 }

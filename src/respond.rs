@@ -3,15 +3,18 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use http::Response;
+use aws_smithy_types::date_time::{DateTime, Format};
+
+use http::{header, Response, StatusCode};
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
-use crate::body::ProxyBody;
+use crate::body::{full, ProxyBody};
 use crate::metrics::{Lookup, Metrics};
 use crate::sign::strip_hop_by_hop;
+use crate::xml;
 
 /// Everything the access log line says about one request; filled in as the request moves on.
 #[derive(Debug)]
@@ -130,4 +133,65 @@ pub fn finish(
         })
         .boxed_unsync()
     })
+}
+
+/// The client's own CreateSession, answered with placeholder credentials (never real ones):
+/// the proxy strips whatever the client later signs with them.
+pub fn local_create_session(request_id: &str) -> Response<ProxyBody> {
+    let expires = SystemTime::now() + Duration::from_secs(300);
+    let secs = expires
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    let expiration = DateTime::from_secs(secs)
+        .fmt(Format::DateTime)
+        .unwrap_or_default();
+    let body = xml::create_session_body(
+        "S3XPROXYPLACEHOLDERKEY",
+        "s3x-proxy-placeholder-secret-never-used",
+        &format!("s3x-proxy-placeholder-token-{request_id}"),
+        &expiration,
+    );
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/xml")
+        .header(header::CONTENT_LENGTH, body.len())
+        .header("x-amz-request-id", request_id)
+        .body(full(body))
+        .unwrap_or_else(|_| Response::new(crate::body::empty()))
+}
+
+/// Request ids: unique in the process, unpredictable enough to not collide across restarts.
+pub struct RequestIds {
+    seed: u64,
+    next: AtomicU64,
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RequestIds {
+    /// A generator seeded from the clock and the process id.
+    pub fn new() -> Self {
+        let seed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or_default()
+            ^ u64::from(std::process::id()).rotate_left(32);
+        Self {
+            seed,
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// The next id: 16 hex digits, like S3's.
+    pub fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let mixed =
+            (self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        format!("{mixed:016X}")
+    }
 }
