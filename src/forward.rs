@@ -19,6 +19,7 @@ use rustls_pki_types::CertificateDer;
 use tokio::net::TcpStream;
 
 use crate::body::{BoxError, ProxyBody};
+use crate::names::host_matches;
 
 /// A future returned by [`Upstream::send`].
 pub type UpstreamFuture =
@@ -63,15 +64,9 @@ impl ResolveOverrides {
 
     /// Where to connect for `host`, if an entry matches.
     pub fn lookup(&self, host: &str) -> Option<SocketAddr> {
-        self.0.iter().find_map(|(pattern, addr)| {
-            let matched = match pattern.strip_prefix("*.") {
-                Some(suffix) => host
-                    .strip_suffix(suffix)
-                    .is_some_and(|head| head.ends_with('.') && head.len() > 1),
-                None => pattern.eq_ignore_ascii_case(host),
-            };
-            matched.then_some(*addr)
-        })
+        self.0
+            .iter()
+            .find_map(|(pattern, addr)| host_matches(pattern, host).then_some(*addr))
     }
 }
 

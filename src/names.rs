@@ -185,6 +185,17 @@ impl fmt::Display for Region {
     }
 }
 
+/// True when `host` matches `pattern`: the same name, or for `*.suffix` any name that ends in
+/// `.suffix` with at least one label before it (`--resolve`, `--allow-connect`).
+pub fn host_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => host
+            .strip_suffix(suffix)
+            .is_some_and(|head| head.ends_with('.') && head.len() > 1),
+        None => pattern.eq_ignore_ascii_case(host),
+    }
+}
+
 /// How the proxy finds a zone's region: `--zone-region` overrides, then the built-in table,
 /// then `--region` as the fallback.
 #[derive(Clone, Debug, Default)]

@@ -9,6 +9,7 @@ use aws_smithy_types::date_time::{DateTime, Format};
 
 use http::{header, Response, StatusCode};
 use http_body_util::BodyExt;
+use prometheus::IntCounter;
 use tokio::time::Instant;
 
 use crate::body::{full, ProxyBody};
@@ -94,9 +95,23 @@ impl Drop for RequestRecord {
 
 /// Wraps a request body so its bytes count toward the upload metric and the access log.
 pub fn count_upload(body: ProxyBody, metrics: &Metrics, record: &RequestRecord) -> ProxyBody {
-    let counter = metrics.bytes_upload.clone();
-    let total = record.bytes_up.clone();
+    counting(
+        body,
+        metrics.bytes_upload.clone(),
+        record.bytes_up.clone(),
+        (),
+    )
+}
+
+/// Counts a body's data bytes into `counter` and `total`; `keep` lives as long as the body.
+fn counting<K: Send + 'static>(
+    body: ProxyBody,
+    counter: IntCounter,
+    total: Arc<AtomicU64>,
+    keep: K,
+) -> ProxyBody {
     body.map_frame(move |frame| {
+        let _ = &keep;
         if let Some(data) = frame.data_ref() {
             counter.inc_by(data.len() as u64);
             total.fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -121,18 +136,9 @@ pub fn finish(
         .with_label_values(&[record.operation])
         .observe(record.started.elapsed().as_secs_f64());
     let counter = metrics.bytes_download.clone();
-    response.map(move |body| {
-        body.map_frame(move |frame| {
-            if let Some(data) = frame.data_ref() {
-                counter.inc_by(data.len() as u64);
-                record
-                    .bytes_down
-                    .fetch_add(data.len() as u64, Ordering::Relaxed);
-            }
-            frame
-        })
-        .boxed_unsync()
-    })
+    let total = record.bytes_down.clone();
+    // The record rides with the body: its access line is written when the body is dropped.
+    response.map(|body| counting(body, counter, total, record))
 }
 
 /// The client's own CreateSession, answered with placeholder credentials (never real ones):

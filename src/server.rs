@@ -25,6 +25,7 @@ use tracing::Instrument;
 use crate::body::{BoxError, ProxyBody};
 use crate::ca::CertificateAuthority;
 use crate::error::{PolicyError, ProxyError};
+use crate::names::host_matches;
 use crate::proxy::Proxy;
 use crate::route::{Arrival, AwsHost};
 
@@ -230,14 +231,7 @@ fn connect_target(request: &Request<Incoming>) -> Option<(String, u16)> {
 
 /// True when `host` matches an `--allow-connect` entry (exact, or `*.suffix`).
 pub fn host_allowed(patterns: &[String], host: &str) -> bool {
-    patterns
-        .iter()
-        .any(|pattern| match pattern.strip_prefix("*.") {
-            Some(suffix) => host
-                .strip_suffix(suffix)
-                .is_some_and(|head| head.ends_with('.') && head.len() > 1),
-            None => pattern == host,
-        })
+    patterns.iter().any(|pattern| host_matches(pattern, host))
 }
 
 /// Terminates TLS inside the tunnel with a leaf for `host`, then serves any number of requests.

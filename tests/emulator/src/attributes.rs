@@ -27,17 +27,7 @@ pub(crate) fn get_object_attributes(ctx: &Ctx<'_>) -> Result<Response<Body>> {
     if wanted.is_empty() || wanted.iter().any(|a| !KNOWN.contains(&a.as_str())) {
         return Err(S3Error::invalid_argument("x-amz-object-attributes must list ETag, Checksum, ObjectParts, StorageClass or ObjectSize"));
     }
-    let object = {
-        let buckets = ctx.state.buckets();
-        let bucket = buckets
-            .get(ctx.bucket)
-            .ok_or_else(|| S3Error::no_such_bucket(ctx.bucket))?;
-        bucket
-            .objects
-            .get(ctx.key)
-            .cloned()
-            .ok_or_else(|| S3Error::no_such_key(ctx.key))?
-    };
+    let object = crate::objects::stored_object(ctx)?;
     let has = |a: &str| wanted.iter().any(|w| w == a);
     let mut w = Writer::new("GetObjectAttributesResponse");
     if has("ETag") {

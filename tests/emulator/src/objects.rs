@@ -178,18 +178,21 @@ fn object_headers(r: &mut Response<Body>, o: &Object) {
     }
 }
 
+/// A copy of the object the request names, or NoSuchBucket / NoSuchKey.
+pub(crate) fn stored_object(ctx: &Ctx<'_>) -> Result<Object> {
+    let buckets = ctx.state.buckets();
+    let bucket = buckets
+        .get(ctx.bucket)
+        .ok_or_else(|| S3Error::no_such_bucket(ctx.bucket))?;
+    bucket
+        .objects
+        .get(ctx.key)
+        .cloned()
+        .ok_or_else(|| S3Error::no_such_key(ctx.key))
+}
+
 pub(crate) fn get_object(ctx: &Ctx<'_>, head_only: bool) -> Result<Response<Body>> {
-    let object = {
-        let buckets = ctx.state.buckets();
-        let bucket = buckets
-            .get(ctx.bucket)
-            .ok_or_else(|| S3Error::no_such_bucket(ctx.bucket))?;
-        bucket
-            .objects
-            .get(ctx.key)
-            .cloned()
-            .ok_or_else(|| S3Error::no_such_key(ctx.key))?
-    };
+    let object = stored_object(ctx)?;
     preconditions(ctx, Some(&object.etag), true)?;
     let len = object.data.len() as u64;
     let part = ctx.query.get("partNumber");
