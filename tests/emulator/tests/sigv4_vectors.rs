@@ -1,6 +1,6 @@
-//! Runs the emulator's SigV4 verifier against every case of the AWS SigV4 test suite
-//! (`$S3X_SIGV4_VECTORS`, else `../../../shared/vectors/sigv4` from this crate). A missing suite
-//! fails the test: it never skips silently.
+//! Runs the emulator's SigV4 verifier against every case of the AWS SigV4 test suite, kept in
+//! this crate's `vectors/sigv4` (Apache-2.0, see its LICENSE), or `$S3X_SIGV4_VECTORS`. A missing
+//! suite fails the test: it never skips silently.
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +11,7 @@ fn vectors_dir() -> PathBuf {
     let dir = std::env::var_os("S3X_SIGV4_VECTORS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/sigv4")
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors/sigv4")
         });
     assert!(
         dir.is_dir(),
