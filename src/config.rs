@@ -9,9 +9,9 @@ use std::time::Duration;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::forward::{ResolveOverrides, UpstreamSettings};
 use crate::names::{Region, RegionResolver, ZoneId};
 use crate::policy::SessionMode;
+use crate::upstream::{ResolveOverrides, UpstreamSettings};
 
 /// A signing forward proxy that lets unmodified HTTP clients use S3 Express One Zone
 /// directory buckets.

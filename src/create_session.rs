@@ -6,18 +6,84 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials;
 use aws_smithy_runtime_api::client::identity::Identity;
 use aws_smithy_types::date_time::{DateTime, Format};
-use bytes::Bytes;
 use http::{HeaderValue, Request, StatusCode};
 
 use crate::body::{empty, ProxyBody};
 use crate::credentials::IamCredentials;
-use crate::forward::Upstream;
-use crate::session::{SessionError, SessionKey, SessionTarget};
-use crate::sign::{set_target, sign_parts, Payload, TokenHeader};
+use crate::names::{BucketName, Region};
+use crate::operation::Mode;
+use crate::sign::{set_target, sign_parts, Payload, SignError, TokenHeader};
+use crate::upstream::{read_answer, Upstream, UpstreamError};
 use crate::xml;
 
-/// The largest CreateSession or error body the proxy will read.
-pub const MAX_XML_BODY: usize = 64 * 1024;
+/// SSE headers a CreateSession carries over from the user's request (and that key the cache).
+pub const SSE_HEADERS: &[&str] = &[
+    "x-amz-server-side-encryption",
+    "x-amz-server-side-encryption-aws-kms-key-id",
+    "x-amz-server-side-encryption-context",
+    "x-amz-server-side-encryption-bucket-key-enabled",
+];
+
+/// Why CreateSession gave no session.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateSessionError {
+    /// S3 refused CreateSession; relayed to the client with S3's own status and code.
+    #[error("CreateSession failed with {status} {code}")]
+    S3 {
+        /// S3's status.
+        status: StatusCode,
+        /// S3's error code.
+        code: String,
+        /// S3's message.
+        message: String,
+    },
+    /// The IAM credentials could not be loaded.
+    #[error("no IAM credentials")]
+    Credentials,
+    /// The CreateSession request could not be signed; nothing was sent.
+    #[error("CreateSession could not be signed: {0}")]
+    Sign(#[from] SignError),
+    /// S3 answered 200 with something that is not a usable CreateSessionResult.
+    #[error("unreadable CreateSession response: {0}")]
+    BadResponse(String),
+    /// The call never got an answer.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+/// What a session is cached under.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SessionKey {
+    /// The bucket.
+    pub bucket: BucketName,
+    /// The session mode.
+    pub mode: Mode,
+    /// SSE headers (name, value) from the request, in [`SSE_HEADERS`] order.
+    pub sse: Vec<(&'static str, String)>,
+}
+
+impl SessionKey {
+    /// The key for `bucket` and `mode`, taking SSE settings from the request headers.
+    pub fn new(bucket: BucketName, mode: Mode, headers: &http::HeaderMap) -> Self {
+        let sse = SSE_HEADERS
+            .iter()
+            .filter_map(|name| {
+                let value = headers.get(*name)?.to_str().ok()?;
+                Some((*name, value.to_owned()))
+            })
+            .collect();
+        Self { bucket, mode, sse }
+    }
+}
+
+/// Where CreateSession is sent: the bucket's Zonal host and its region.
+#[derive(Clone, Debug)]
+pub struct SessionTarget {
+    /// The Zonal host.
+    pub host: String,
+    /// The region.
+    pub region: Region,
+}
 
 /// Calls CreateSession (`GET /?session`, signed with the IAM credentials) and returns the
 /// session credentials and how long they last.
@@ -26,11 +92,13 @@ pub(crate) async fn create_session(
     iam: &IamCredentials,
     key: &SessionKey,
     target: &SessionTarget,
-) -> Result<(Identity, Duration), SessionError> {
-    let creds = iam.get().await.map_err(|_| SessionError::Credentials)?;
+) -> Result<(Identity, Duration), CreateSessionError> {
+    let creds = iam
+        .get()
+        .await
+        .map_err(|_| CreateSessionError::Credentials)?;
     let (mut parts, ()) = Request::new(()).into_parts();
-    set_target(&mut parts, &target.host, "/?session")
-        .map_err(|e| SessionError::BadResponse(e.to_string()))?;
+    set_target(&mut parts, &target.host, "/?session")?;
     parts.headers.insert(
         "x-amz-create-session-mode",
         HeaderValue::from_static(key.mode.as_str()),
@@ -46,8 +114,7 @@ pub(crate) async fn create_session(
         TokenHeader::SecurityToken,
         target.region.as_str(),
         Payload::Empty,
-    )
-    .map_err(|e| SessionError::BadResponse(e.to_string()))?;
+    )?;
     let request: Request<ProxyBody> = Request::from_parts(parts, empty());
     let response = upstream.send(request).await?;
     let status = response.status();
@@ -56,13 +123,13 @@ pub(crate) async fn create_session(
         .get(http::header::DATE)
         .and_then(|d| d.to_str().ok())
         .and_then(|d| DateTime::from_str(d, Format::HttpDate).ok());
-    let body = read_small_body(response.into_body()).await?;
+    let body = read_answer(response.into_body()).await?;
     let text = String::from_utf8_lossy(&body);
     if status != StatusCode::OK {
         return Err(s3_error(status, &text));
     }
-    let parsed =
-        xml::parse_create_session(&text).map_err(|e| SessionError::BadResponse(e.to_string()))?;
+    let parsed = xml::parse_create_session(&text)
+        .map_err(|e| CreateSessionError::BadResponse(e.to_string()))?;
     let lifetime = session_lifetime(&parsed.expiration, date)?;
     let creds = Credentials::new(
         parsed.access_key_id,
@@ -74,22 +141,15 @@ pub(crate) async fn create_session(
     Ok((creds.into(), lifetime))
 }
 
-/// Reads a small (error or XML) body, refusing anything over [`MAX_XML_BODY`].
-pub async fn read_small_body(body: ProxyBody) -> Result<Bytes, SessionError> {
-    crate::body::collect_limited(body, MAX_XML_BODY)
-        .await
-        .map_err(|e| SessionError::BadResponse(format!("reading body: {e}")))
-}
-
 /// An S3 error answer, keeping S3's status and code.
-pub fn s3_error(status: StatusCode, body: &str) -> SessionError {
+pub fn s3_error(status: StatusCode, body: &str) -> CreateSessionError {
     match xml::parse_error(body) {
-        Ok(e) => SessionError::S3 {
+        Ok(e) => CreateSessionError::S3 {
             status,
             code: e.code,
             message: e.message,
         },
-        Err(_) => SessionError::S3 {
+        Err(_) => CreateSessionError::S3 {
             status,
             code: status
                 .canonical_reason()
@@ -102,17 +162,20 @@ pub fn s3_error(status: StatusCode, body: &str) -> SessionError {
 
 /// How long a session lives, measured against S3's own clock (`Date`) when it sent one, so a
 /// skewed local clock does not shorten or stretch sessions.
-fn session_lifetime(expiration: &str, date: Option<DateTime>) -> Result<Duration, SessionError> {
+fn session_lifetime(
+    expiration: &str,
+    date: Option<DateTime>,
+) -> Result<Duration, CreateSessionError> {
     let expires = DateTime::from_str(expiration, Format::DateTime)
         .ok()
         .and_then(|d| SystemTime::try_from(d).ok())
-        .ok_or_else(|| SessionError::BadResponse("bad Expiration".into()))?;
+        .ok_or_else(|| CreateSessionError::BadResponse("bad Expiration".into()))?;
     let now = date
         .and_then(|d| SystemTime::try_from(d).ok())
         .unwrap_or_else(SystemTime::now);
     let lifetime = expires
         .duration_since(now)
-        .map_err(|_| SessionError::BadResponse("session already expired".into()))?;
+        .map_err(|_| CreateSessionError::BadResponse("session already expired".into()))?;
     // S3 sessions last 5 minutes; a longer claim is not trusted beyond an hour.
     Ok(lifetime.min(Duration::from_secs(3600)))
 }
@@ -134,7 +197,7 @@ mod tests {
     fn error_bodies_keep_s3s_code() {
         let body = "<Error><Code>AccessDenied</Code><Message>no</Message></Error>";
         match s3_error(StatusCode::FORBIDDEN, body) {
-            SessionError::S3 { status, code, .. } => {
+            CreateSessionError::S3 { status, code, .. } => {
                 assert_eq!(
                     (status, code.as_str()),
                     (StatusCode::FORBIDDEN, "AccessDenied")
@@ -143,7 +206,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match s3_error(StatusCode::SERVICE_UNAVAILABLE, "") {
-            SessionError::S3 { code, .. } => assert_eq!(code, "ServiceUnavailable"),
+            CreateSessionError::S3 { code, .. } => assert_eq!(code, "ServiceUnavailable"),
             other => panic!("{other:?}"),
         }
     }

@@ -1,71 +1,59 @@
-//! Errors of every stage, and the one place that turns them into S3-style XML responses.
+//! Errors: the one enum that gathers every stage's error, and the one place that says what a
+//! client sees for each (status, S3 error code, a message without secrets).
 
-use http::{header, Response, StatusCode};
+use http::{Response, StatusCode};
 
-use crate::body::{full, ProxyBody};
-use crate::forward::UpstreamError;
+use crate::body::{ClientBodyError, ProxyBody};
+use crate::create_session::CreateSessionError;
+use crate::credentials::CredentialsUnavailable;
+use crate::policy::PolicyError;
+use crate::respond::error_response;
 use crate::route::RouteError;
-use crate::session::SessionError;
-use crate::xml::error_body;
+use crate::send::SendError;
+use crate::sign::SignError;
+use crate::upstream::UpstreamError;
 
 /// Everything that can stop a request before S3's own answer is relayed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
-    /// The request could not be routed (the client's fault).
+    /// The request could not be routed (the client's fault, or not an S3 host).
     #[error(transparent)]
     Route(#[from] RouteError),
     /// Policy refused the request.
     #[error(transparent)]
     Policy(#[from] PolicyError),
-    /// The request itself is malformed in a way we cannot sign or forward.
+    /// The request could not be signed; nothing was sent.
     #[error(transparent)]
-    Request(#[from] RequestError),
-    /// A session could not be had.
+    Sign(#[from] SignError),
+    /// The client's request body was broken.
     #[error(transparent)]
-    Session(#[from] SessionError),
-    /// Sending the request upstream failed.
+    ClientBody(#[from] ClientBodyError),
+    /// The IAM credentials could not be loaded.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsUnavailable),
+    /// No session could be had for the request (CreateSession failed).
+    #[error(transparent)]
+    Session(#[from] CreateSessionError),
+    /// The data request itself got no answer from S3 that could be relayed.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// A fault of the proxy itself (500).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
-/// Refusals by policy.
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
-    /// `--session-mode read-only` forbids writes.
-    #[error("this proxy runs with --session-mode read-only and refuses {0}")]
-    ReadOnly(&'static str),
-    /// Directory buckets do not support this operation.
-    #[error("{0} is not supported on directory buckets")]
-    Unsupported(&'static str),
-    /// A CONNECT target that is neither S3 Express nor allowed by --allow-connect.
-    #[error("CONNECT to {0} is not allowed: s3x-proxy only intercepts S3 Express hosts (see --allow-connect)")]
-    ConnectDenied(String),
-    /// A CONNECT target that is not `host:port`.
-    #[error("the CONNECT target must be host:port")]
-    BadConnectTarget,
-}
-
-/// Malformed requests (400).
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    /// A header value we would have to sign is not visible ASCII.
-    #[error("header {0} has a value that is not ASCII; it cannot be signed")]
-    NonAsciiHeader(String),
-    /// The aws-chunked body framing is broken.
-    #[error("the aws-chunked request body is malformed")]
-    BadChunkedBody,
-    /// The request could not be signed.
-    #[error("the request could not be signed")]
-    Unsignable,
-    /// A body of unknown length that is too large to hold and cannot be split into parts.
-    #[error("this request needs a Content-Length header")]
-    MissingContentLength,
-    /// The client's request body could not be read.
-    #[error("the request body could not be read")]
-    BodyRead,
+impl From<SendError> for ProxyError {
+    fn from(error: SendError) -> Self {
+        match error {
+            SendError::Sign(e) => e.into(),
+            SendError::Upstream(e) => e.into(),
+            SendError::Session(e) => e.into(),
+        }
+    }
 }
 
 /// What a client sees: status, S3 error code, and a message that is safe to show.
+#[derive(Debug, PartialEq, Eq)]
 pub struct ErrorReply {
     /// HTTP status.
     pub status: StatusCode,
@@ -79,47 +67,26 @@ impl ProxyError {
     /// The status, code and public message for this error.
     pub fn reply(&self) -> ErrorReply {
         let (status, code, message): (StatusCode, &str, String) = match self {
-            ProxyError::Route(RouteError::InvalidName(e)) => {
-                (StatusCode::BAD_REQUEST, "InvalidBucketName", e.to_string())
-            }
-            ProxyError::Route(RouteError::NotS3Host(_)) => {
-                (StatusCode::FORBIDDEN, "AccessDenied", self.to_string())
-            }
-            ProxyError::Route(e) => (StatusCode::BAD_REQUEST, "InvalidRequest", e.to_string()),
+            ProxyError::Route(e) => route_reply(e),
             ProxyError::Policy(e @ PolicyError::Unsupported(_)) => {
                 (StatusCode::NOT_IMPLEMENTED, "NotImplemented", e.to_string())
             }
-            ProxyError::Policy(e @ PolicyError::BadConnectTarget) => {
-                (StatusCode::BAD_REQUEST, "InvalidRequest", e.to_string())
-            }
             ProxyError::Policy(e) => (StatusCode::FORBIDDEN, "AccessDenied", e.to_string()),
-            ProxyError::Request(e @ RequestError::MissingContentLength) => (
+            ProxyError::Sign(e) => (StatusCode::BAD_REQUEST, "InvalidArgument", e.to_string()),
+            ProxyError::ClientBody(e @ ClientBodyError::LengthRequired) => (
                 StatusCode::LENGTH_REQUIRED,
                 "MissingContentLength",
                 e.to_string(),
             ),
-            ProxyError::Request(e @ RequestError::BadChunkedBody) => {
-                (StatusCode::BAD_REQUEST, "IncompleteBody", e.to_string())
-            }
-            ProxyError::Request(e) => (StatusCode::BAD_REQUEST, "InvalidArgument", e.to_string()),
-            ProxyError::Session(SessionError::S3 {
-                status,
-                code,
-                message,
-            }) => (*status, code.as_str(), message.clone()),
-            ProxyError::Session(SessionError::Credentials) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ServiceUnavailable",
-                "the proxy could not load AWS credentials".into(),
+            ProxyError::ClientBody(e) => (StatusCode::BAD_REQUEST, "IncompleteBody", e.to_string()),
+            ProxyError::Credentials(_) => credentials_reply(),
+            ProxyError::Session(e) => return session_reply(e),
+            ProxyError::Upstream(e) => upstream_reply(e),
+            ProxyError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "the proxy failed to handle the request; see its log".into(),
             ),
-            ProxyError::Session(SessionError::BadResponse(_)) => (
-                StatusCode::BAD_GATEWAY,
-                "BadGateway",
-                "CreateSession returned a response the proxy could not read".into(),
-            ),
-            ProxyError::Session(SessionError::Upstream(e)) | ProxyError::Upstream(e) => {
-                upstream_reply(e)
-            }
         };
         ErrorReply {
             status,
@@ -141,6 +108,52 @@ impl ProxyError {
     }
 }
 
+fn route_reply(e: &RouteError) -> (StatusCode, &'static str, String) {
+    match e {
+        RouteError::InvalidName(_) => (StatusCode::BAD_REQUEST, "InvalidBucketName", e.to_string()),
+        RouteError::NotS3Host(_) => (StatusCode::FORBIDDEN, "AccessDenied", e.to_string()),
+        _ => (StatusCode::BAD_REQUEST, "InvalidRequest", e.to_string()),
+    }
+}
+
+fn credentials_reply() -> (StatusCode, &'static str, String) {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailable",
+        "the proxy could not load AWS credentials".into(),
+    )
+}
+
+fn session_reply(e: &CreateSessionError) -> ErrorReply {
+    let (status, code, message) = match e {
+        CreateSessionError::S3 {
+            status,
+            code,
+            message,
+        } => (*status, code.as_str(), message.clone()),
+        CreateSessionError::Credentials => credentials_reply(),
+        CreateSessionError::Sign(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "the proxy could not sign CreateSession".into(),
+        ),
+        CreateSessionError::BadResponse(_) => (
+            StatusCode::BAD_GATEWAY,
+            "BadGateway",
+            "CreateSession returned a response the proxy could not read".into(),
+        ),
+        CreateSessionError::Upstream(e) => {
+            let (status, code, message) = upstream_reply(e);
+            (status, code, format!("CreateSession: {message}"))
+        }
+    };
+    ErrorReply {
+        status,
+        code: code.to_owned(),
+        message,
+    }
+}
+
 fn upstream_reply(e: &UpstreamError) -> (StatusCode, &'static str, String) {
     match e {
         UpstreamError::Timeout(_) => (
@@ -148,39 +161,24 @@ fn upstream_reply(e: &UpstreamError) -> (StatusCode, &'static str, String) {
             "GatewayTimeout",
             "S3 did not answer in time".into(),
         ),
-        UpstreamError::Connect(_) => (
+        UpstreamError::Connect { host, .. } => (
             StatusCode::BAD_GATEWAY,
             "BadGateway",
-            "the proxy could not connect to S3".into(),
+            format!("the proxy could not connect to S3 at {host}: {}", e.cause()),
         ),
         UpstreamError::Request(_) => (
             StatusCode::BAD_GATEWAY,
             "BadGateway",
             "the connection to S3 failed".into(),
         ),
+        UpstreamError::Answer(_) => (
+            StatusCode::BAD_GATEWAY,
+            "BadGateway",
+            "S3's answer could not be read".into(),
+        ),
     }
 }
 
-/// Builds an S3-style XML error response (no body for HEAD, as S3 does).
-pub fn error_response(
-    status: StatusCode,
-    code: &str,
-    message: &str,
-    request_id: &str,
-    head_only: bool,
-) -> Response<ProxyBody> {
-    let body = error_body(code, message, request_id);
-    let mut builder = Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/xml")
-        .header("x-amz-request-id", request_id);
-    builder = builder.header(header::CONTENT_LENGTH, body.len());
-    let body = if head_only {
-        crate::body::empty()
-    } else {
-        full(body)
-    };
-    builder
-        .body(body)
-        .unwrap_or_else(|_| Response::new(crate::body::empty()))
-}
+#[cfg(test)]
+#[path = "error_tests.rs"]
+mod tests;

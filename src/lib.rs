@@ -4,51 +4,57 @@
 //! # The life of a request
 //!
 //! ```text
-//! client ─► server   accept a connection (plain or TLS; HTTP/1.1 or h2); a CONNECT to an S3
-//!                    Express host is answered 200 and its TLS terminated with a leaf that
-//!                    `ca` mints, then every request inside goes on like a plain one
-//!        ─► route    which bucket, upstream host, region and S3 operation (`route`, `names`,
-//!                    `operation`)
+//! client ─► server   accept a connection (plain or TLS; HTTP/1.1 or h2) and serve requests on
+//!                    it; a CONNECT is decided by `connect` (intercept an S3 Express host with a
+//!                    leaf `ca` mints, tunnel an --allow-connect host, or refuse), and requests
+//!                    inside an intercepted tunnel go on like plain ones
+//!        ─► route    which bucket, upstream host, region and S3 operation (`route`, with the
+//!                    validated names of `names` and the operation table of `operation`)
 //!        ─► policy   refuse what directory buckets or --session-mode do not allow; pick the
 //!                    credentials: a ReadOnly/ReadWrite session, or IAM (`policy`)
 //!        ─► session  a cached session for (bucket, mode, SSE headers), created once however
-//!                    many requests miss, refreshed in the background ahead of expiry (`session`,
-//!                    `create_session`, `credentials`)
+//!                    many requests miss, renewed in the background ahead of expiry (`session`;
+//!                    the CreateSession call itself is `create_session`, IAM keys `credentials`)
 //!        ─► sign     strip the client's auth and hop-by-hop headers, SigV4 with the session and
-//!                    x-amz-s3session-token (`sign`; `chunked` decodes client-signed chunks)
-//!        ─► forward  pooled HTTPS to S3, bodies streamed; one retry with a fresh session on
-//!                    ExpiredToken/InvalidToken when the body was small enough to keep (`proxy`,
-//!                    `forward`); a PutObject of unknown length becomes a multipart upload
-//!                    (`unknown_length`)
-//!        ─► respond  relay S3's answer, count bytes, record metrics, write the access log line
-//!                    (`respond`, `metrics`); errors of any stage become S3-style XML in one
-//!                    place (`error`)
+//!                    x-amz-s3session-token (`sign`; `aws_chunked` decodes client-signed chunks)
+//!        ─► send     sign each attempt and send it through the `upstream` seam (pooled HTTPS);
+//!                    again after a connect error or, with a fresh session, after ExpiredToken
+//!                    or InvalidToken, when the body was kept (`send`); a PutObject of unknown
+//!                    length becomes a multipart upload (`unknown_length`, on top of `send`)
+//!        ─► respond  relay S3's answer, count bytes, record metrics (`respond`, `metrics`), and
+//!                    write the access line when the body is done (`record`); errors of any
+//!                    stage become S3-style XML in one place (`error`)
 //! ```
 //!
-//! [`run`] wires these together; `main.rs` only parses flags, sets up logging and calls it.
+//! `proxy` runs these stages top to bottom for one request. [`run`] wires everything together;
+//! `main.rs` only parses flags, sets up logging and calls it. Dependencies point one way: from
+//! `server` and `proxy` down through the stages to `upstream`, `sign`, `names` and `body`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod aws_chunked;
 pub mod body;
 pub mod ca;
-pub mod chunked;
 pub mod config;
+pub mod connect;
 pub mod create_session;
 pub mod credentials;
 pub mod error;
-pub mod forward;
 pub mod metrics;
 pub mod names;
 pub mod operation;
 pub mod policy;
 pub mod proxy;
+pub mod record;
 pub mod respond;
 pub mod route;
+pub mod send;
 pub mod server;
 pub mod session;
 pub mod sign;
 pub mod unknown_length;
+pub mod upstream;
 pub mod xml;
 
 use std::future::Future;
@@ -81,7 +87,7 @@ pub enum StartError {
     Ca(#[from] ca::CaError),
     /// The upstream client could not be built.
     #[error(transparent)]
-    Upstream(#[from] forward::UpstreamSetupError),
+    Upstream(#[from] upstream::UpstreamSetupError),
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -94,8 +100,8 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
-    let upstream: Arc<dyn forward::Upstream> =
-        Arc::new(forward::HyperUpstream::new(&config.upstream)?);
+    let upstream: Arc<dyn upstream::Upstream> =
+        Arc::new(upstream::HyperUpstream::new(&config.upstream)?);
     run_with_upstream(config, listeners, upstream, shutdown).await
 }
 
@@ -103,7 +109,7 @@ pub async fn run(
 pub async fn run_with_upstream(
     config: Config,
     listeners: Listeners,
-    upstream: Arc<dyn forward::Upstream>,
+    upstream: Arc<dyn upstream::Upstream>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
     let registry = Registry::new();
@@ -165,7 +171,7 @@ pub async fn run_with_upstream(
 /// The state every connection shares: the pipeline, the CA and the drain tracker.
 fn build_shared(
     config: &Config,
-    upstream: Arc<dyn forward::Upstream>,
+    upstream: Arc<dyn upstream::Upstream>,
     metrics: metrics::Metrics,
     ca: Arc<ca::CertificateAuthority>,
     iam: Arc<credentials::IamCredentials>,
@@ -181,11 +187,14 @@ fn build_shared(
         session_mode: config.session_mode,
         log_names: config.log_object_names,
     };
+    let sender = send::Sender::new(upstream, sessions.clone(), metrics.clone());
     Arc::new(server::Shared {
-        proxy: proxy::Proxy::new(settings, sessions, iam, upstream, metrics),
+        proxy: proxy::Proxy::new(settings, sessions, iam, sender, metrics),
         ca,
-        allow_connect: config.allow_connect.clone(),
-        connect_timeout: config.upstream.connect_timeout,
+        connect: connect::ConnectPolicy {
+            allow: config.allow_connect.clone(),
+            connect_timeout: config.upstream.connect_timeout,
+        },
         graceful: std::sync::Mutex::new(Some(GracefulShutdown::new())),
     })
 }

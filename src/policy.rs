@@ -1,7 +1,20 @@
 //! Policy: which operations this proxy will forward, and with which session mode.
 
-use crate::error::PolicyError;
 use crate::operation::{Auth, Mode, Operation};
+
+/// Refusals by policy (403, or 501 for what directory buckets do not support).
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// `--session-mode read-only` forbids writes.
+    #[error("this proxy runs with --session-mode read-only and refuses {0}")]
+    ReadOnly(&'static str),
+    /// Directory buckets do not support this operation.
+    #[error("{0} is not supported on directory buckets")]
+    Unsupported(&'static str),
+    /// A CONNECT target that is neither S3 Express nor allowed by --allow-connect.
+    #[error("CONNECT to {0} is not allowed: s3x-proxy only intercepts S3 Express hosts (see --allow-connect)")]
+    ConnectDenied(String),
+}
 
 /// `--session-mode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -20,18 +20,20 @@ pub enum RouteError {
     /// The request names no host at all (400).
     #[error("the request has no Host header")]
     MissingHost,
+    /// A CONNECT target that is not `host:port` (400).
+    #[error("the CONNECT target must be host:port")]
+    BadConnectTarget,
 }
 
-/// Where a request arrived: on the plain or TLS listener, or inside an intercepted CONNECT tunnel.
+/// Where a request came from: the client's address, and whether it arrived directly on a
+/// listener (forward-proxy absolute form or endpoint mode) or inside an intercepted CONNECT
+/// tunnel, whose target host is then the truth.
 #[derive(Clone, Debug)]
-pub enum Arrival {
-    /// Directly on a listener (forward-proxy absolute form or endpoint mode).
-    Listener,
-    /// Inside a CONNECT tunnel to this host (the tunnel's target is the truth).
-    Tunnel {
-        /// The CONNECT target host, without port.
-        host: String,
-    },
+pub struct Arrival {
+    /// The client's address.
+    pub client: std::net::SocketAddr,
+    /// The CONNECT target host (lowercase, without port) of the tunnel the request came through.
+    pub tunnel: Option<std::sync::Arc<str>>,
 }
 
 /// The routing decision for one request.
@@ -89,7 +91,7 @@ pub fn route(
 /// The host a request targets, lowercased and without port, and whether the client named it
 /// explicitly as a proxy target (absolute form or CONNECT) rather than as its endpoint.
 fn target_host(parts: &Parts, arrival: &Arrival) -> Result<(String, bool), RouteError> {
-    if let Arrival::Tunnel { host } = arrival {
+    if let Some(host) = &arrival.tunnel {
         return Ok((normalize_host(host), true));
     }
     if let Some(host) = parts.uri.host() {
@@ -279,6 +281,13 @@ mod tests {
         b.body(()).unwrap().into_parts().0
     }
 
+    fn listener() -> Arrival {
+        Arrival {
+            client: "127.0.0.1:1".parse().unwrap(),
+            tunnel: None,
+        }
+    }
+
     fn resolver() -> RegionResolver {
         RegionResolver::new(
             Default::default(),
@@ -309,7 +318,7 @@ mod tests {
     #[test]
     fn forward_mode_takes_the_clients_host_as_truth() {
         let uri = "http://b--usw2-az1--x-s3.s3express-usw2-az1.eu-west-1.amazonaws.com/dir/key?x-id=GetObject";
-        let r = route(&parts("GET", uri, None), &Arrival::Listener, &resolver()).unwrap();
+        let r = route(&parts("GET", uri, None), &listener(), &resolver()).unwrap();
         assert_eq!(r.operation, GetObject);
         assert_eq!(r.region.as_str(), "eu-west-1");
         assert_eq!(
@@ -323,7 +332,7 @@ mod tests {
     fn endpoint_mode_path_style_and_virtual_host() {
         let r = route(
             &parts("PUT", "/b--use1-az4--x-s3/a/b%20c", Some("127.0.0.1:8080")),
-            &Arrival::Listener,
+            &listener(),
             &resolver(),
         )
         .unwrap();
@@ -339,7 +348,7 @@ mod tests {
                 "/?list-type=2",
                 Some("b--use1-az4--x-s3.localhost:8080"),
             ),
-            &Arrival::Listener,
+            &listener(),
             &resolver(),
         )
         .unwrap();
@@ -349,7 +358,7 @@ mod tests {
         );
         let r = route(
             &parts("GET", "/b--use1-az4--x-s3?session", Some("127.0.0.1")),
-            &Arrival::Listener,
+            &listener(),
             &resolver(),
         )
         .unwrap();
@@ -363,7 +372,7 @@ mod tests {
     fn control_plane_operations_go_to_the_control_host() {
         let r = route(
             &parts("PUT", "/b--use1-az4--x-s3", Some("127.0.0.1")),
-            &Arrival::Listener,
+            &listener(),
             &resolver(),
         )
         .unwrap();
@@ -374,7 +383,7 @@ mod tests {
         assert_eq!(r.path_and_query, "/b--use1-az4--x-s3");
         let r = route(
             &parts("GET", "/", Some("127.0.0.1")),
-            &Arrival::Listener,
+            &listener(),
             &resolver(),
         )
         .unwrap();
@@ -391,34 +400,31 @@ mod tests {
     fn bad_names_and_foreign_hosts_are_refused() {
         let bad = "http://Bad_Name--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com/k";
         assert!(matches!(
-            route(&parts("GET", bad, None), &Arrival::Listener, &resolver()),
+            route(&parts("GET", bad, None), &listener(), &resolver()),
             Err(RouteError::InvalidName(_))
         ));
         let foreign = "http://example.com/index.html";
         assert!(matches!(
-            route(
-                &parts("GET", foreign, None),
-                &Arrival::Listener,
-                &resolver()
-            ),
+            route(&parts("GET", foreign, None), &listener(), &resolver()),
             Err(RouteError::NotS3Host(_))
         ));
         let gp = "http://s3.us-west-2.amazonaws.com/bucket/key";
         assert!(matches!(
-            route(&parts("GET", gp, None), &Arrival::Listener, &resolver()),
+            route(&parts("GET", gp, None), &listener(), &resolver()),
             Err(RouteError::NotS3Host(_))
         ));
         let path_style_gp = parts("GET", "/general-purpose-bucket/key", Some("127.0.0.1"));
         assert!(matches!(
-            route(&path_style_gp, &Arrival::Listener, &resolver()),
+            route(&path_style_gp, &listener(), &resolver()),
             Err(RouteError::InvalidName(_))
         ));
     }
 
     #[test]
     fn tunnel_requests_route_by_the_connect_host() {
-        let arrival = Arrival::Tunnel {
-            host: "b--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com".into(),
+        let arrival = Arrival {
+            tunnel: Some("b--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com".into()),
+            ..listener()
         };
         let r = route(&parts("HEAD", "/k", None), &arrival, &resolver()).unwrap();
         assert_eq!(r.operation, HeadObject);

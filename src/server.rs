@@ -1,4 +1,5 @@
-//! Accept: listeners, connections (plain or TLS, HTTP/1.1 or h2), and CONNECT interception.
+//! Serve: accept connections (plain or TLS), serve HTTP/1.1 or h2 on them, and run the tunnels
+//! that CONNECT opens.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -24,10 +25,9 @@ use tracing::Instrument;
 
 use crate::body::{BoxError, ProxyBody};
 use crate::ca::CertificateAuthority;
-use crate::error::{PolicyError, ProxyError};
-use crate::names::host_matches;
+use crate::connect::{ConnectPolicy, Tunnel};
 use crate::proxy::Proxy;
-use crate::route::{Arrival, AwsHost};
+use crate::route::Arrival;
 
 /// State shared by every connection.
 pub struct Shared {
@@ -35,10 +35,8 @@ pub struct Shared {
     pub proxy: Proxy,
     /// The local CA that mints certificates for intercepted hosts.
     pub ca: Arc<CertificateAuthority>,
-    /// Hosts CONNECT may tunnel to without interception (`*.suffix` allowed).
-    pub allow_connect: Vec<String>,
-    /// Deadline for opening such a tunnel's upstream connection.
-    pub connect_timeout: Duration,
+    /// What CONNECT may open.
+    pub connect: ConnectPolicy,
     /// Tracks connections for graceful shutdown; taken when the drain starts.
     pub graceful: Mutex<Option<GracefulShutdown>>,
 }
@@ -79,10 +77,14 @@ async fn serve_tcp(
     let _ = stream.set_nodelay(true);
     let gauge = shared.proxy.metrics().connections_active.clone();
     gauge.inc();
+    let arrival = Arrival {
+        client: peer,
+        tunnel: None,
+    };
     match tls {
-        None => serve_http(stream, Arrival::Listener, shared).await,
+        None => serve_http(stream, arrival, shared).await,
         Some(acceptor) => match handshake(acceptor.accept(stream)).await {
-            Ok(stream) => serve_http(stream, Arrival::Listener, shared).await,
+            Ok(stream) => serve_http(stream, arrival, shared).await,
             Err(error) => tracing::debug!(%error, %peer, "TLS handshake failed"),
         },
     }
@@ -135,109 +137,47 @@ async fn dispatch(
     shared: Arc<Shared>,
 ) -> Response<ProxyBody> {
     if request.method() == Method::CONNECT {
-        return connect(request, shared).await;
+        return connect(request, &arrival, shared).await;
     }
     let request = request.map(|body| body.map_err(BoxError::from).boxed_unsync());
     shared.proxy.handle(request, &arrival).await
 }
 
-/// Answers a CONNECT: intercept S3 Express hosts, tunnel allowed hosts, refuse the rest.
-async fn connect(request: Request<Incoming>, shared: Arc<Shared>) -> Response<ProxyBody> {
-    let request_id = shared.proxy.next_request_id();
-    let Some((host, port)) = connect_target(&request) else {
-        return refuse(
-            ProxyError::Policy(PolicyError::BadConnectTarget),
-            &request_id,
-            &shared,
-        );
-    };
-    if AwsHost::is_s3_express(&host) {
-        let config = match shared.ca.server_config_for(&host) {
-            Ok(config) => config,
-            Err(error) => {
-                tracing::warn!(%error, %host, "could not mint a certificate");
-                return refuse(
-                    ProxyError::Policy(PolicyError::BadConnectTarget),
-                    &request_id,
-                    &shared,
-                );
-            }
-        };
-        tokio::spawn(
-            intercept(request, host.clone(), TlsAcceptor::from(config), shared)
-                .instrument(tracing::info_span!("tunnel", %host)),
-        );
-        return tunnel_established();
-    }
-    if host_allowed(&shared.allow_connect, &host) {
-        let connect = TcpStream::connect((host.as_str(), port));
-        let connected = tokio::time::timeout(shared.connect_timeout, connect)
-            .await
-            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
-        match connected {
-            Ok(upstream) => {
+/// Answers a CONNECT through the same record/response path as every request, and spawns the
+/// tunnel it opens.
+async fn connect(
+    request: Request<Incoming>,
+    arrival: &Arrival,
+    shared: Arc<Shared>,
+) -> Response<ProxyBody> {
+    let mut record = shared.proxy.record(request.method(), arrival);
+    record.operation = "CONNECT";
+    let opened = shared.connect.open(&request, &shared.ca).await;
+    let client = arrival.client;
+    let result = opened.map(|tunnel| {
+        match tunnel {
+            Tunnel::Intercept { host, acceptor } => {
+                let span = tracing::info_span!("tunnel", %host);
                 tokio::spawn(
-                    plain_tunnel(request, upstream)
-                        .instrument(tracing::info_span!("tunnel", %host)),
+                    intercept(request, host, client, acceptor, shared.clone()).instrument(span),
                 );
-                return tunnel_established();
             }
-            Err(error) => {
-                tracing::debug!(%error, %host, "CONNECT upstream failed");
-                let e = crate::forward::UpstreamError::Connect(error.into());
-                return refuse(ProxyError::Upstream(e), &request_id, &shared);
+            Tunnel::Plain(upstream) => {
+                tokio::spawn(plain_tunnel(request, upstream).in_current_span());
             }
         }
-    }
-    refuse(
-        ProxyError::Policy(PolicyError::ConnectDenied(host)),
-        &request_id,
-        &shared,
-    )
-}
-
-fn refuse(error: ProxyError, request_id: &str, shared: &Shared) -> Response<ProxyBody> {
-    let status = error.reply().status;
-    tracing::info!(%error, request_id, status = status.as_u16(), "CONNECT refused");
-    shared
-        .proxy
-        .metrics()
-        .record_request("CONNECT", status.as_u16(), None);
-    error.into_response(request_id, false)
-}
-
-fn tunnel_established() -> Response<ProxyBody> {
-    let mut response = Response::new(crate::body::empty());
-    *response.status_mut() = StatusCode::OK;
-    response
-}
-
-/// The CONNECT target as (lowercase host without brackets, port). HTTP/1.0 CONNECTs without a
-/// Host header carry the target in the request line, which is all we read.
-fn connect_target(request: &Request<Incoming>) -> Option<(String, u16)> {
-    let authority = request.uri().authority()?;
-    let port = authority.port_u16()?;
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let valid = !host.is_empty()
-        && host.len() <= 253
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':'));
-    valid.then(|| (host.trim_end_matches('.').to_ascii_lowercase(), port))
-}
-
-/// True when `host` matches an `--allow-connect` entry (exact, or `*.suffix`).
-pub fn host_allowed(patterns: &[String], host: &str) -> bool {
-    patterns.iter().any(|pattern| host_matches(pattern, host))
+        let mut response = Response::new(crate::body::empty());
+        *response.status_mut() = StatusCode::OK;
+        response
+    });
+    shared.proxy.respond(result, record)
 }
 
 /// Terminates TLS inside the tunnel with a leaf for `host`, then serves any number of requests.
 async fn intercept(
     request: Request<Incoming>,
     host: String,
+    client: SocketAddr,
     acceptor: TlsAcceptor,
     shared: Arc<Shared>,
 ) {
@@ -246,7 +186,13 @@ async fn intercept(
         Err(error) => return tracing::debug!(%error, "CONNECT upgrade failed"),
     };
     match handshake(acceptor.accept(TokioIo::new(upgraded))).await {
-        Ok(tls) => serve_http(tls, Arrival::Tunnel { host }, shared).await,
+        Ok(tls) => {
+            let arrival = Arrival {
+                client,
+                tunnel: Some(host.into()),
+            };
+            serve_http(tls, arrival, shared).await
+        }
         Err(error) => tracing::debug!(%error, "TLS handshake inside the tunnel failed"),
     }
 }
@@ -275,20 +221,5 @@ async fn plain_tunnel(request: Request<Incoming>, mut upstream: TcpStream) {
     let mut client = TokioIo::new(upgraded);
     if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
         tracing::debug!(%error, "tunnel closed with an error");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn allow_connect_patterns() {
-        let patterns = vec!["sts.amazonaws.com".to_string(), "*.example.com".to_string()];
-        assert!(host_allowed(&patterns, "sts.amazonaws.com"));
-        assert!(host_allowed(&patterns, "a.example.com"));
-        assert!(!host_allowed(&patterns, "example.com"));
-        assert!(!host_allowed(&patterns, "evil-example.com"));
-        assert!(!host_allowed(&patterns, "sts.amazonaws.com.evil"));
     }
 }

@@ -6,86 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_smithy_runtime_api::client::identity::Identity;
-use http::StatusCode;
 use moka::future::Cache;
 use moka::ops::compute::{CompResult, Op};
 use tokio::time::Instant;
 
-use crate::create_session::create_session;
+use crate::create_session::{create_session, CreateSessionError, SessionKey, SessionTarget};
 use crate::credentials::IamCredentials;
-use crate::forward::{Upstream, UpstreamError};
 use crate::metrics::{Lookup, Metrics};
-use crate::names::{BucketName, Region};
-use crate::operation::Mode;
+use crate::upstream::Upstream;
 
 /// After a failed background refresh, how long before a request may start another.
 const REFRESH_RETRY_PAUSE: Duration = Duration::from_secs(1);
-/// SSE headers a CreateSession carries over from the user's request (and that key the cache).
-pub const SSE_HEADERS: &[&str] = &[
-    "x-amz-server-side-encryption",
-    "x-amz-server-side-encryption-aws-kms-key-id",
-    "x-amz-server-side-encryption-context",
-    "x-amz-server-side-encryption-bucket-key-enabled",
-];
-
-/// Why no session could be had.
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    /// S3 refused CreateSession; relayed to the client with S3's own status and code.
-    #[error("CreateSession failed with {status} {code}")]
-    S3 {
-        /// S3's status.
-        status: StatusCode,
-        /// S3's error code.
-        code: String,
-        /// S3's message.
-        message: String,
-    },
-    /// The IAM credentials could not be loaded.
-    #[error("no IAM credentials")]
-    Credentials,
-    /// S3's answer could not be read.
-    #[error("unreadable CreateSession response: {0}")]
-    BadResponse(String),
-    /// The call never got an answer.
-    #[error(transparent)]
-    Upstream(#[from] UpstreamError),
-}
-
-/// What a session is cached under.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct SessionKey {
-    /// The bucket.
-    pub bucket: BucketName,
-    /// The session mode.
-    pub mode: Mode,
-    /// SSE headers (name, value) from the request, in [`SSE_HEADERS`] order.
-    pub sse: Vec<(&'static str, String)>,
-}
-
-impl SessionKey {
-    /// The key for `bucket` and `mode`, taking SSE settings from the request headers.
-    pub fn new(bucket: BucketName, mode: Mode, headers: &http::HeaderMap) -> Self {
-        let sse = SSE_HEADERS
-            .iter()
-            .filter_map(|name| {
-                let value = headers.get(*name)?.to_str().ok()?;
-                Some((*name, value.to_owned()))
-            })
-            .collect();
-        Self { bucket, mode, sse }
-    }
-}
-
-/// Where CreateSession is sent: the bucket's Zonal host and its region.
-#[derive(Clone, Debug)]
-pub struct SessionTarget {
-    /// The Zonal host.
-    pub host: String,
-    /// The region.
-    pub region: Region,
-}
-
 /// One S3 Express session.
 pub struct Session {
     identity: Identity,
@@ -218,7 +149,7 @@ impl SessionCache {
         &self,
         key: &SessionKey,
         target: &SessionTarget,
-    ) -> Result<(Arc<Session>, Lookup), SessionError> {
+    ) -> Result<(Arc<Session>, Lookup), CreateSessionError> {
         if let Some(found) = self.get_cached(key, target).await {
             return Ok(found);
         }
@@ -266,7 +197,7 @@ impl SessionCache {
         key: &SessionKey,
         target: &SessionTarget,
         generation: u64,
-    ) -> Result<Arc<Session>, SessionError> {
+    ) -> Result<Arc<Session>, CreateSessionError> {
         self.load(key, target, Some(generation)).await
     }
 
@@ -327,7 +258,7 @@ impl SessionCache {
         key: &SessionKey,
         target: &SessionTarget,
         replace: Option<u64>,
-    ) -> Result<Arc<Session>, SessionError> {
+    ) -> Result<Arc<Session>, CreateSessionError> {
         let this = self.clone();
         let (owned_key, owned_target) = (key.clone(), target.clone());
         let result = self
@@ -342,7 +273,7 @@ impl SessionCache {
                     }
                 }
                 let session = this.create(&owned_key, &owned_target).await?;
-                Ok::<_, SessionError>(Op::Put(Arc::new(session)))
+                Ok::<_, CreateSessionError>(Op::Put(Arc::new(session)))
             })
             .await?;
         match result {
@@ -358,9 +289,10 @@ impl SessionCache {
                 Ok(session)
             }
             CompResult::Unchanged(entry) => Ok(entry.into_value()),
-            CompResult::StillNone(_) | CompResult::Removed(_) => Err(SessionError::BadResponse(
-                "session cache lost its entry".into(),
-            )),
+            // The closure above only ever returns Nop or Put.
+            CompResult::StillNone(_) | CompResult::Removed(_) => Err(
+                CreateSessionError::BadResponse("the session cache lost its entry".into()),
+            ),
         }
     }
 
@@ -368,7 +300,7 @@ impl SessionCache {
         &self,
         key: &SessionKey,
         target: &SessionTarget,
-    ) -> Result<Session, SessionError> {
+    ) -> Result<Session, CreateSessionError> {
         let metrics = &self.inner.metrics;
         let started = Instant::now();
         let inner = &self.inner;

@@ -13,7 +13,16 @@ use http::request::Parts;
 use http::Uri;
 use percent_encoding::{percent_decode_str, percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use crate::error::RequestError;
+/// Why a request could not be signed; nothing was sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// A header value we would have to sign is not visible ASCII.
+    #[error("header {0} has a value that is not ASCII; it cannot be signed")]
+    NonAsciiHeader(String),
+    /// The target or a header could not be expressed in a signed request.
+    #[error("the request could not be signed: {0}")]
+    Unsignable(&'static str),
+}
 
 /// The header that carries an S3 Express session token.
 pub const SESSION_TOKEN_HEADER: &str = "x-amz-s3session-token";
@@ -167,7 +176,7 @@ pub fn canonical_query(query: &str) -> String {
 }
 
 /// Points the request at `https://host/path?query` and sets `Host`.
-pub fn set_target(parts: &mut Parts, host: &str, path_and_query: &str) -> Result<(), RequestError> {
+pub fn set_target(parts: &mut Parts, host: &str, path_and_query: &str) -> Result<(), SignError> {
     let (path, query) = match path_and_query.split_once('?') {
         Some((p, q)) => (p, strip_presign_params(q).map(|q| canonical_query(&q))),
         None => (path_and_query, None),
@@ -180,9 +189,10 @@ pub fn set_target(parts: &mut Parts, host: &str, path_and_query: &str) -> Result
     };
     parts.uri = target
         .parse::<Uri>()
-        .map_err(|_| RequestError::Unsignable)?;
+        .map_err(|_| SignError::Unsignable("the target is not a valid URI"))?;
     parts.version = http::Version::HTTP_11;
-    let host = HeaderValue::from_str(host).map_err(|_| RequestError::Unsignable)?;
+    let host =
+        HeaderValue::from_str(host).map_err(|_| SignError::Unsignable("the host is not valid"))?;
     parts.headers.insert(header::HOST, host);
     Ok(())
 }
@@ -194,7 +204,7 @@ pub fn sign_parts(
     token: TokenHeader,
     region: &str,
     payload: Payload,
-) -> Result<(), RequestError> {
+) -> Result<(), SignError> {
     let mut settings = SigningSettings::default();
     settings.percent_encoding_mode = PercentEncodingMode::Single;
     settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
@@ -209,13 +219,13 @@ pub fn sign_parts(
         .time(SystemTime::now())
         .settings(settings)
         .build()
-        .map_err(|_| RequestError::Unsignable)?
+        .map_err(|_| SignError::Unsignable("incomplete signing parameters"))?
         .into();
     let mut headers = Vec::with_capacity(parts.headers.len());
     for (name, value) in &parts.headers {
         let value = value
             .to_str()
-            .map_err(|_| RequestError::NonAsciiHeader(name.to_string()))?;
+            .map_err(|_| SignError::NonAsciiHeader(name.to_string()))?;
         headers.push((name.as_str(), value));
     }
     let body = match payload {
@@ -225,13 +235,14 @@ pub fn sign_parts(
     };
     let uri = parts.uri.to_string();
     let signable = SignableRequest::new(parts.method.as_str(), uri, headers.into_iter(), body)
-        .map_err(|_| RequestError::Unsignable)?;
+        .map_err(|_| SignError::Unsignable("the request cannot be canonicalised"))?;
     let (instructions, _signature) = sign(signable, &params)
-        .map_err(|_| RequestError::Unsignable)?
+        .map_err(|_| SignError::Unsignable("SigV4 signing failed"))?
         .into_parts();
     let (signed_headers, _) = instructions.into_parts();
     for h in signed_headers {
-        let mut value = HeaderValue::from_str(h.value()).map_err(|_| RequestError::Unsignable)?;
+        let mut value = HeaderValue::from_str(h.value())
+            .map_err(|_| SignError::Unsignable("a signed header value is invalid"))?;
         value.set_sensitive(h.sensitive() || h.name() == "authorization");
         parts.headers.insert(h.name(), value);
     }
@@ -366,6 +377,6 @@ mod tests {
             "us-west-2",
             Payload::Unsigned,
         );
-        assert!(matches!(err, Err(RequestError::NonAsciiHeader(_))));
+        assert!(matches!(err, Err(SignError::NonAsciiHeader(_))));
     }
 }

@@ -5,17 +5,16 @@
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
-use http::request::Parts;
 use http::{Method, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 
-use crate::body::{full, ProxyBody};
-use crate::create_session::read_small_body;
-use crate::error::{ProxyError, RequestError};
+use crate::body::{full, ClientBodyError, ProxyBody};
+use crate::error::ProxyError;
 use crate::operation::Operation;
-use crate::proxy::{OutBody, Proxy, Signer};
-use crate::respond::RequestRecord;
-use crate::sign::Payload;
+use crate::record::RequestRecord;
+use crate::send::{Head, OutBody, Sender, Signer};
+use crate::sign::{Payload, SignError};
+use crate::upstream::{read_answer, UpstreamError};
 
 /// Size of the first parts; it doubles every 1000 parts up to [`MAX_PART`], so the 10,000
 /// parts S3 allows hold about 500 GiB.
@@ -35,11 +34,11 @@ struct PartReader {
 
 impl PartReader {
     /// The next part of at most `size` bytes, and whether the body has ended with it.
-    async fn next(&mut self, size: usize) -> Result<(Bytes, bool), RequestError> {
+    async fn next(&mut self, size: usize) -> Result<(Bytes, bool), ClientBodyError> {
         while self.carry.len() < size && !self.ended {
             match self.body.frame().await {
                 None => self.ended = true,
-                Some(Err(_)) => return Err(RequestError::BodyRead),
+                Some(Err(e)) => return Err(ClientBodyError::Read(e)),
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         self.carry.extend_from_slice(&data);
@@ -53,46 +52,43 @@ impl PartReader {
     }
 }
 
-impl Proxy {
-    /// Sends a request whose body has no declared length.
-    pub(crate) async fn send_unknown_length(
-        &self,
-        operation: Operation,
-        mut parts: Parts,
-        body: ProxyBody,
-        payload: Payload,
-        signer: Signer,
-        record: &mut RequestRecord,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
-        let mut reader = PartReader {
-            body,
-            carry: BytesMut::new(),
-            ended: false,
-        };
-        let (first, ended) = reader.next(FIRST_PART).await?;
-        if ended {
-            parts
-                .headers
-                .insert(header::CONTENT_LENGTH, first.len().into());
-            return self
-                .forward(parts, OutBody::Kept(first), payload, signer, record)
-                .await;
-        }
-        if operation != Operation::PutObject {
-            return Err(RequestError::MissingContentLength.into());
-        }
-        let upload = Upload {
-            proxy: self,
-            uri: parts.uri.clone(),
-            signer,
-        };
-        upload.run(parts.headers, first, reader, record).await
+/// Sends a request whose body has no declared length: with its length when it fits in one
+/// part, else (a PutObject) as a multipart upload.
+pub async fn send(
+    sender: &Sender,
+    operation: Operation,
+    mut head: Head,
+    body: ProxyBody,
+    payload: Payload,
+    signer: Signer,
+    record: &mut RequestRecord,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let mut reader = PartReader {
+        body,
+        carry: BytesMut::new(),
+        ended: false,
+    };
+    let (first, ended) = reader.next(FIRST_PART).await?;
+    if ended {
+        head.headers
+            .insert(header::CONTENT_LENGTH, first.len().into());
+        let kept = OutBody::Kept(first);
+        return Ok(sender.send(&head, kept, payload, signer, record).await?);
     }
+    if operation != Operation::PutObject {
+        return Err(ClientBodyError::LengthRequired.into());
+    }
+    let upload = Upload {
+        sender,
+        uri: head.uri.clone(),
+        signer,
+    };
+    upload.run(head.headers, first, reader, record).await
 }
 
 /// One PutObject turned into a multipart upload.
 struct Upload<'a> {
-    proxy: &'a Proxy,
+    sender: &'a Sender,
     uri: Uri,
     signer: Signer,
 }
@@ -115,8 +111,13 @@ impl Upload<'_> {
             )
             .await?;
         let (created, text) = read_text(created).await?;
+        if !created.status().is_success() {
+            return Ok(failed(created, &text));
+        }
         let Some(upload_id) = element(&text, "UploadId") else {
-            return Ok(created);
+            return Err(no_answer(
+                "CreateMultipartUpload answered without an UploadId",
+            ));
         };
         tracing::debug!(
             upload_id,
@@ -126,30 +127,50 @@ impl Upload<'_> {
         let mut next = Some(first);
         while let Some(part) = next.take() {
             let number = etags.len() + 1;
-            let query = format!("partNumber={number}&uploadId={upload_id}");
-            let mut headers = HeaderMap::new();
-            headers.insert(header::CONTENT_LENGTH, part.len().into());
-            let sent = self.send(Method::PUT, &query, headers, part, record).await;
-            let etag = match &sent {
-                Ok(r) if r.status().is_success() => r.headers().get(header::ETAG).cloned(),
-                _ => None,
-            };
-            let Some(etag) = etag else {
-                self.abort(&upload_id, record).await;
-                return sent;
-            };
-            etags.push(etag);
-            let read = reader.next(part_size(number + 1)).await;
-            let (more, _) = match read {
-                Ok(read) => read,
-                Err(e) => {
-                    self.abort(&upload_id, record).await;
-                    return Err(e.into());
+            let uploaded = self.upload_part(&upload_id, number, part, record).await;
+            let read = match uploaded {
+                Ok(etag) => {
+                    etags.push(etag);
+                    reader
+                        .next(part_size(number + 1))
+                        .await
+                        .map_err(|e| Err(e.into()))
                 }
+                Err(outcome) => Err(outcome),
             };
-            next = (!more.is_empty()).then_some(more);
+            match read {
+                Ok((more, _)) => next = (!more.is_empty()).then_some(more),
+                Err(outcome) => {
+                    self.abort(&upload_id, record).await;
+                    return outcome;
+                }
+            }
         }
         self.complete(&upload_id, &etags, record).await
+    }
+
+    /// Uploads one part and returns its ETag; anything else is what the client should see.
+    async fn upload_part(
+        &self,
+        upload_id: &str,
+        number: usize,
+        part: Bytes,
+        record: &mut RequestRecord,
+    ) -> Result<HeaderValue, Result<Response<ProxyBody>, ProxyError>> {
+        let query = format!("partNumber={number}&uploadId={upload_id}");
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_LENGTH, part.len().into());
+        let response = self
+            .send(Method::PUT, &query, headers, part, record)
+            .await
+            .map_err(Err)?;
+        if !response.status().is_success() {
+            return Err(Ok(response));
+        }
+        match response.headers().get(header::ETAG) {
+            Some(etag) => Ok(etag.clone()),
+            None => Err(Err(no_answer("UploadPart answered without an ETag"))),
+        }
     }
 
     async fn complete(
@@ -225,28 +246,24 @@ impl Upload<'_> {
         body: Bytes,
         record: &mut RequestRecord,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let path = self.uri.path();
         let authority = self.uri.authority().map(|a| a.as_str()).unwrap_or_default();
-        let uri: Uri = format!("https://{authority}{path}?{query}")
+        let uri: Uri = format!("https://{authority}{}?{query}", self.uri.path())
             .parse()
-            .map_err(|_| RequestError::Unsignable)?;
-        headers.insert(
-            header::HOST,
-            HeaderValue::from_str(authority).map_err(|_| RequestError::Unsignable)?,
-        );
-        let (mut parts, ()) = http::Request::new(()).into_parts();
-        parts.method = method;
-        parts.uri = uri;
-        parts.headers = headers;
-        self.proxy
-            .forward(
-                parts,
-                OutBody::Kept(body),
-                Payload::Unsigned,
-                self.signer.clone(),
-                record,
-            )
-            .await
+            .map_err(|_| SignError::Unsignable("the upload URI is not valid"))?;
+        let host = HeaderValue::from_str(authority)
+            .map_err(|_| SignError::Unsignable("the host is not valid"))?;
+        headers.insert(header::HOST, host);
+        let head = Head {
+            method,
+            uri,
+            headers,
+        };
+        let body = OutBody::Kept(body);
+        let signer = self.signer.clone();
+        Ok(self
+            .sender
+            .send(&head, body, Payload::Unsigned, signer, record)
+            .await?)
     }
 }
 
@@ -272,7 +289,7 @@ async fn read_text(
     response: Response<ProxyBody>,
 ) -> Result<(Response<ProxyBody>, String), ProxyError> {
     let (parts, body) = response.into_parts();
-    let bytes = read_small_body(body).await?;
+    let bytes = read_answer(body).await?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
     Ok((Response::from_parts(parts, full(bytes)), text))
 }
@@ -285,6 +302,11 @@ fn failed(response: Response<ProxyBody>, text: &str) -> Response<ProxyBody> {
         parts.status = StatusCode::INTERNAL_SERVER_ERROR;
     }
     Response::from_parts(parts, full(text.to_owned()))
+}
+
+/// S3 answered in a way the conversion cannot go on from (502).
+fn no_answer(what: &'static str) -> ProxyError {
+    ProxyError::Upstream(UpstreamError::Answer(what.into()))
 }
 
 /// The text of the first `<name>` element (S3's multipart replies are flat and small).

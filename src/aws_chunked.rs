@@ -13,8 +13,7 @@ use http::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
-use crate::body::{BoxError, ProxyBody};
-use crate::error::RequestError;
+use crate::body::{BoxError, ClientBodyError, ProxyBody};
 
 /// Longest chunk header or trailer line accepted, CRLF included.
 const MAX_LINE: usize = 4096;
@@ -26,10 +25,17 @@ const DECODED_LENGTH: &str = "x-amz-decoded-content-length";
 const TRAILER: &str = "x-amz-trailer";
 const SDK_CHECKSUM_ALGORITHM: &str = "x-amz-sdk-checksum-algorithm";
 
-/// Why an aws-chunked body could not be decoded; surfaces as the decoded body's error.
+/// Why an aws-chunked body could not be decoded: its head is refused at once, its framing
+/// surfaces as the decoded body's error.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed aws-chunked body: {0}")]
 pub struct MalformedChunks(String);
+
+impl From<MalformedChunks> for ClientBodyError {
+    fn from(e: MalformedChunks) -> Self {
+        ClientBodyError::Malformed(e.to_string())
+    }
+}
 
 fn malformed<T>(why: impl Into<String>) -> Result<T, MalformedChunks> {
     Err(MalformedChunks(why.into()))
@@ -43,7 +49,7 @@ fn malformed<T>(why: impl Into<String>) -> Result<T, MalformedChunks> {
 pub fn decode_signed_chunks(
     parts: &mut http::request::Parts,
     body: ProxyBody,
-) -> Result<ProxyBody, RequestError> {
+) -> Result<ProxyBody, MalformedChunks> {
     let headers = &mut parts.headers;
     let declared = headers
         .get(DECODED_LENGTH)
@@ -51,7 +57,9 @@ pub fn decode_signed_chunks(
         .map(str::trim)
         .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|s| s.parse::<u64>().ok())
-        .ok_or(RequestError::BadChunkedBody)?;
+        .ok_or_else(|| {
+            MalformedChunks("x-amz-decoded-content-length is missing or invalid".into())
+        })?;
     strip_aws_chunked(headers)?;
     headers.insert(CONTENT_LENGTH, HeaderValue::from(declared));
     headers.remove(DECODED_LENGTH);
@@ -70,10 +78,12 @@ pub fn decode_signed_chunks(
 }
 
 /// Removes `aws-chunked` from `Content-Encoding`, keeping other codings; drops an empty header.
-fn strip_aws_chunked(headers: &mut HeaderMap) -> Result<(), RequestError> {
+fn strip_aws_chunked(headers: &mut HeaderMap) -> Result<(), MalformedChunks> {
     let mut kept = Vec::new();
     for value in headers.get_all(CONTENT_ENCODING) {
-        let value = value.to_str().map_err(|_| RequestError::BadChunkedBody)?;
+        let value = value
+            .to_str()
+            .map_err(|_| MalformedChunks("Content-Encoding is not ASCII".into()))?;
         kept.extend(
             value
                 .split(',')
@@ -84,8 +94,8 @@ fn strip_aws_chunked(headers: &mut HeaderMap) -> Result<(), RequestError> {
     }
     headers.remove(CONTENT_ENCODING);
     if !kept.is_empty() {
-        let value =
-            HeaderValue::from_str(&kept.join(",")).map_err(|_| RequestError::BadChunkedBody)?;
+        let value = HeaderValue::from_str(&kept.join(","))
+            .map_err(|_| MalformedChunks("bad Content-Encoding".into()))?;
         headers.insert(CONTENT_ENCODING, value);
     }
     Ok(())
@@ -302,5 +312,5 @@ fn parse_size(line: &[u8]) -> Result<u64, MalformedChunks> {
 }
 
 #[cfg(test)]
-#[path = "chunked_tests.rs"]
+#[path = "aws_chunked_tests.rs"]
 mod tests;

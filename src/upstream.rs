@@ -1,4 +1,5 @@
-//! Forward: the seam around S3 I/O, and its production implementation, a pooled HTTPS client.
+//! Upstream: the seam around S3 I/O (the [`Upstream`] trait), its production implementation (a
+//! pooled, always-verified HTTPS client), and reading S3's small answers.
 
 use std::future::Future;
 use std::io;
@@ -31,25 +32,75 @@ pub trait Upstream: Send + Sync + 'static {
     fn send(&self, request: Request<ProxyBody>) -> UpstreamFuture;
 }
 
-/// Why a request did not get a response from S3.
+/// The largest S3 answer (XML result or error body) the proxy reads into memory.
+pub const MAX_ANSWER_BODY: usize = 64 * 1024;
+
+/// Why a request did not get a (readable) response from S3.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    /// No connection could be made; S3 never saw the request.
-    #[error("could not connect to S3: {0}")]
-    Connect(#[source] BoxError),
+    /// No connection could be made to `host`; S3 never saw the request.
+    #[error("could not connect to S3 at {host}: {}", chain(.source.as_ref()))]
+    Connect {
+        /// The host dialed, with the address `--resolve` sent it to, if any.
+        host: String,
+        /// What failed (TCP, DNS, TLS verification…).
+        source: BoxError,
+    },
     /// S3 did not answer within the deadline; the request may have been seen.
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
     /// The connection failed while the request was in flight; it may have been seen.
-    #[error("request to S3 failed: {0}")]
-    Request(#[source] BoxError),
+    #[error("request to S3 failed: {}", chain(.0.as_ref()))]
+    Request(BoxError),
+    /// S3's answer (an error or result document) could not be read.
+    #[error("could not read S3's answer: {}", chain(.0.as_ref()))]
+    Answer(BoxError),
 }
 
 impl UpstreamError {
     /// True when S3 certainly did not see the request, so it is safe to send again.
     pub fn is_not_sent(&self) -> bool {
-        matches!(self, UpstreamError::Connect(_))
+        matches!(self, UpstreamError::Connect { .. })
     }
+
+    /// The innermost cause, short and free of secrets, for a client's error message.
+    pub fn cause(&self) -> String {
+        let innermost = |e: &(dyn std::error::Error + 'static)| {
+            let mut e = e;
+            while let Some(next) = e.source() {
+                e = next;
+            }
+            e.to_string()
+        };
+        match self {
+            UpstreamError::Connect { source, .. } => innermost(source.as_ref()),
+            UpstreamError::Timeout(what) => format!("timed out waiting for {what}"),
+            UpstreamError::Request(e) | UpstreamError::Answer(e) => innermost(e.as_ref()),
+        }
+    }
+}
+
+/// An error and all its causes, joined with ": " (hyper's errors hide the useful part inside).
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = e.source();
+    }
+    out
+}
+
+/// Reads one of S3's small answers (an XML result or error), refusing anything over
+/// [`MAX_ANSWER_BODY`].
+pub async fn read_answer(body: ProxyBody) -> Result<bytes::Bytes, UpstreamError> {
+    crate::body::collect_limited(body, MAX_ANSWER_BODY)
+        .await
+        .map_err(UpstreamError::Answer)
 }
 
 /// `--resolve HOST=IP:PORT` entries: exact hosts, or `*.suffix` wildcards.
@@ -89,6 +140,7 @@ pub struct UpstreamSettings {
 pub struct HyperUpstream {
     client: Client<hyper_rustls::HttpsConnector<Connector>, ProxyBody>,
     header_timeout: Duration,
+    resolve: Arc<ResolveOverrides>,
 }
 
 /// Errors building the upstream client.
@@ -132,12 +184,13 @@ impl HyperUpstream {
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
             .with_no_client_auth();
+        let resolve = Arc::new(settings.resolve.clone());
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_only()
             .enable_http1()
             .wrap_connector(Connector {
-                resolve: Arc::new(settings.resolve.clone()),
+                resolve: resolve.clone(),
                 connect_timeout: settings.connect_timeout,
             });
         let client = Client::builder(TokioExecutor::new())
@@ -148,24 +201,39 @@ impl HyperUpstream {
         Ok(Self {
             client,
             header_timeout: settings.header_timeout,
+            resolve,
         })
     }
 }
 
 impl Upstream for HyperUpstream {
     fn send(&self, request: Request<ProxyBody>) -> UpstreamFuture {
+        let host = dialed(request.uri(), &self.resolve);
         let response = self.client.request(request);
         let deadline = self.header_timeout;
         Box::pin(async move {
             match tokio::time::timeout(deadline, response).await {
                 Err(_) => Err(UpstreamError::Timeout("S3's response headers")),
-                Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect(e.into())),
+                Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect {
+                    host,
+                    source: e.into(),
+                }),
                 Ok(Err(e)) => Err(UpstreamError::Request(e.into())),
                 Ok(Ok(response)) => {
                     Ok(response.map(|body| body.map_err(BoxError::from).boxed_unsync()))
                 }
             }
         })
+    }
+}
+
+/// `host:port`, and where `--resolve` sends it (for error messages).
+fn dialed(uri: &Uri, resolve: &ResolveOverrides) -> String {
+    let host = uri.host().unwrap_or_default();
+    let port = uri.port_u16().unwrap_or(443);
+    match resolve.lookup(host) {
+        Some(addr) => format!("{host}:{port} (--resolve {addr})"),
+        None => format!("{host}:{port}"),
     }
 }
 
@@ -208,7 +276,7 @@ impl tower_service::Service<Uri> for Connector {
                             stream.set_nodelay(true)?;
                             return Ok(stream);
                         }
-                        Err(e) => last = e,
+                        Err(e) => last = io::Error::new(e.kind(), format!("{addr}: {e}")),
                     }
                 }
                 Err(last)

@@ -1,0 +1,171 @@
+//! The error → reply table: every kind of failure, the status and S3 code a client sees, and
+//! proof that nothing internal or secret reaches the message.
+
+use super::*;
+use crate::names::NameError;
+
+fn upstream_connect() -> UpstreamError {
+    let inner = std::io::Error::new(
+        std::io::ErrorKind::ConnectionRefused,
+        "127.0.0.1:9: Connection refused",
+    );
+    UpstreamError::Connect {
+        host: "b--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com:443".into(),
+        source: Box::new(inner),
+    }
+}
+
+#[test]
+fn every_error_maps_to_the_status_and_code_of_where_it_happened() {
+    let s3_denied = CreateSessionError::S3 {
+        status: StatusCode::FORBIDDEN,
+        code: "AccessDenied".into(),
+        message: "Access Denied".into(),
+    };
+    let cases: Vec<(ProxyError, u16, &str)> = vec![
+        (
+            RouteError::InvalidName(NameError::InvalidBucketName("bad")).into(),
+            400,
+            "InvalidBucketName",
+        ),
+        (
+            RouteError::NotS3Host("example.com".into()).into(),
+            403,
+            "AccessDenied",
+        ),
+        (RouteError::MissingHost.into(), 400, "InvalidRequest"),
+        (RouteError::BadConnectTarget.into(), 400, "InvalidRequest"),
+        (
+            PolicyError::ReadOnly("PutObject").into(),
+            403,
+            "AccessDenied",
+        ),
+        (
+            PolicyError::Unsupported("ListObjects").into(),
+            501,
+            "NotImplemented",
+        ),
+        (
+            PolicyError::ConnectDenied("example.com".into()).into(),
+            403,
+            "AccessDenied",
+        ),
+        (
+            SignError::NonAsciiHeader("x-amz-meta-a".into()).into(),
+            400,
+            "InvalidArgument",
+        ),
+        (
+            ClientBodyError::LengthRequired.into(),
+            411,
+            "MissingContentLength",
+        ),
+        (
+            ClientBodyError::Read("reset".into()).into(),
+            400,
+            "IncompleteBody",
+        ),
+        (
+            ClientBodyError::Malformed("bad chunk".into()).into(),
+            400,
+            "IncompleteBody",
+        ),
+        (CredentialsUnavailable.into(), 503, "ServiceUnavailable"),
+        (s3_denied.into(), 403, "AccessDenied"),
+        (
+            CreateSessionError::Credentials.into(),
+            503,
+            "ServiceUnavailable",
+        ),
+        (
+            CreateSessionError::Sign(SignError::Unsignable("x")).into(),
+            500,
+            "InternalError",
+        ),
+        (
+            CreateSessionError::BadResponse("x".into()).into(),
+            502,
+            "BadGateway",
+        ),
+        (
+            CreateSessionError::Upstream(upstream_connect()).into(),
+            502,
+            "BadGateway",
+        ),
+        (upstream_connect().into(), 502, "BadGateway"),
+        (
+            UpstreamError::Timeout("S3's response headers").into(),
+            504,
+            "GatewayTimeout",
+        ),
+        (
+            UpstreamError::Request("reset".into()).into(),
+            502,
+            "BadGateway",
+        ),
+        (
+            UpstreamError::Answer("truncated".into()).into(),
+            502,
+            "BadGateway",
+        ),
+        (
+            ProxyError::Internal("minting a leaf".into()),
+            500,
+            "InternalError",
+        ),
+    ];
+    for (error, status, code) in cases {
+        let reply = error.reply();
+        assert_eq!(
+            (reply.status.as_u16(), reply.code.as_str()),
+            (status, code),
+            "{error:?}"
+        );
+        assert!(!reply.message.is_empty(), "{error:?}");
+    }
+}
+
+#[test]
+fn send_errors_keep_where_they_happened() {
+    let sign: ProxyError = SendError::Sign(SignError::Unsignable("x")).into();
+    assert!(matches!(sign, ProxyError::Sign(_)));
+    let upstream: ProxyError = SendError::Upstream(UpstreamError::Timeout("x")).into();
+    assert!(matches!(upstream, ProxyError::Upstream(_)));
+    let session: ProxyError = SendError::Session(CreateSessionError::Credentials).into();
+    assert!(matches!(session, ProxyError::Session(_)));
+}
+
+#[test]
+fn messages_name_the_cause_but_never_internals() {
+    let reply = ProxyError::from(upstream_connect()).reply();
+    assert!(
+        reply.message.contains("s3express-usw2-az1"),
+        "{}",
+        reply.message
+    );
+    assert!(
+        reply.message.contains("Connection refused"),
+        "{}",
+        reply.message
+    );
+    let internal = ProxyError::Internal("secret internal detail".into()).reply();
+    assert!(!internal.message.contains("secret internal detail"));
+    let bad = ProxyError::from(CreateSessionError::BadResponse("<SessionToken>t".into())).reply();
+    assert!(!bad.message.contains("SessionToken"));
+}
+
+#[test]
+fn the_response_is_s3_xml_with_the_request_id_and_no_body_for_head() {
+    let response =
+        ProxyError::from(PolicyError::ReadOnly("PutObject")).into_response("REQ1", false);
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(response.headers()["x-amz-request-id"], "REQ1");
+    assert_eq!(response.headers()["content-type"], "application/xml");
+    let head = ProxyError::from(PolicyError::ReadOnly("PutObject")).into_response("REQ2", true);
+    assert!(http_body::Body::is_end_stream(head.body()));
+    assert_ne!(
+        head.headers()["content-length"],
+        "0",
+        "HEAD keeps the length of the body it omits"
+    );
+}

@@ -1,0 +1,143 @@
+//! Record: what the access log line says about one request, filled in as the request moves on
+//! and written when its response body is done; and the request ids.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use crate::body::{counting, ProxyBody};
+use crate::metrics::{Lookup, Metrics};
+
+/// Everything the access log line says about one request.
+#[derive(Debug)]
+pub struct RequestRecord {
+    /// The request id (also in error bodies).
+    pub request_id: String,
+    /// The client's address.
+    pub client: SocketAddr,
+    /// HTTP method.
+    pub method: http::Method,
+    /// S3 operation name.
+    pub operation: &'static str,
+    /// Bucket, if known (the `--metrics-bucket-label` value; logged only with `log_names`).
+    pub bucket: Option<String>,
+    /// Object key, if known and names are logged.
+    pub key: Option<String>,
+    /// Whether bucket and key appear in the access line (`--log-object-names`).
+    pub log_names: bool,
+    /// Response status.
+    pub status: u16,
+    /// Session cache lookup result, for session-signed requests.
+    pub lookup: Option<Lookup>,
+    /// Time S3 took to return the response head.
+    pub upstream: Option<Duration>,
+    /// When the request head arrived.
+    pub started: Instant,
+    /// The span the line is written in (the body may finish on another task, as h2 streams do).
+    pub span: tracing::Span,
+    /// Request body bytes sent upstream.
+    pub bytes_up: Arc<AtomicU64>,
+    /// Response body bytes sent to the client.
+    pub bytes_down: Arc<AtomicU64>,
+}
+
+impl RequestRecord {
+    /// A record for a request from `client` that arrived now.
+    pub fn new(request_id: String, client: SocketAddr, method: http::Method) -> Self {
+        Self {
+            request_id,
+            client,
+            method,
+            operation: "Unknown",
+            bucket: None,
+            key: None,
+            log_names: true,
+            status: 0,
+            lookup: None,
+            upstream: None,
+            started: Instant::now(),
+            span: tracing::Span::current(),
+            bytes_up: Arc::default(),
+            bytes_down: Arc::default(),
+        }
+    }
+
+    /// Wraps a request body so its bytes count toward the upload metric and this record.
+    pub fn count_upload(&self, body: ProxyBody, metrics: &Metrics) -> ProxyBody {
+        counting(
+            body,
+            metrics.bytes_upload.clone(),
+            self.bytes_up.clone(),
+            (),
+        )
+    }
+}
+
+/// Milliseconds, to the microsecond.
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+impl Drop for RequestRecord {
+    fn drop(&mut self) {
+        let _entered = self.span.enter();
+        let (bucket, key) = match self.log_names {
+            true => (self.bucket.as_deref(), self.key.as_deref()),
+            false => (None, None),
+        };
+        tracing::info!(
+            target: "s3x_proxy::access",
+            request_id = %self.request_id,
+            client = %self.client,
+            method = %self.method,
+            operation = self.operation,
+            bucket = bucket.unwrap_or("-"),
+            key = key.unwrap_or("-"),
+            status = self.status,
+            bytes_up = self.bytes_up.load(Ordering::Relaxed),
+            bytes_down = self.bytes_down.load(Ordering::Relaxed),
+            total_ms = millis(self.started.elapsed()),
+            upstream_ms = self.upstream.map(millis),
+            session = self.lookup.map(Lookup::as_str).unwrap_or("-"),
+            "request"
+        );
+    }
+}
+
+/// Request ids: unique in the process, unpredictable enough to not collide across restarts.
+pub struct RequestIds {
+    seed: u64,
+    next: AtomicU64,
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RequestIds {
+    /// A generator seeded from the clock and the process id.
+    pub fn new() -> Self {
+        let seed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or_default()
+            ^ u64::from(std::process::id()).rotate_left(32);
+        Self {
+            seed,
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// The next id: 16 hex digits, like S3's.
+    pub fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let mixed =
+            (self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        format!("{mixed:016X}")
+    }
+}
