@@ -1,32 +1,29 @@
-//! Runs the S3 Express emulator for manual testing of s3x-proxy:
-//!
-//! ```text
-//! cargo run --example emulator -- [--port 9443] [--ca-file PATH] [--bucket NAME]... [--session-lifetime SECS]
-//! ```
-//!
-//! It prints the address, the CA file, the IAM test credentials and the proxy flags, then
-//! serves until Ctrl-C. `S3X_EMULATOR_LOG=1` prints one line per request.
+//! Runs the emulator for manual testing on a fixed port with a CA kept across restarts.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use s3x_emulator::{Config, Emulator};
+use s3x_emulator::{CaPem, Config, Emulator, CA_CERT_FILE};
 
-const USAGE: &str =
-    "usage: emulator [--port N] [--ca-file PATH] [--bucket NAME]... [--session-lifetime SECS]";
+const USAGE: &str = "usage: cargo run --example emulator -- [--port N (default 9443, 0 = random)] [--dir DIR (CA directory)] [--bucket NAME]... [--session-lifetime SECS]
+
+The CA (ca.pem, ca-key.pem) is kept in DIR and reused at every start, so a proxy that trusts it
+keeps working when the emulator restarts. S3X_EMULATOR_LOG=1 prints one line per request.";
+
+const DEFAULT_PORT: u16 = 9443;
 
 struct Args {
     port: u16,
-    ca_file: PathBuf,
+    dir: PathBuf,
     buckets: Vec<String>,
     session_lifetime: Option<u64>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
-        port: 0,
-        ca_file: std::env::temp_dir().join("s3x-emulator-ca.pem"),
+        port: DEFAULT_PORT,
+        dir: CaPem::default_dir(),
         buckets: Vec::new(),
         session_lifetime: None,
     };
@@ -35,14 +32,14 @@ fn parse_args() -> Result<Args, String> {
         let mut value = || it.next().ok_or(format!("{flag} needs a value\n{USAGE}"));
         match flag.as_str() {
             "--port" => args.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
-            "--ca-file" => args.ca_file = PathBuf::from(value()?),
+            "--dir" => args.dir = PathBuf::from(value()?),
             "--bucket" => args.buckets.push(value()?),
             "--session-lifetime" => {
-                args.session_lifetime = Some(
-                    value()?
-                        .parse()
-                        .map_err(|e| format!("--session-lifetime: {e}"))?,
-                )
+                let secs = value()?;
+                let secs = secs
+                    .parse()
+                    .map_err(|e| format!("--session-lifetime: {e}"))?;
+                args.session_lifetime = Some(secs);
             }
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -57,17 +54,22 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
+fn fail(message: String) -> ! {
+    eprintln!("{message}");
+    std::process::exit(1)
+}
+
 #[tokio::main]
 async fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
+    let args = parse_args().unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    });
+    let (ca, created) = CaPem::load_or_create(&args.dir)
+        .unwrap_or_else(|e| fail(format!("CA directory {}: {e}", args.dir.display())));
     let mut config = Config {
         buckets: args.buckets.clone(),
+        ca: Some(ca),
         ..Config::default()
     };
     if let Some(secs) = args.session_lifetime {
@@ -77,23 +79,21 @@ async fn main() {
         config.access_key_id.clone(),
         config.secret_access_key.clone(),
     );
-    let emu = match Emulator::start_on(config, SocketAddr::from(([127, 0, 0, 1], args.port))).await
-    {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("cannot start the emulator on 127.0.0.1:{}: {e}", args.port);
-            std::process::exit(1);
-        }
-    };
-    if let Err(e) = std::fs::write(&args.ca_file, emu.ca_pem()) {
-        eprintln!("cannot write the CA to {}: {e}", args.ca_file.display());
-        std::process::exit(1);
-    }
+    let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
+    let emu = Emulator::start_on(config, addr)
+        .await
+        .unwrap_or_else(|e| fail(format!("cannot listen on {addr}: {e} (try --port 0)")));
     let port = emu.addr().port();
-    let ca = args.ca_file.display();
+    let ca_file = args.dir.join(CA_CERT_FILE);
+    let ca = ca_file.display();
     println!(
         "s3x-emulator listening on https://{} (h2 and http/1.1)",
         emu.addr()
+    );
+    println!(
+        "CA directory: {} ({})",
+        args.dir.display(),
+        if created { "new CA" } else { "CA reused" }
     );
     println!("CA certificate: {ca}");
     println!("directory buckets:");

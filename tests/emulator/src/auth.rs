@@ -1,5 +1,4 @@
-//! Authentication (SigV4 with IAM or session credentials) and authorisation (which credentials
-//! and session modes each operation accepts).
+//! Who signed a request (SigV4 with IAM or session credentials) and what they may run.
 
 use std::time::{Duration, SystemTime};
 

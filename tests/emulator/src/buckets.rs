@@ -1,5 +1,4 @@
-//! Bucket-level operations: CreateSession, HeadBucket, and the control plane's
-//! ListDirectoryBuckets, CreateBucket and DeleteBucket.
+//! Bucket-level operations: CreateSession, HeadBucket, ListDirectoryBuckets, Create/DeleteBucket.
 
 use std::time::SystemTime;
 

@@ -1,9 +1,4 @@
-//! `Content-Encoding: aws-chunked` decoding and flexible-checksum verification.
-//!
-//! Framing: `hex-size[;chunk-signature=SIG]\r\n DATA \r\n` repeated, then `0[;...]\r\n`, then
-//! trailer lines `name:value\r\n`, then `\r\n`. With `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` every
-//! chunk carries a signature chained from the request's seed signature; the caller passes a
-//! [`ChunkSigner`] to check them.
+//! `Content-Encoding: aws-chunked` decoding, with chained chunk signatures when signed.
 
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
@@ -38,6 +33,10 @@ fn line(buf: &[u8], pos: &mut usize) -> Result<String, String> {
 }
 
 /// Decodes an aws-chunked body, checking chunk signatures when `signer` is given.
+///
+/// Framing: `hex-size[;chunk-signature=SIG]\r\n DATA \r\n` repeated, then `0[;...]\r\n`, then
+/// trailer lines `name:value\r\n`, then `\r\n`. With `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` every
+/// chunk carries a signature chained from the request's seed signature.
 pub fn decode(body: &[u8], signer: Option<&ChunkSigner>) -> Result<Decoded, String> {
     let mut pos = 0;
     let mut data = BytesMut::with_capacity(body.len());

@@ -1,5 +1,4 @@
-//! ListObjectsV2: prefix, delimiter (empty = none; directory buckets allow only `/`),
-//! max-keys, start-after, continuation tokens, CommonPrefixes and `encoding-type=url`.
+//! ListObjectsV2: prefix, delimiter, max-keys, start-after, continuation tokens, url encoding.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;

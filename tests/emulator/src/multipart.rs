@@ -1,5 +1,4 @@
-//! Multipart uploads. An upload belongs to its bucket, not to the credentials that started it:
-//! sessions rotate mid-upload and UploadPartCopy is IAM-signed.
+//! Multipart uploads, which belong to their bucket rather than to the credentials that started them.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;

@@ -1,5 +1,4 @@
-//! Object operations: PutObject (and appends), GetObject/HeadObject with ranges and parts,
-//! DeleteObject and DeleteObjects, and the stored-metadata helpers they share.
+//! Object operations: PutObject (and appends), GetObject/HeadObject, DeleteObject(s).
 
 use std::time::SystemTime;
 

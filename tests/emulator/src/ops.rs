@@ -1,5 +1,4 @@
-//! The request pipeline (count, route, classify, faults, authenticate, authorise, read the body,
-//! dispatch) and the bucket-level operations: CreateSession, HeadBucket and the control plane.
+//! The request pipeline: count, route, classify, faults, authenticate, authorise, read, dispatch.
 
 use std::sync::Arc;
 

@@ -1,5 +1,4 @@
-//! Reading a request body: `x-amz-content-sha256` verification, aws-chunked decoding
-//! (`x-amz-decoded-content-length`, declared trailers) and flexible-checksum checks.
+//! Reading a request body: `x-amz-content-sha256`, aws-chunked, trailers and checksum checks.
 
 use hyper::body::Incoming;
 

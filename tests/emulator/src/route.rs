@@ -1,4 +1,4 @@
-//! Which endpoint a request reached (Zonal or control plane) and which S3 operation it is.
+//! Which endpoint a request reached (from its Host) and which S3 operation it is.
 
 /// The endpoint named by the Host header (or the h2 `:authority`).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,17 +1,4 @@
-//! AWS Signature Version 4 (`AWS4-HMAC-SHA256`) verifier, written from the published spec.
-//!
-//! Nothing here is shared with `aws-sigv4`: the point is to check the proxy's signatures with an
-//! independent implementation. The functions are public so tests can run them against the AWS
-//! test suite (`/work/shared/vectors/sigv4`).
-//!
-//! Path canonicalisation has two modes:
-//! - [`UriEncoding::Single`] (S3, S3 Express): each segment of the received path is
-//!   percent-decoded once and URI-encoded once (so `/a=b` and `/a%3Db` both canonicalise to
-//!   `/a%3Db`, and an escaped slash `%2F` stays escaped);
-//! - [`UriEncoding::Double`] (most other services): the received path is URI-encoded again, so an
-//!   escape such as `%3D` becomes `%253D`.
-//!
-//! Optional RFC 3986 dot-segment removal (`normalize`) applies to the received path first.
+//! An AWS SigV4 (`AWS4-HMAC-SHA256`) verifier written from the spec, independent of `aws-sigv4`.
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -21,12 +8,15 @@ pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// SHA-256 of the empty string.
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-/// How the canonical URI is derived from the received path.
+/// How the canonical URI is derived from the received path (dot-segment removal, when asked
+/// for with [`Options::normalize_path`], applies first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UriEncoding {
-    /// Decode once, encode once (S3).
+    /// Decode once, encode once (S3, S3 Express): `/a=b` and `/a%3Db` both canonicalise to
+    /// `/a%3Db`, and an escaped slash `%2F` stays escaped.
     Single,
-    /// Encode the received (already encoded) path again.
+    /// Encode the received (already encoded) path again (most other services): `%3D` becomes
+    /// `%253D`.
     Double,
 }
 

@@ -1,7 +1,4 @@
-//! Small XML writer and reader for the S3 documents the emulator sends and receives.
-//!
-//! The reader handles what SDKs send (DeleteObjects, CompleteMultipartUpload): elements, text,
-//! the five named entities and numeric character references, an XML declaration and comments.
+//! A small XML writer and reader for the S3 documents the emulator sends and receives.
 
 /// Escapes text for element content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -147,7 +144,9 @@ fn local_name(tag: &str) -> String {
     name.rsplit(':').next().unwrap_or(name).to_string()
 }
 
-/// Parses a document into its root element.
+/// Parses a document into its root element. Handles what SDKs send (DeleteObjects,
+/// CompleteMultipartUpload): elements, text, the five named entities and numeric character
+/// references, an XML declaration and comments.
 pub fn parse(doc: &str) -> Result<Element, String> {
     let mut stack: Vec<Element> = vec![Element::default()];
     let mut rest = doc;

@@ -1,8 +1,6 @@
-//! Test helpers: a tiny SigV4 signer written separately from the emulator's verifier, and an
-//! HTTPS client (h1 or h2) that trusts the emulator's CA.
+//! Test helpers: a SigV4 signer separate from the emulator's verifier, and an h1/h2 HTTPS client.
 
-#![allow(dead_code)]
-
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,12 +21,14 @@ pub fn host(bucket: &str) -> String {
     format!("{bucket}.s3express-usw2-az1.{REGION}.amazonaws.com")
 }
 
-/// Credentials to sign with; `session_token` goes in `x-amz-s3session-token`.
-#[derive(Clone, Debug)]
+/// Credentials to sign with; `session_token` goes in `x-amz-s3session-token`, `security_token`
+/// (temporary IAM credentials) in `x-amz-security-token`.
+#[derive(Clone, Debug, Default)]
 pub struct Creds {
     pub access_key_id: String,
     pub secret: String,
     pub session_token: Option<String>,
+    pub security_token: Option<String>,
 }
 
 pub fn iam() -> Creds {
@@ -36,7 +36,7 @@ pub fn iam() -> Creds {
     Creds {
         access_key_id: c.access_key_id,
         secret: c.secret_access_key,
-        session_token: None,
+        ..Creds::default()
     }
 }
 
@@ -81,7 +81,8 @@ fn hmac(key: &[u8], data: &str) -> Vec<u8> {
 }
 
 /// Adds x-amz-date, x-amz-content-sha256, the session token and Authorization (signing every
-/// header given). `path` and `query` must already be encoded as they go on the wire.
+/// header given) for the directory buckets' region and service. `path` and `query` must already
+/// be encoded as they go on the wire.
 pub fn sign(
     method: &str,
     host: &str,
@@ -91,12 +92,31 @@ pub fn sign(
     payload: &str,
     creds: &Creds,
 ) {
+    let scope = (REGION, "s3express");
+    sign_for(method, host, path, query, headers, payload, creds, scope);
+}
+
+/// [`sign`] for a chosen (region, service).
+#[allow(clippy::too_many_arguments)]
+pub fn sign_for(
+    method: &str,
+    host: &str,
+    path: &str,
+    query: &str,
+    headers: &mut Vec<(String, String)>,
+    payload: &str,
+    creds: &Creds,
+    (region, service): (&str, &str),
+) {
     let date = amz_now(SystemTime::now());
     headers.push(("host".into(), host.into()));
     headers.push(("x-amz-date".into(), date.clone()));
     headers.push(("x-amz-content-sha256".into(), payload.into()));
     if let Some(t) = &creds.session_token {
         headers.push(("x-amz-s3session-token".into(), t.clone()));
+    }
+    if let Some(t) = &creds.security_token {
+        headers.push(("x-amz-security-token".into(), t.clone()));
     }
     // Values are trimmed and runs of spaces collapse to one.
     let tidy = |v: &str| {
@@ -116,13 +136,13 @@ pub fn sign(
         "{method}\n{path}\n{query}\n{canonical_headers}\n{}\n{payload}",
         names.join(";")
     );
-    let scope = format!("{}/{REGION}/s3express/aws4_request", &date[..8]);
+    let scope = format!("{}/{region}/{service}/aws4_request", &date[..8]);
     let sts = format!(
         "AWS4-HMAC-SHA256\n{date}\n{scope}\n{}",
         hex::encode(Sha256::digest(creq.as_bytes()))
     );
     let mut key = hmac(format!("AWS4{}", creds.secret).as_bytes(), &date[..8]);
-    for part in [REGION, "s3express", "aws4_request"] {
+    for part in [region, service, "aws4_request"] {
         key = hmac(&key, part);
     }
     let signature = hex::encode(hmac(&key, &sts));
@@ -161,6 +181,57 @@ pub struct Client {
     sender: Sender,
     pub host: String,
     pub h2: bool,
+    /// The region and service requests are signed for.
+    pub region: String,
+    pub service: String,
+}
+
+/// A TLS connection to `addr` that trusts only `ca_pem`, offering one ALPN protocol.
+pub async fn tls_connect(
+    addr: SocketAddr,
+    ca_pem: &str,
+    host: &str,
+    alpn: &[u8],
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots
+            .add(cert.map_err(std::io::Error::other)?)
+            .map_err(std::io::Error::other)?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = ServerName::try_from(host.to_string()).map_err(std::io::Error::other)?;
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+}
+
+/// The region and SigV4 service a host name implies (`us-east-1` for `s3.amazonaws.com`).
+pub fn scope_of(host: &str) -> (String, String) {
+    let labels: Vec<&str> = host.split('.').collect();
+    let service = if labels.iter().any(|l| l.starts_with("s3express")) {
+        "s3express"
+    } else {
+        "s3"
+    };
+    let region = labels
+        .iter()
+        .rev()
+        .find(|l| {
+            l.matches('-').count() >= 2
+                && l.chars().last().is_some_and(|c| c.is_ascii_digit())
+                && !l.starts_with("s3express")
+                && !l.contains("--")
+        })
+        .map_or("us-east-1", |r| r);
+    (region.to_string(), service.to_string())
 }
 
 /// A response, body collected.
@@ -193,49 +264,44 @@ impl Resp {
 
 impl Client {
     pub async fn connect(emu: &s3x_emulator::Emulator, host: &str, h2: bool) -> Client {
-        let mut roots = rustls::RootCertStore::empty();
-        let pem = emu.ca_pem();
-        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![if h2 {
-            b"h2".to_vec()
-        } else {
-            b"http/1.1".to_vec()
-        }];
-        let tcp = tokio::net::TcpStream::connect(emu.addr()).await.unwrap();
-        let name = ServerName::try_from(host.to_string()).unwrap();
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
+        Client::connect_to(emu.addr(), &emu.ca_pem(), host, h2)
             .await
-            .unwrap();
-        assert_eq!(
-            tls.get_ref().1.alpn_protocol(),
-            Some(if h2 { &b"h2"[..] } else { &b"http/1.1"[..] })
-        );
+            .unwrap()
+    }
+
+    /// Connects to `addr` trusting only `ca_pem`, with `host` as SNI; signs for the region and
+    /// service the host names (change `region` and `service` to sign otherwise).
+    pub async fn connect_to(
+        addr: SocketAddr,
+        ca_pem: &str,
+        host: &str,
+        h2: bool,
+    ) -> std::io::Result<Client> {
+        let alpn: &[u8] = if h2 { b"h2" } else { b"http/1.1" };
+        let tls = tls_connect(addr, ca_pem, host, alpn).await?;
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(alpn));
         let io = TokioIo::new(tls);
         let sender = if h2 {
             let (s, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
                 .await
-                .unwrap();
+                .map_err(std::io::Error::other)?;
             tokio::spawn(conn);
             Sender::H2(s)
         } else {
-            let (s, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+            let (s, conn) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(std::io::Error::other)?;
             tokio::spawn(conn);
             Sender::H1(s)
         };
-        Client {
+        let (region, service) = scope_of(host);
+        Ok(Client {
             sender,
             host: host.to_string(),
             h2,
-        }
+            region,
+            service,
+        })
     }
 
     /// Sends `method` to the encoded `path?query` with the given headers (already signed, or not).
@@ -291,7 +357,17 @@ impl Client {
         let path = format!("/{}", enc(key, true));
         let q = query_string(query);
         let hash = payload.map_or_else(|| sha256_hex(&body), str::to_string);
-        sign(method, &self.host, &path, &q, &mut headers, &hash, creds);
+        let scope = (self.region.as_str(), self.service.as_str());
+        sign_for(
+            method,
+            &self.host,
+            &path,
+            &q,
+            &mut headers,
+            &hash,
+            creds,
+            scope,
+        );
         let target = if q.is_empty() {
             path
         } else {
@@ -323,6 +399,7 @@ impl Client {
             access_key_id: r.xml("AccessKeyId").unwrap(),
             secret: r.xml("SecretAccessKey").unwrap(),
             session_token: Some(r.xml("SessionToken").unwrap()),
+            security_token: None,
         })
     }
 }

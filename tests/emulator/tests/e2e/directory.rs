@@ -1,13 +1,11 @@
-//! End to end over TLS: sessions, signatures, objects, listing, multipart, faults, shutdown.
-
-mod support;
+//! Directory buckets end to end over TLS: sessions, signatures, objects, listing, multipart, faults.
 
 use std::time::Duration;
 
+use crate::support::{self, host, iam, Client, BUCKET, OTHER};
 use bytes::Bytes;
 use http::StatusCode;
 use s3x_emulator::{Config, Emulator, Fault, Target};
-use support::{host, iam, Client, BUCKET, OTHER};
 
 async fn start(config: Config) -> Emulator {
     let config = Config {

@@ -1,10 +1,7 @@
-//! The verifier on S3-style requests signed by the separate test signer: single encoding, no
-//! normalisation, awkward keys, and what must break a signature.
+//! The verifier on requests from the separate test signer: awkward keys, and what breaks a signature.
 
-mod support;
-
+use crate::support::{self, enc, query_string, sign, Creds};
 use s3x_emulator::sigv4::{self, Options, Request};
-use support::{enc, query_string, sign, Creds};
 
 struct Signed {
     path: String,
@@ -18,6 +15,7 @@ fn creds() -> Creds {
         access_key_id: "S3XSEXAMPLE".into(),
         secret: "se/cr+et==".into(),
         session_token: Some("tok-en_123".into()),
+        security_token: None,
     }
 }
 

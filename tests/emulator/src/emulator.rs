@@ -1,0 +1,188 @@
+//! The [`Emulator`] handle: start, stop, inspect and steer a running emulator.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::tls::{CaPem, CertMinter};
+use crate::{server, store, Config, Counters, Fault};
+
+/// A running S3 Express One Zone emulator: HTTPS (h1 and h2), real SigV4 verification, real
+/// session enforcement, in-memory buckets and injectable faults. Dropping it (or
+/// [`Emulator::shutdown`]) stops the server.
+///
+/// ```no_run
+/// # async fn demo() -> std::io::Result<()> {
+/// let emu = s3x_emulator::Emulator::start(s3x_emulator::Config::default()).await?;
+/// println!("listening on {} with CA\n{}", emu.addr(), emu.ca_pem());
+/// emu.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct Emulator {
+    addr: SocketAddr,
+    ca: CaPem,
+    state: Arc<store::State>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Starts an HTTPS server (h1 and h2 by ALPN) on 127.0.0.1 with a random port.
+    pub async fn start(config: Config) -> std::io::Result<Emulator> {
+        Emulator::start_on(config, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Like [`Emulator::start`], on a chosen address. With `S3X_EMULATOR_LOG=1` in the
+    /// environment, every request is printed to stderr.
+    pub async fn start_on(config: Config, addr: SocketAddr) -> std::io::Result<Emulator> {
+        let ca = match &config.ca {
+            Some(ca) => ca.clone(),
+            None => CaPem::generate()?,
+        };
+        let minter = Arc::new(CertMinter::from_ca(&ca)?);
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(minter.server_config()?));
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(store::State::new(config));
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(server::serve(listener, acceptor, state.clone(), stopped));
+        Ok(Emulator {
+            addr,
+            ca,
+            state,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// PEM of the test CA that signs the server certificates.
+    pub fn ca_pem(&self) -> String {
+        self.ca.cert_pem.clone()
+    }
+
+    /// The CA certificate and key, to save (see [`CaPem::save`]) or pass to the next start.
+    pub fn ca(&self) -> CaPem {
+        self.ca.clone()
+    }
+
+    /// Creates a directory bucket (no-op if it exists).
+    pub fn create_bucket(&self, name: &str) {
+        self.state
+            .buckets()
+            .entry(name.to_string())
+            .or_insert_with(store::Bucket::new);
+    }
+
+    /// With `true`, the bucket policy allows only ReadOnly sessions (and no IAM writes).
+    /// Panics if the bucket does not exist.
+    pub fn set_read_only_policy(&self, bucket: &str, read_only: bool) {
+        let mut buckets = self.state.buckets();
+        let b = buckets
+            .get_mut(bucket)
+            .unwrap_or_else(|| panic!("no bucket {bucket}"));
+        b.read_only_policy = read_only;
+    }
+
+    /// Every existing session token answers ExpiredToken from now on.
+    pub fn expire_all_sessions(&self) {
+        let past = SystemTime::now() - Duration::from_secs(1);
+        for s in self.state.sessions().values_mut() {
+            s.expires = s.expires.min(past);
+        }
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        self.state.faults().add(fault);
+    }
+
+    /// A snapshot of the counters.
+    pub fn counters(&self) -> Counters {
+        self.state.counters().clone()
+    }
+
+    /// Resets every counter to zero.
+    pub fn reset_counters(&self) {
+        *self.state.counters() = Counters::default();
+    }
+
+    /// The stored bytes of an object.
+    pub fn object(&self, bucket: &str, key: &str) -> Option<Bytes> {
+        let buckets = self.state.buckets();
+        Some(buckets.get(bucket)?.objects.get(key)?.data.clone())
+    }
+
+    /// The stored headers of an object: content-type and friends, `x-amz-meta-*`,
+    /// `x-amz-checksum-*` and SSE headers, plus `etag`.
+    pub fn object_headers(&self, bucket: &str, key: &str) -> Option<Vec<(String, String)>> {
+        let buckets = self.state.buckets();
+        let o = buckets.get(bucket)?.objects.get(key)?;
+        let mut h = o.meta.headers.clone();
+        h.extend(o.meta.checksums.iter().cloned());
+        h.extend(o.meta.sse.iter().cloned());
+        h.push(("etag".into(), o.etag.clone()));
+        Some(h)
+    }
+
+    /// Keys of a bucket, in order.
+    pub fn keys(&self, bucket: &str) -> Vec<String> {
+        let buckets = self.state.buckets();
+        buckets
+            .get(bucket)
+            .map(|b| b.objects.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// (key, upload id) of the multipart uploads in progress in a bucket.
+    pub fn multipart_uploads(&self, bucket: &str) -> Vec<(String, String)> {
+        let buckets = self.state.buckets();
+        buckets
+            .get(bucket)
+            .map(|b| {
+                b.uploads
+                    .iter()
+                    .map(|(id, u)| (u.key.clone(), id.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// How many sessions were ever created and are not yet expired.
+    pub fn live_sessions(&self) -> usize {
+        let now = SystemTime::now();
+        self.state
+            .sessions()
+            .values()
+            .filter(|s| s.expires > now)
+            .count()
+    }
+
+    /// Stops accepting, lets open connections finish for up to a second, then ends them.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests of the emulator: one test binary, one module per feature.
+
+mod ca_dir;
+mod directory;
+mod sigv4_s3;
+mod support;
