@@ -5,7 +5,8 @@ use http::{Response, StatusCode};
 use crate::body::Body;
 use crate::error::{Result, S3Error};
 use crate::objects::header;
-use crate::ops::{xml_response, Ctx};
+use crate::ops::Ctx;
+use crate::respond::xml_response;
 use crate::xml::Writer;
 
 pub(crate) fn get_object_attributes(ctx: &Ctx<'_>) -> Result<Response<Body>> {

@@ -6,7 +6,7 @@ use crate::chunked::ChunkSigner;
 use crate::error::{Result, S3Error};
 use crate::route::Op;
 use crate::sigv4;
-use crate::store::{Mode, Session, State};
+use crate::store::{Mode, Policy, Session, State};
 
 /// How far `X-Amz-Date` may be from the emulator's clock.
 const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
@@ -312,19 +312,19 @@ pub(crate) fn authorize(
             .auth()),
         };
     };
-    let read_only_policy = state
-        .buckets()
-        .get(bucket)
-        .is_some_and(|b| b.read_only_policy);
+    let policy = state.policy(bucket);
     match principal {
-        Principal::Iam if op.iam_only() || op == Op::HeadBucket => {
-            if read_only_policy && matches!(op, Op::CopyObject | Op::UploadPartCopy) {
-                return Err(S3Error::access_denied(format!(
+        Principal::Iam if op.iam_only() || op == Op::HeadBucket => match policy {
+            Policy::Deny => Err(S3Error::access_denied(format!(
+                "The bucket policy of {bucket} denies access."
+            ))),
+            Policy::ReadOnly if matches!(op, Op::CopyObject | Op::UploadPartCopy) => {
+                Err(S3Error::access_denied(format!(
                     "The bucket policy of {bucket} allows only read-only access."
-                )));
+                )))
             }
-            Ok(())
-        }
+            _ => Ok(()),
+        },
         Principal::Iam => Err(S3Error::access_denied(format!(
             "{} on a directory bucket must be signed with session credentials from CreateSession.",
             op.name()

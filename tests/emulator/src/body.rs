@@ -1,8 +1,8 @@
 //! Response bodies (whole, or streamed in slices at an optional rate) and request body reading.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -10,16 +10,20 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 
+use crate::conn::Conn;
+
 /// Slice size for streamed bodies.
 const SLICE: usize = 64 * 1024;
 
 /// The body of every emulator response.
-pub struct Body {
+pub(crate) struct Body {
     data: Bytes,
     pos: usize,
     /// Bytes per second; 0 = as fast as the connection takes them.
     rate: u64,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Reset the connection after this many bytes (an injected fault).
+    cut: Option<(usize, Arc<Conn>)>,
 }
 
 impl Body {
@@ -38,7 +42,15 @@ impl Body {
             pos: 0,
             rate,
             sleep: None,
+            cut: None,
         }
+    }
+
+    /// Sends at most `after` bytes, then cuts the connection (the declared length stays).
+    pub fn reset_after(mut self, after: u64, conn: Arc<Conn>) -> Body {
+        let after = usize::try_from(after).unwrap_or(usize::MAX);
+        self.cut = Some((after.min(self.data.len()), conn));
+        self
     }
 
     fn slice_len(&self) -> usize {
@@ -55,12 +67,27 @@ impl Body {
 
 impl http_body::Body for Body {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = std::io::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if let Some((at, conn)) = &self.cut {
+            if self.pos >= *at {
+                if conn.aborting() {
+                    // The connection should be gone already; end the body with an error.
+                    return Poll::Ready(Some(Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "connection cut by an injected fault",
+                    ))));
+                }
+                // Pending lets the server flush what was sent; that flush then cuts.
+                conn.abort();
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        }
         if self.pos >= self.data.len() {
             return Poll::Ready(None);
         }
@@ -70,7 +97,8 @@ impl http_body::Body for Body {
             }
             self.sleep = None;
         }
-        let n = self.slice_len().min(self.data.len() - self.pos);
+        let end = self.cut.as_ref().map_or(self.data.len(), |(at, _)| *at);
+        let n = self.slice_len().min(end - self.pos);
         let chunk = self.data.slice(self.pos..self.pos + n);
         self.pos += n;
         if self.rate > 0 && self.pos < self.data.len() {
@@ -81,7 +109,7 @@ impl http_body::Body for Body {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.pos >= self.data.len()
+        self.pos >= self.data.len() && self.cut.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -6,7 +6,8 @@ use http::{Response, StatusCode};
 
 use crate::body::Body;
 use crate::error::{Result, S3Error};
-use crate::ops::{empty, xml_response, Ctx};
+use crate::ops::Ctx;
+use crate::respond::{empty, xml_response};
 use crate::route;
 use crate::store::{self, Mode, Session};
 use crate::xml::Writer;
@@ -23,11 +24,7 @@ pub(crate) fn head_bucket(ctx: &Ctx<'_>) -> Result<Response<Body>> {
 }
 
 pub(crate) fn create_session(ctx: &Ctx<'_>) -> Result<Response<Body>> {
-    let read_only_policy = ctx
-        .state
-        .buckets()
-        .get(ctx.bucket)
-        .is_some_and(|b| b.read_only_policy);
+    let read_only_policy = ctx.state.policy(ctx.bucket) == crate::Policy::ReadOnly;
     let mode = match ctx.head.get("x-amz-create-session-mode") {
         None if read_only_policy => Mode::ReadOnly,
         None => Mode::ReadWrite,

@@ -7,7 +7,8 @@ use http::{Response, StatusCode};
 use crate::body::Body;
 use crate::error::{Result, S3Error};
 use crate::objects::{meta_from_request, preconditions};
-use crate::ops::{empty, xml_response, Ctx};
+use crate::ops::Ctx;
+use crate::respond::{empty, xml_response};
 use crate::store::Object;
 use crate::xml::Writer;
 
@@ -38,6 +39,11 @@ pub(crate) fn copy_source(ctx: &Ctx<'_>) -> Result<Object> {
     let (b, k) = parse_copy_source(ctx.head.get("x-amz-copy-source").unwrap_or(""))?;
     let buckets = ctx.state.buckets();
     let bucket = buckets.get(&b).ok_or_else(|| S3Error::no_such_bucket(&b))?;
+    if bucket.policy == crate::Policy::Deny {
+        return Err(S3Error::access_denied(format!(
+            "The bucket policy of {b} denies access."
+        )));
+    }
     let object = bucket
         .objects
         .get(&k)

@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::tls::{CaPem, CertMinter};
-use crate::{server, store, Config, Counters, Fault};
+use crate::{server, store, Config, Counters, Fault, Policy, SeenRequest};
 
 /// A running S3 Express One Zone emulator: HTTPS (h1 and h2), real SigV4 verification, real
 /// session enforcement, in-memory buckets and injectable faults. Dropping it (or
@@ -82,14 +82,24 @@ impl Emulator {
             .or_insert_with(store::Bucket::new);
     }
 
-    /// With `true`, the bucket policy allows only ReadOnly sessions (and no IAM writes).
-    /// Panics if the bucket does not exist.
+    /// With `true`, the bucket policy allows only ReadOnly sessions (and no IAM writes); with
+    /// `false`, everything. Panics if the bucket does not exist.
     pub fn set_read_only_policy(&self, bucket: &str, read_only: bool) {
+        let policy = if read_only {
+            Policy::ReadOnly
+        } else {
+            Policy::ReadWrite
+        };
+        self.set_bucket_policy(bucket, policy);
+    }
+
+    /// Sets what the bucket's policy allows. Panics if the bucket does not exist.
+    pub fn set_bucket_policy(&self, bucket: &str, policy: Policy) {
         let mut buckets = self.state.buckets();
         let b = buckets
             .get_mut(bucket)
             .unwrap_or_else(|| panic!("no bucket {bucket}"));
-        b.read_only_policy = read_only;
+        b.policy = policy;
     }
 
     /// Every existing session token answers ExpiredToken from now on.
@@ -102,6 +112,16 @@ impl Emulator {
 
     pub fn inject(&self, fault: Fault) {
         self.state.faults().add(fault);
+    }
+
+    /// The last requests received, oldest first (at most [`Config::requests_log_limit`]).
+    pub fn requests_log(&self) -> Vec<SeenRequest> {
+        self.state.seen().entries.iter().cloned().collect()
+    }
+
+    /// Forgets the logged requests.
+    pub fn clear_requests_log(&self) {
+        self.state.seen().entries.clear();
     }
 
     /// A snapshot of the counters.

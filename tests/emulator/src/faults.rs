@@ -1,4 +1,4 @@
-//! Injected faults: throttling, delays, token errors, server errors and slow bodies.
+//! Injected faults: throttling, delays, token and server errors, early answers and resets.
 
 use std::time::Duration;
 
@@ -9,15 +9,33 @@ pub enum Target {
     CreateSession,
     /// Zonal requests other than CreateSession.
     Data,
+    /// Requests to general-purpose buckets.
+    GeneralPurpose,
+    /// One S3 operation, by name ("PutObject", "UploadPart", "GetObject", ...).
+    Operation(&'static str),
     /// Every request.
     Any,
 }
 
+/// A request as the fault matcher sees it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Req<'a> {
+    /// The S3 operation name.
+    pub op: &'a str,
+    /// On a Zonal endpoint.
+    pub zonal: bool,
+    /// On a general-purpose endpoint.
+    pub general_purpose: bool,
+}
+
 impl Target {
-    fn matches(self, is_create_session: bool, is_data: bool) -> bool {
+    fn matches(self, r: Req<'_>) -> bool {
+        let cs = r.op == "CreateSession";
         match self {
-            Target::CreateSession => is_create_session,
-            Target::Data => is_data,
+            Target::CreateSession => cs,
+            Target::Data => r.zonal && !cs,
+            Target::GeneralPurpose => r.general_purpose,
+            Target::Operation(name) => r.op == name,
             Target::Any => true,
         }
     }
@@ -44,28 +62,69 @@ pub enum Fault {
     InternalError { count: u32, target: Target },
     /// GetObject bodies stream at this many bytes per second from now on (0 = full speed).
     SlowBody { bytes_per_sec: u64 },
+    /// The next `count` matching requests that carry a body are answered with this S3 error
+    /// before any of the body is read; the connection is then closed without draining the body
+    /// (HTTP/1.1 answers carry `Connection: close`; a client still sending typically sees a
+    /// reset). On h2 the stream is reset after the answer instead.
+    RejectEarly {
+        count: u32,
+        status: u16,
+        code: &'static str,
+        target: Target,
+    },
+    /// The next `count` matching GetObject responses declare their full Content-Length, send
+    /// `after_bytes` of the body (at most the whole body), then abort the connection: the TCP
+    /// stream is shut down right after those bytes, with no TLS close_notify, so the client's
+    /// read fails (an unexpected EOF) short of the Content-Length. On h2 the whole connection
+    /// goes, with every stream on it.
+    ResetMidBody {
+        count: u32,
+        after_bytes: u64,
+        target: Target,
+    },
+}
+
+/// A fault that answers early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Early {
+    pub status: u16,
+    pub code: &'static str,
+}
+
+/// A pending fault with its remaining count.
+#[derive(Debug)]
+struct Pending<T> {
+    left: u32,
+    target: Target,
+    what: T,
+}
+
+fn pending<T>(left: u32, target: Target, what: T) -> Pending<T> {
+    Pending { left, target, what }
+}
+
+/// Takes one unit from the first pending fault that matches.
+fn take<T: Clone>(list: &mut Vec<Pending<T>>, r: Req<'_>) -> Option<T> {
+    let i = list
+        .iter()
+        .position(|p| p.left > 0 && p.target.matches(r))?;
+    list[i].left -= 1;
+    let what = list[i].what.clone();
+    list.retain(|p| p.left > 0);
+    Some(what)
 }
 
 /// Pending faults.
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
-    slow_down: Vec<(u32, Target)>,
-    internal: Vec<(u32, Target)>,
-    delays: Vec<(u32, Duration, Target)>,
+    slow_down: Vec<Pending<()>>,
+    internal: Vec<Pending<()>>,
+    delays: Vec<Pending<Duration>>,
+    early: Vec<Pending<Early>>,
+    resets: Vec<Pending<u64>>,
     expired: u32,
     invalid: u32,
     pub slow_body: u64,
-}
-
-/// Takes one unit from the first matching entry.
-fn take(list: &mut Vec<(u32, Target)>, cs: bool, data: bool) -> bool {
-    if let Some(i) = list.iter().position(|(n, t)| *n > 0 && t.matches(cs, data)) {
-        list[i].0 -= 1;
-        list.retain(|(n, _)| *n > 0);
-        true
-    } else {
-        false
-    }
 }
 
 /// What to do to one request, decided when it arrives.
@@ -79,59 +138,90 @@ pub(crate) struct Decision {
 impl Faults {
     pub fn add(&mut self, fault: Fault) {
         match fault {
-            Fault::SlowDown { count, target } => self.slow_down.push((count, target)),
-            Fault::InternalError { count, target } => self.internal.push((count, target)),
+            Fault::SlowDown { count, target } => self.slow_down.push(pending(count, target, ())),
+            Fault::InternalError { count, target } => {
+                self.internal.push(pending(count, target, ()))
+            }
             Fault::Delay {
                 count,
                 delay,
                 target,
-            } => self.delays.push((count, delay, target)),
+            } => self.delays.push(pending(count, target, delay)),
             Fault::ExpiredToken { count } => self.expired += count,
             Fault::InvalidToken { count } => self.invalid += count,
             Fault::SlowBody { bytes_per_sec } => self.slow_body = bytes_per_sec,
+            Fault::RejectEarly {
+                count,
+                status,
+                code,
+                target,
+            } => self
+                .early
+                .push(pending(count, target, Early { status, code })),
+            Fault::ResetMidBody {
+                count,
+                after_bytes,
+                target,
+            } => self.resets.push(pending(count, target, after_bytes)),
         }
     }
 
     /// Consumes the faults that apply to a request as it arrives.
-    pub fn on_request(&mut self, is_create_session: bool, is_data: bool) -> Decision {
-        let (cs, data) = (is_create_session, is_data);
-        let mut d = Decision {
-            slow_down: take(&mut self.slow_down, cs, data),
-            ..Decision::default()
-        };
-        if !d.slow_down {
-            d.internal_error = take(&mut self.internal, cs, data);
+    pub fn on_request(&mut self, r: Req<'_>) -> Decision {
+        let slow_down = take(&mut self.slow_down, r).is_some();
+        Decision {
+            slow_down,
+            internal_error: !slow_down && take(&mut self.internal, r).is_some(),
+            delay: take(&mut self.delays, r),
         }
-        if let Some(i) = self
-            .delays
-            .iter()
-            .position(|(n, _, t)| *n > 0 && t.matches(cs, data))
-        {
-            self.delays[i].0 -= 1;
-            d.delay = Some(self.delays[i].1);
-            self.delays.retain(|(n, _, _)| *n > 0);
-        }
-        d
+    }
+
+    /// Consumes an early answer for a request that carries a body.
+    pub fn take_early(&mut self, r: Req<'_>) -> Option<Early> {
+        take(&mut self.early, r)
+    }
+
+    /// Consumes a mid-body reset for a GetObject response: the bytes to send first.
+    pub fn take_reset(&mut self, r: Req<'_>) -> Option<u64> {
+        take(&mut self.resets, r)
     }
 
     /// Consumes a pending ExpiredToken fault, if any.
     pub fn take_expired(&mut self) -> bool {
-        let hit = self.expired > 0;
-        self.expired = self.expired.saturating_sub(1);
-        hit
+        take_count(&mut self.expired)
     }
 
     /// Consumes a pending InvalidToken fault, if any.
     pub fn take_invalid(&mut self) -> bool {
-        let hit = self.invalid > 0;
-        self.invalid = self.invalid.saturating_sub(1);
-        hit
+        take_count(&mut self.invalid)
     }
+}
+
+fn take_count(n: &mut u32) -> bool {
+    let hit = *n > 0;
+    *n = n.saturating_sub(1);
+    hit
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CS: Req<'static> = Req {
+        op: "CreateSession",
+        zonal: true,
+        general_purpose: false,
+    };
+    const GET: Req<'static> = Req {
+        op: "GetObject",
+        zonal: true,
+        general_purpose: false,
+    };
+    const GP_PUT: Req<'static> = Req {
+        op: "PutObject",
+        zonal: false,
+        general_purpose: true,
+    };
 
     #[test]
     fn faults_are_counted_down_by_target() {
@@ -145,13 +235,35 @@ mod tests {
             delay: Duration::from_millis(5),
             target: Target::Data,
         });
-        assert!(!f.on_request(false, true).slow_down);
-        assert!(f.on_request(false, true).delay.is_none());
-        assert!(f.on_request(true, false).slow_down);
-        assert!(f.on_request(true, false).slow_down);
-        assert!(!f.on_request(true, false).slow_down);
+        assert!(!f.on_request(GET).slow_down);
+        assert!(f.on_request(GET).delay.is_none());
+        assert!(f.on_request(CS).slow_down);
+        assert!(f.on_request(CS).slow_down);
+        assert!(!f.on_request(CS).slow_down);
         f.add(Fault::ExpiredToken { count: 1 });
         assert!(f.take_expired());
         assert!(!f.take_expired());
+    }
+
+    #[test]
+    fn targets_by_operation_and_kind() {
+        let mut f = Faults::default();
+        f.add(Fault::RejectEarly {
+            count: 1,
+            status: 400,
+            code: "EntityTooLarge",
+            target: Target::Operation("PutObject"),
+        });
+        f.add(Fault::ResetMidBody {
+            count: 1,
+            after_bytes: 10,
+            target: Target::GeneralPurpose,
+        });
+        assert_eq!(f.take_early(GET), None);
+        assert_eq!(f.take_reset(GET), None);
+        assert_eq!(f.take_early(GP_PUT).map(|e| e.code), Some("EntityTooLarge"));
+        assert_eq!(f.take_early(GP_PUT), None);
+        assert_eq!(f.take_reset(GP_PUT), Some(10));
+        assert_eq!(f.take_reset(GP_PUT), None);
     }
 }

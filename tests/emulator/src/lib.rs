@@ -8,6 +8,8 @@ mod auth;
 mod body;
 mod buckets;
 mod chunked;
+mod classify;
+mod conn;
 mod copy;
 mod emulator;
 mod error;
@@ -18,7 +20,9 @@ mod objects;
 mod ops;
 mod range;
 mod receive;
+mod respond;
 mod route;
+mod seen;
 mod server;
 pub mod sigv4;
 mod store;
@@ -28,6 +32,8 @@ mod xml;
 
 pub use emulator::Emulator;
 pub use faults::{Fault, Target};
+pub use seen::{AuthKind, EndpointKind, SeenRequest};
+pub use store::Policy;
 pub use tls::{CaPem, CA_CERT_FILE, CA_KEY_FILE};
 
 /// How the emulator is set up.
@@ -48,6 +54,8 @@ pub struct Config {
     /// The CA that signs the server certificates; `None` makes a fresh one. Keep it (see
     /// [`CaPem::load_or_create`]) so clients trusting it still work after a restart.
     pub ca: Option<CaPem>,
+    /// How many requests [`Emulator::requests_log`] keeps (the oldest go first; 0 = none).
+    pub requests_log_limit: usize,
 }
 
 impl Default for Config {
@@ -60,6 +68,7 @@ impl Default for Config {
             buckets: Vec::new(),
             min_part_size: 5 * 1024 * 1024,
             ca: None,
+            requests_log_limit: 10_000,
         }
     }
 }

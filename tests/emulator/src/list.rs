@@ -8,7 +8,8 @@ use http::{Response, StatusCode};
 
 use crate::body::Body;
 use crate::error::{Result, S3Error};
-use crate::ops::{xml_response, Ctx};
+use crate::ops::Ctx;
+use crate::respond::xml_response;
 use crate::store::Object;
 use crate::xml::Writer;
 

@@ -9,7 +9,8 @@ use crate::body::Body;
 use crate::copy::copy_source;
 use crate::error::{Result, S3Error};
 use crate::objects::meta_from_request;
-use crate::ops::{empty, xml_response, Ctx, Received};
+use crate::ops::{Ctx, Received};
+use crate::respond::{empty, xml_response};
 use crate::store::{etag_of, multipart_etag, random_token, Bucket, Object, Part, Upload};
 use crate::xml::Writer;
 

@@ -6,8 +6,9 @@ use http::{Response, StatusCode};
 
 use crate::body::Body;
 use crate::error::{Result, S3Error};
-use crate::ops::{empty, xml_response, Ctx, Received};
+use crate::ops::{Ctx, Received};
 use crate::range::{parse_range, Range};
+use crate::respond::{empty, xml_response};
 use crate::store::{etag_of, Object, ObjectMeta};
 use crate::xml::Writer;
 
@@ -243,12 +244,20 @@ pub(crate) fn get_object(ctx: &Ctx<'_>, head_only: bool) -> Result<Response<Body
         }
     };
     let slice = object.data.slice(start as usize..end as usize);
-    let rate = ctx.state.faults().slow_body;
-    let mut r = Response::new(if head_only {
+    let body = if head_only {
         Body::empty()
     } else {
-        Body::streamed(slice, rate)
-    });
+        let (rate, reset) = {
+            let mut f = ctx.state.faults();
+            (f.slow_body, f.take_reset(ctx.req))
+        };
+        let body = Body::streamed(slice, rate);
+        match reset {
+            Some(after) => body.reset_after(after, ctx.conn.clone()),
+            None => body,
+        }
+    };
+    let mut r = Response::new(body);
     *r.status_mut() = status;
     object_headers(&mut r, &object);
     header(&mut r, "content-length", &(end - start).to_string());

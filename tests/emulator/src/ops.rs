@@ -3,20 +3,24 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Method, Response, StatusCode};
+use http::{Method, Response, Version};
 use hyper::body::Incoming;
 
 use crate::auth::{self, Head, Principal};
 use crate::body::Body;
+use crate::classify::{classify, Classified};
+use crate::conn::Conn;
 use crate::error::{Result, S3Error};
+use crate::faults::Req;
+use crate::respond::error_response;
 use crate::route::{self, Endpoint, Op, Query};
 use crate::store::{self, State};
-use crate::xml;
-use crate::{attributes, buckets, copy, list, multipart, objects, receive};
+use crate::{attributes, buckets, copy, list, multipart, objects, receive, seen};
 
 /// What an operation handler gets.
 pub(crate) struct Ctx<'a> {
     pub state: &'a State,
+    pub conn: &'a Arc<Conn>,
     pub head: &'a Head,
     pub query: &'a Query,
     /// Empty on the control plane's `GET /`.
@@ -25,6 +29,8 @@ pub(crate) struct Ctx<'a> {
     pub key: &'a str,
     pub region: &'a str,
     pub principal: &'a Principal,
+    /// How fault matchers see this request.
+    pub req: Req<'a>,
 }
 
 /// A verified request body, aws-chunked framing removed.
@@ -34,28 +40,9 @@ pub(crate) struct Received {
     pub checksums: Vec<(String, String)>,
 }
 
-/// An XML response.
-pub(crate) fn xml_response(status: StatusCode, doc: String) -> Response<Body> {
-    let mut r = Response::new(Body::full(doc));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert("content-type", "application/xml".parse().expect("static"));
-    r
-}
-
-/// An empty response with a status.
-pub(crate) fn empty(status: StatusCode) -> Response<Body> {
-    let mut r = Response::new(Body::empty());
-    *r.status_mut() = status;
-    r
-}
-
-/// Handles one HTTP request. Never fails: errors become S3 error documents.
-pub(crate) async fn handle(state: Arc<State>, req: http::Request<Incoming>) -> Response<Body> {
-    let request_id = store::random_upper(16);
-    state.counters().requests += 1;
-    let is_head = req.method() == Method::HEAD;
-    let (parts, incoming) = req.into_parts();
+/// The request head as the handlers see it: lowercase names, values as received, and the h2
+/// `:authority` as `host`.
+fn head_of(parts: &http::request::Parts) -> Head {
     let mut headers: Vec<(String, String)> = parts
         .headers
         .iter()
@@ -72,12 +59,26 @@ pub(crate) async fn handle(state: Arc<State>, req: http::Request<Incoming>) -> R
             headers.push(("host".into(), a.as_str().to_string()));
         }
     }
-    let head = Head {
+    Head {
         method: parts.method.as_str().to_string(),
         raw_path: parts.uri.path().to_string(),
         raw_query: parts.uri.query().unwrap_or("").to_string(),
         headers,
-    };
+    }
+}
+
+/// Handles one HTTP request. Never fails: errors become S3 error documents.
+pub(crate) async fn handle(
+    state: Arc<State>,
+    conn: Arc<Conn>,
+    req: http::Request<Incoming>,
+) -> Response<Body> {
+    let request_id = store::random_upper(16);
+    state.counters().requests += 1;
+    let is_head = req.method() == Method::HEAD;
+    let http1 = req.version() < Version::HTTP_2;
+    let (parts, incoming) = req.into_parts();
+    let head = head_of(&parts);
     let query = Query::parse(&head.raw_query);
     let endpoint = route::parse_host(head.get("host").unwrap_or(""));
     let classified = classify(&endpoint, &head, &query);
@@ -87,30 +88,61 @@ pub(crate) async fn handle(state: Arc<State>, req: http::Request<Incoming>) -> R
         .by_operation
         .entry(op_name.to_string())
         .or_default() += 1;
+    let mut seen = seen::observe(&state, &head, &endpoint, &request_id, conn.sni());
+    seen.operation = op_name.to_string();
+    seen.bucket = classified
+        .as_ref()
+        .ok()
+        .map(|c| c.bucket.clone())
+        .filter(|b| !b.is_empty());
 
+    let mut close = false;
     let result = match classified {
         Err(e) => Err(e),
         Ok(c) => {
-            let _in_flight = (c.op == Op::CreateSession).then(|| state.create_session_started());
-            let zonal = matches!(endpoint, Endpoint::Zonal { .. });
-            let decision = state.faults().on_request(
-                c.op == Op::CreateSession,
-                zonal && c.op != Op::CreateSession,
-            );
-            let result = if decision.slow_down || decision.internal_error {
-                drain(incoming).await;
-                Err(if decision.slow_down {
-                    S3Error::new(503, "SlowDown", "Please reduce your request rate.")
-                } else {
-                    S3Error::internal("We encountered an internal error. Please try again.")
-                })
-            } else {
-                process(&state, &head, &query, &c, incoming).await
+            let req = Req {
+                op: op_name,
+                zonal: matches!(endpoint, Endpoint::Zonal { .. }),
+                general_purpose: false,
             };
-            if let Some(d) = decision.delay {
-                tokio::time::sleep(d).await;
+            let has_body = !http_body::Body::is_end_stream(&incoming);
+            let early = has_body.then(|| state.faults().take_early(req)).flatten();
+            if let Some(early) = early {
+                // Answer now, read nothing: the body is dropped undrained.
+                drop(incoming);
+                close = http1;
+                Err(S3Error::new(
+                    early.status,
+                    early.code,
+                    "The request was refused before its body was read (injected fault).",
+                ))
+            } else {
+                let _in_flight =
+                    (c.op == Op::CreateSession).then(|| state.create_session_started());
+                let decision = state.faults().on_request(req);
+                let result = if decision.slow_down || decision.internal_error {
+                    drain(incoming).await;
+                    Err(if decision.slow_down {
+                        S3Error::new(503, "SlowDown", "Please reduce your request rate.")
+                    } else {
+                        S3Error::internal("We encountered an internal error. Please try again.")
+                    })
+                } else {
+                    let p = Pipeline {
+                        state: &state,
+                        conn: &conn,
+                        head: &head,
+                        query: &query,
+                        c: &c,
+                        req,
+                    };
+                    p.process(incoming, &mut seen.signature_verified).await
+                };
+                if let Some(d) = decision.delay {
+                    tokio::time::sleep(d).await;
+                }
+                result
             }
-            result
         }
     };
     let code = result.as_ref().err().map(|e| e.code);
@@ -131,6 +163,9 @@ pub(crate) async fn handle(state: Arc<State>, req: http::Request<Incoming>) -> R
             code.unwrap_or("")
         );
     }
+    seen.status = resp.status().as_u16();
+    seen.error_code = code.map(str::to_string);
+    state.seen().push(seen);
     let h = resp.headers_mut();
     h.insert("x-amz-request-id", request_id.parse().expect("ascii"));
     h.insert(
@@ -138,113 +173,25 @@ pub(crate) async fn handle(state: Arc<State>, req: http::Request<Incoming>) -> R
         format!("s3x-emulator/{request_id}").parse().expect("ascii"),
     );
     h.insert("server", "AmazonS3".parse().expect("static"));
+    if close {
+        h.insert("connection", "close".parse().expect("static"));
+    }
     resp
 }
 
-fn error_response(state: &State, e: S3Error, request_id: &str, is_head: bool) -> Response<Body> {
-    {
-        let mut c = state.counters();
-        *c.errors_by_code.entry(e.code.to_string()).or_default() += 1;
-        c.signature_failures += u64::from(e.auth_failure);
-        match e.code {
-            "AccessDenied" => c.access_denied += 1,
-            "ExpiredToken" => c.expired_token += 1,
-            "InvalidToken" => c.invalid_token += 1,
-            "SlowDown" => c.slow_down += 1,
-            _ => {}
-        }
-    }
-    let body = if is_head || e.status == StatusCode::NOT_MODIFIED {
-        Body::empty()
-    } else {
-        Body::full(xml::error_body(e.code, &e.message, request_id, &e.extra))
-    };
-    let mut r = Response::new(body);
-    *r.status_mut() = e.status;
-    if !is_head && e.status != StatusCode::NOT_MODIFIED {
-        r.headers_mut()
-            .insert("content-type", "application/xml".parse().expect("static"));
-    }
-    for (name, value) in e.headers {
-        if let Ok(v) = value.parse() {
-            r.headers_mut().insert(name, v);
-        }
-    }
-    r
-}
-
-struct Classified {
-    op: Op,
-    bucket: String,
-    key: String,
-    region: String,
-    zonal: bool,
-}
-
-fn classify(endpoint: &Endpoint, head: &Head, query: &Query) -> Result<Classified> {
-    let raw = head.raw_path.strip_prefix('/').unwrap_or(&head.raw_path);
-    let decoded = String::from_utf8(crate::sigv4::percent_decode(raw)).map_err(|_| {
-        S3Error::new(
-            400,
-            "InvalidURI",
-            "The path is not valid UTF-8 once decoded.",
-        )
-    })?;
-    match endpoint {
-        Endpoint::Unknown(h) => Err(S3Error::invalid_request(format!(
-            "{h:?} is not an S3 Express Zonal or control-plane endpoint."
-        ))),
-        Endpoint::ZonalPathStyle { .. } => Err(S3Error::invalid_request(
-            "Path-style requests are not supported on Zonal endpoints; use BUCKET.s3express-ZONE.REGION.amazonaws.com.",
-        )),
-        Endpoint::Zonal { bucket, zone, region } => {
-            if route::bucket_zone(bucket) != Some(zone.as_str()) {
-                return Err(S3Error::new(
-                    400,
-                    "InvalidBucketName",
-                    format!("Bucket {bucket} is not a directory bucket in zone {zone}."),
-                )
-                .with("BucketName", bucket.clone()));
-            }
-            if let Some(expected) = route::zone_region(zone).filter(|r| r != region) {
-                return Err(S3Error::new(
-                    400,
-                    "IncorrectEndpoint",
-                    format!("Zone {zone} is in {expected}, not {region}: this endpoint does not exist."),
-                ));
-            }
-            if decoded.len() > 1024 {
-                return Err(S3Error::new(400, "KeyTooLongError", "Your key is too long"));
-            }
-            let copy = head.get("x-amz-copy-source").is_some();
-            Ok(Classified {
-                op: route::zonal_op(&head.method, !decoded.is_empty(), query, copy),
-                bucket: bucket.clone(),
-                key: decoded,
-                region: region.clone(),
-                zonal: true,
-            })
-        }
-        Endpoint::Control { region } => {
-            let bucket = decoded.trim_end_matches('/');
-            if bucket.contains('/') {
-                return Err(S3Error::invalid_request("The control plane takes /BUCKET paths only."));
-            }
-            let op = route::control_op(&head.method, (!bucket.is_empty()).then_some(bucket), query);
-            Ok(Classified {
-                op,
-                bucket: bucket.to_string(),
-                key: String::new(),
-                region: region.clone(),
-                zonal: false,
-            })
-        }
-    }
+/// One classified request on its way through authentication, body reading and dispatch.
+struct Pipeline<'a> {
+    state: &'a State,
+    conn: &'a Arc<Conn>,
+    head: &'a Head,
+    query: &'a Query,
+    c: &'a Classified,
+    req: Req<'a>,
 }
 
 /// The checks made before a request body is read: operation, bucket, authentication and
 /// authorization.
-fn admit(state: &State, head: &Head, c: &Classified) -> Result<auth::Auth> {
+fn admit(state: &State, head: &Head, c: &Classified, verified: &mut bool) -> Result<auth::Auth> {
     if let Op::NotImplemented(name) = c.op {
         return Err(S3Error::not_implemented(name));
     }
@@ -258,6 +205,7 @@ fn admit(state: &State, head: &Head, c: &Classified) -> Result<auth::Auth> {
             .insert(c.op.name().to_string(), "anonymous".to_string());
     }
     let auth = auth::authenticate(state, head, &c.region, c.op)?;
+    *verified = true;
     state
         .counters()
         .auth_by_operation
@@ -284,52 +232,53 @@ pub(crate) async fn drain(mut body: Incoming) {
     }
 }
 
-async fn process(
-    state: &State,
-    head: &Head,
-    query: &Query,
-    c: &Classified,
-    incoming: Incoming,
-) -> Result<Response<Body>> {
-    let auth = match admit(state, head, c) {
-        Ok(auth) => auth,
-        Err(e) => {
-            drain(incoming).await;
-            return Err(e);
+impl Pipeline<'_> {
+    /// Authenticates, authorises, reads the body and runs the operation. `verified` is set once
+    /// the signature held.
+    async fn process(&self, incoming: Incoming, verified: &mut bool) -> Result<Response<Body>> {
+        let (state, head, c) = (self.state, self.head, self.c);
+        let auth = match admit(state, head, c, verified) {
+            Ok(auth) => auth,
+            Err(e) => {
+                drain(incoming).await;
+                return Err(e);
+            }
+        };
+        let received = receive::read_body(head, &auth, c.op, incoming).await?;
+        let ctx = Ctx {
+            state,
+            conn: self.conn,
+            head,
+            query: self.query,
+            bucket: &c.bucket,
+            key: &c.key,
+            region: &c.region,
+            principal: &auth.principal,
+            req: self.req,
+        };
+        match c.op {
+            Op::CreateSession => buckets::create_session(&ctx),
+            Op::HeadBucket => buckets::head_bucket(&ctx),
+            Op::ListObjectsV2 => list::list_objects_v2(&ctx),
+            Op::DeleteObjects => objects::delete_objects(&ctx, &received.data),
+            Op::GetObject => objects::get_object(&ctx, false),
+            Op::HeadObject => objects::get_object(&ctx, true),
+            Op::PutObject => objects::put_object(&ctx, received),
+            Op::CopyObject => copy::copy_object(&ctx),
+            Op::RenameObject => copy::rename_object(&ctx),
+            Op::DeleteObject => objects::delete_object(&ctx),
+            Op::GetObjectAttributes => attributes::get_object_attributes(&ctx),
+            Op::CreateMultipartUpload => multipart::create(&ctx),
+            Op::UploadPart => multipart::upload_part(&ctx, received),
+            Op::UploadPartCopy => multipart::upload_part_copy(&ctx),
+            Op::CompleteMultipartUpload => multipart::complete(&ctx, &received.data),
+            Op::AbortMultipartUpload => multipart::abort(&ctx),
+            Op::ListParts => multipart::list_parts(&ctx),
+            Op::ListMultipartUploads => multipart::list_uploads(&ctx),
+            Op::ListDirectoryBuckets => buckets::list_directory_buckets(&ctx),
+            Op::CreateBucket => buckets::create_bucket(&ctx),
+            Op::DeleteBucket => buckets::delete_bucket(&ctx),
+            Op::NotImplemented(name) => Err(S3Error::not_implemented(name)),
         }
-    };
-    let received = receive::read_body(head, &auth, c.op, incoming).await?;
-    let ctx = Ctx {
-        state,
-        head,
-        query,
-        bucket: &c.bucket,
-        key: &c.key,
-        region: &c.region,
-        principal: &auth.principal,
-    };
-    match c.op {
-        Op::CreateSession => buckets::create_session(&ctx),
-        Op::HeadBucket => buckets::head_bucket(&ctx),
-        Op::ListObjectsV2 => list::list_objects_v2(&ctx),
-        Op::DeleteObjects => objects::delete_objects(&ctx, &received.data),
-        Op::GetObject => objects::get_object(&ctx, false),
-        Op::HeadObject => objects::get_object(&ctx, true),
-        Op::PutObject => objects::put_object(&ctx, received),
-        Op::CopyObject => copy::copy_object(&ctx),
-        Op::RenameObject => copy::rename_object(&ctx),
-        Op::DeleteObject => objects::delete_object(&ctx),
-        Op::GetObjectAttributes => attributes::get_object_attributes(&ctx),
-        Op::CreateMultipartUpload => multipart::create(&ctx),
-        Op::UploadPart => multipart::upload_part(&ctx, received),
-        Op::UploadPartCopy => multipart::upload_part_copy(&ctx),
-        Op::CompleteMultipartUpload => multipart::complete(&ctx, &received.data),
-        Op::AbortMultipartUpload => multipart::abort(&ctx),
-        Op::ListParts => multipart::list_parts(&ctx),
-        Op::ListMultipartUploads => multipart::list_uploads(&ctx),
-        Op::ListDirectoryBuckets => buckets::list_directory_buckets(&ctx),
-        Op::CreateBucket => buckets::create_bucket(&ctx),
-        Op::DeleteBucket => buckets::delete_bucket(&ctx),
-        Op::NotImplemented(name) => Err(S3Error::not_implemented(name)),
     }
 }

@@ -20,6 +20,17 @@ pub(crate) enum Endpoint {
     Unknown(String),
 }
 
+impl Endpoint {
+    /// The kind recorded in the request log.
+    pub fn kind(&self) -> crate::EndpointKind {
+        match self {
+            Endpoint::Zonal { .. } | Endpoint::ZonalPathStyle { .. } => crate::EndpointKind::Zonal,
+            Endpoint::Control { .. } => crate::EndpointKind::Control,
+            Endpoint::Unknown(_) => crate::EndpointKind::Unknown,
+        }
+    }
+}
+
 /// The region a zone id's prefix belongs to, where the emulator knows it.
 pub(crate) fn zone_region(zone: &str) -> Option<&'static str> {
     let prefix = zone.split('-').next()?;

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
+use crate::conn::{AbortableTcp, Conn};
 use crate::{ops, store};
 
 pub(crate) async fn serve(
@@ -29,11 +30,14 @@ pub(crate) async fn serve(
                 let _ = tcp.set_nodelay(true);
                 let (acceptor, state, watcher) = (acceptor.clone(), state.clone(), graceful.watcher());
                 conns.spawn(async move {
+                    let conn = Arc::new(Conn::default());
+                    let tcp = AbortableTcp::new(tcp, conn.clone());
                     let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp));
                     let Ok(Ok(tls)) = handshake.await else { return };
+                    let _ = conn.sni.set(tls.get_ref().1.server_name().map(str::to_string));
                     let svc = hyper::service::service_fn(move |req| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(ops::handle(state, req).await) }
+                        let (state, conn) = (state.clone(), conn.clone());
+                        async move { Ok::<_, Infallible>(ops::handle(state, conn, req).await) }
                     });
                     let mut builder = auto::Builder::new(TokioExecutor::new());
                     builder.http2().adaptive_window(true);

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use crate::faults::Faults;
+use crate::seen::Log;
 use crate::{Config, Counters};
 
 /// Headers stored with an object and returned by GetObject/HeadObject.
@@ -48,10 +49,24 @@ pub(crate) struct Upload {
     pub parts: BTreeMap<u32, Part>,
 }
 
+/// What a bucket's policy lets the IAM credentials do (see [`crate::Emulator::set_bucket_policy`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Policy {
+    /// Everything: ReadWrite and ReadOnly sessions, copies.
+    #[default]
+    ReadWrite,
+    /// Only ReadOnly sessions (a CreateSession asking for ReadWrite gets 403 AccessDenied) and
+    /// no IAM writes (CopyObject and UploadPartCopy into the bucket get 403).
+    ReadOnly,
+    /// Nothing: CreateSession, IAM-signed requests and every general-purpose request get 403
+    /// AccessDenied. Sessions created before keep working until they expire.
+    Deny,
+}
+
 #[derive(Debug)]
 pub(crate) struct Bucket {
     pub created: SystemTime,
-    pub read_only_policy: bool,
+    pub policy: Policy,
     pub objects: BTreeMap<String, Object>,
     /// By upload id. Uploads belong to the bucket, not to any credentials.
     pub uploads: BTreeMap<String, Upload>,
@@ -61,7 +76,7 @@ impl Bucket {
     pub fn new() -> Bucket {
         Bucket {
             created: SystemTime::now(),
-            read_only_policy: false,
+            policy: Policy::ReadWrite,
             objects: BTreeMap::new(),
             uploads: BTreeMap::new(),
         }
@@ -94,6 +109,7 @@ pub(crate) struct State {
     pub sessions: Mutex<HashMap<String, Session>>,
     pub counters: Mutex<Counters>,
     pub faults: Mutex<Faults>,
+    pub seen: Mutex<Log>,
     pub create_session_in_flight: AtomicU64,
     /// Print one line per request to stderr (`S3X_EMULATOR_LOG=1`).
     pub log: bool,
@@ -107,13 +123,14 @@ impl State {
             .map(|b| (b.clone(), Bucket::new()))
             .collect();
         State {
-            config,
             buckets: Mutex::new(buckets),
             sessions: Mutex::new(HashMap::new()),
             counters: Mutex::new(Counters::default()),
             faults: Mutex::new(Faults::default()),
+            seen: Mutex::new(Log::new(config.requests_log_limit)),
             create_session_in_flight: AtomicU64::new(0),
             log: std::env::var("S3X_EMULATOR_LOG").is_ok_and(|v| !v.is_empty() && v != "0"),
+            config,
         }
     }
 
@@ -133,8 +150,24 @@ impl State {
         self.faults.lock().expect("fault lock")
     }
 
+    pub fn seen(&self) -> std::sync::MutexGuard<'_, Log> {
+        self.seen.lock().expect("log lock")
+    }
+
     pub fn bucket_exists(&self, name: &str) -> bool {
         self.buckets().contains_key(name)
+    }
+
+    /// The policy of a bucket (ReadWrite when it does not exist).
+    pub fn policy(&self, bucket: &str) -> Policy {
+        self.buckets()
+            .get(bucket)
+            .map_or(Policy::ReadWrite, |b| b.policy)
+    }
+
+    /// Whether an access key id is the IAM one.
+    pub fn is_iam_key(&self, akid: &str) -> bool {
+        akid == self.config.access_key_id
     }
 
     /// Marks a CreateSession as started; the guard marks it finished.

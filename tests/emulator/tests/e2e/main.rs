@@ -2,5 +2,7 @@
 
 mod ca_dir;
 mod directory;
+mod faults;
+mod requests_log;
 mod sigv4_s3;
 mod support;
