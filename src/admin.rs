@@ -21,6 +21,8 @@ use crate::metrics::render;
 pub struct Health {
     credentials_ok: Arc<AtomicBool>,
     draining: Arc<AtomicBool>,
+    /// Why credentials are not loaded yet (shown by `/readyz`).
+    credentials_error: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Health {
@@ -29,14 +31,31 @@ impl Health {
         self.credentials_ok.store(true, Ordering::Release);
     }
 
+    /// Records why IAM credentials could not be loaded.
+    pub fn set_credentials_error(&self, reason: &str) {
+        if let Ok(mut slot) = self.credentials_error.lock() {
+            *slot = Some(reason.to_owned());
+        }
+    }
+
+    /// Why the proxy is not ready, or `None` when it is.
+    pub fn not_ready_because(&self) -> Option<String> {
+        if self.draining.load(Ordering::Acquire) {
+            return Some("shutting down".into());
+        }
+        if self.credentials_ok.load(Ordering::Acquire) {
+            return None;
+        }
+        let reason = self.credentials_error.lock().ok().and_then(|r| r.clone());
+        Some(match reason {
+            Some(reason) => format!("no AWS credentials yet: {reason}"),
+            None => "loading AWS credentials".into(),
+        })
+    }
+
     /// Records that shutdown has started.
     pub fn set_draining(&self) {
         self.draining.store(true, Ordering::Release);
-    }
-
-    /// Whether the proxy should receive traffic.
-    pub fn is_ready(&self) -> bool {
-        self.credentials_ok.load(Ordering::Acquire) && !self.draining.load(Ordering::Acquire)
     }
 }
 
@@ -84,12 +103,14 @@ fn answer(
             render(registry),
         ),
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-        "/readyz" if health.is_ready() => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
-        "/readyz" => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain",
-            "not ready\n".to_owned(),
-        ),
+        "/readyz" => match health.not_ready_because() {
+            None => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
+            Some(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("not ready: {why}\n"),
+            ),
+        },
         _ => (
             StatusCode::NOT_FOUND,
             "text/plain",

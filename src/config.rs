@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_credential_types::provider::SharedCredentialsProvider;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
+pub use crate::logging::LogFormat;
 use crate::names::{Region, RegionResolver, ZoneId};
 use crate::policy::SessionMode;
 use crate::upstream::{ResolveOverrides, UpstreamSettings};
@@ -35,106 +36,127 @@ pub enum Command {
     Env,
 }
 
-/// Log line format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable text.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
 /// The proxy's options. Each has an `S3X_PROXY_*` environment variable; lists in variables are
 /// comma-separated.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// Proxy listener: forward-proxy requests, CONNECT (intercepted for S3 hosts), and
     /// endpoint-mode requests (virtual-host or path-style).
-    #[arg(long, env = "S3X_PROXY_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "S3X_PROXY_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
     pub listen: SocketAddr,
     /// The same proxy over TLS (HTTP/1.1 and h2).
-    #[arg(long, env = "S3X_PROXY_TLS_LISTEN")]
+    #[arg(long, global = true, env = "S3X_PROXY_TLS_LISTEN")]
     pub tls_listen: Option<SocketAddr>,
     /// Certificate chain (PEM) for --tls-listen; without it, one is minted by the local CA.
-    #[arg(long, env = "S3X_PROXY_TLS_CERT", requires = "tls_key")]
+    #[arg(long, global = true, env = "S3X_PROXY_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// Private key (PEM) for --tls-cert.
-    #[arg(long, env = "S3X_PROXY_TLS_KEY", requires = "tls_cert")]
+    #[arg(long, global = true, env = "S3X_PROXY_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Names (DNS or IP) in the certificate minted for --tls-listen.
-    #[arg(long, env = "S3X_PROXY_TLS_NAME", value_delimiter = ',', default_values_t = ["localhost".to_string(), "127.0.0.1".to_string()])]
+    #[arg(long, global = true, env = "S3X_PROXY_TLS_NAME", value_delimiter = ',', default_values_t = ["localhost".to_string(), "127.0.0.1".to_string()])]
     pub tls_name: Vec<String>,
     /// Admin listener: /metrics, /healthz, /readyz.
-    #[arg(long, env = "S3X_PROXY_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    #[arg(
+        long,
+        global = true,
+        env = "S3X_PROXY_ADMIN_LISTEN",
+        default_value = "127.0.0.1:9090"
+    )]
     pub admin_listen: SocketAddr,
     /// Directory of the local CA (ca.pem, ca-key.pem), created on first run
     /// [default: the per-user data directory, e.g. ~/.local/share/s3x-proxy].
-    #[arg(long, env = "S3X_PROXY_CA_DIR")]
+    #[arg(long, global = true, env = "S3X_PROXY_CA_DIR")]
     pub ca_dir: Option<PathBuf>,
     /// Region for zones the built-in table and --zone-region do not know.
-    #[arg(long, env = "S3X_PROXY_REGION")]
+    #[arg(long, global = true, env = "S3X_PROXY_REGION")]
     pub region: Option<String>,
     /// Region of a zone, ZONE=REGION (repeatable); overrides the built-in table.
-    #[arg(long, env = "S3X_PROXY_ZONE_REGION", value_delimiter = ',')]
+    #[arg(
+        long,
+        global = true,
+        env = "S3X_PROXY_ZONE_REGION",
+        value_delimiter = ','
+    )]
     pub zone_region: Vec<String>,
     /// Which session each request uses.
-    #[arg(long, env = "S3X_PROXY_SESSION_MODE", value_enum, default_value_t = SessionMode::PerRequest)]
+    #[arg(long, global = true, env = "S3X_PROXY_SESSION_MODE", value_enum, default_value_t = SessionMode::PerRequest)]
     pub session_mode: SessionMode,
     /// Send upstream connections for HOST to IP:PORT, keeping Host and SNI; HOST may be
-    /// `*.suffix` (repeatable).
-    #[arg(long, env = "S3X_PROXY_RESOLVE", value_delimiter = ',')]
+    /// `*.suffix` (repeatable; an exact host beats a wildcard, a longer suffix a shorter one).
+    #[arg(long, global = true, env = "S3X_PROXY_RESOLVE", value_delimiter = ',')]
     pub resolve: Vec<String>,
     /// Extra trust roots (PEM) for upstream TLS (repeatable); AWS_CA_BUNDLE is honoured too.
-    #[arg(long, env = "S3X_PROXY_UPSTREAM_CA", value_delimiter = ',')]
+    #[arg(
+        long,
+        global = true,
+        env = "S3X_PROXY_UPSTREAM_CA",
+        value_delimiter = ','
+    )]
     pub upstream_ca: Vec<PathBuf>,
     /// A CA bundle (PEM) trusted for upstream TLS in addition to the webpki roots, as the AWS
     /// CLI reads it.
-    #[arg(long, env = "AWS_CA_BUNDLE")]
+    #[arg(long, global = true, env = "AWS_CA_BUNDLE")]
     pub aws_ca_bundle: Option<PathBuf>,
     /// Hosts (or `*.suffix` patterns) a CONNECT may open a plain, uninspected tunnel to
     /// (repeatable), e.g. sts.amazonaws.com.
-    #[arg(long, env = "S3X_PROXY_ALLOW_CONNECT", value_delimiter = ',')]
+    #[arg(
+        long,
+        global = true,
+        env = "S3X_PROXY_ALLOW_CONNECT",
+        value_delimiter = ','
+    )]
     pub allow_connect: Vec<String>,
     /// Add a `bucket` label to s3x_proxy_requests_total (unbounded with many buckets).
-    #[arg(long, env = "S3X_PROXY_METRICS_BUCKET_LABEL")]
+    #[arg(long, global = true, env = "S3X_PROXY_METRICS_BUCKET_LABEL")]
     pub metrics_bucket_label: bool,
     /// Log format.
-    #[arg(long, env = "S3X_PROXY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, env = "S3X_PROXY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Include bucket and key in access log lines.
-    #[arg(long, env = "S3X_PROXY_LOG_OBJECT_NAMES", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, global = true, env = "S3X_PROXY_LOG_OBJECT_NAMES", default_value_t = true, action = clap::ArgAction::Set)]
     pub log_object_names: bool,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT (e.g. 25s, 500ms).
-    #[arg(long, env = "S3X_PROXY_SHUTDOWN_GRACE", default_value = "25s", value_parser = parse_duration)]
+    #[arg(long, global = true, env = "S3X_PROXY_SHUTDOWN_GRACE", default_value = "25s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
     /// Deadline for connecting to S3.
-    #[arg(long, env = "S3X_PROXY_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, global = true, env = "S3X_PROXY_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
     /// Deadline for S3's response headers once a request is sent.
-    #[arg(long, env = "S3X_PROXY_RESPONSE_HEADER_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    #[arg(long, global = true, env = "S3X_PROXY_RESPONSE_HEADER_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
     pub response_header_timeout: Duration,
     /// Most sessions kept in the cache.
-    #[arg(long, env = "S3X_PROXY_SESSION_CACHE_SIZE", default_value_t = 10_000)]
+    #[arg(
+        long,
+        global = true,
+        env = "S3X_PROXY_SESSION_CACHE_SIZE",
+        default_value_t = 10_000
+    )]
     pub session_cache_size: u64,
 }
 
-/// Parses `25s`, `500ms`, `2m` or a bare number of seconds.
+/// Parses a duration such as `25s`, `500ms`, `2m` or `1h 30m` (humantime), or a bare number
+/// of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("not a duration: {s:?}"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        _ => return Err(format!("unknown unit in {s:?} (use ms, s or m)")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 500ms, 25s, 5m)"))
+}
+
+/// Parses a size such as `65536`, `64KiB`, `16MiB` or `1GiB` (bytesize; `KB`/`MB` are powers
+/// of ten).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|size| size.as_u64())
+        .map_err(|e| format!("{s:?}: {e} (e.g. 65536, 64KiB, 16MiB, 1GiB)"))
 }
 
 /// Invalid options.
@@ -329,13 +351,26 @@ mod tests {
     }
 
     #[test]
-    fn durations_parse() {
+    fn durations_and_sizes_parse() {
         assert_eq!(parse_duration("25s").unwrap(), Duration::from_secs(25));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert_eq!(parse_size("65536").unwrap(), 65536);
+        assert_eq!(parse_size("64KiB").unwrap(), 64 * 1024);
+        assert_eq!(parse_size("16MiB").unwrap(), 16 << 20);
+        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+        assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn options_work_after_a_subcommand() {
+        let cli = Cli::try_parse_from(["s3x-proxy", "env", "--listen", "127.0.0.1:9999"]).unwrap();
+        assert_eq!(cli.command, Some(Command::Env));
+        assert_eq!(cli.args.listen.port(), 9999);
     }
 
     #[test]

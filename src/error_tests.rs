@@ -70,7 +70,14 @@ fn every_error_maps_to_the_status_and_code_of_where_it_happened() {
             400,
             "IncompleteBody",
         ),
-        (CredentialsUnavailable.into(), 503, "ServiceUnavailable"),
+        (
+            CredentialsUnavailable {
+                reason: "IMDS is unreachable".into(),
+            }
+            .into(),
+            503,
+            "ServiceUnavailable",
+        ),
         (s3_denied.into(), 403, "AccessDenied"),
         (
             CreateSessionError::Credentials.into(),

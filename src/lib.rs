@@ -41,6 +41,7 @@ pub mod connect;
 pub mod create_session;
 pub mod credentials;
 pub mod error;
+pub mod logging;
 pub mod metrics;
 pub mod names;
 pub mod operation;
@@ -113,10 +114,19 @@ pub async fn run_with_upstream(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
     let registry = Registry::new();
-    let metrics = metrics::Metrics::new(&registry, config.metrics_bucket_label)?;
+    let proxy = pipeline(&config, upstream, &registry)?;
+    let metrics = proxy.metrics().clone();
+    let iam = proxy.credentials().clone();
     let ca = Arc::new(ca::CertificateAuthority::load_or_create(&config.ca_dir)?);
-    let iam = Arc::new(credentials::IamCredentials::new(config.credentials.clone()));
-    let shared = build_shared(&config, upstream, metrics.clone(), ca.clone(), iam.clone());
+    let shared = Arc::new(server::Shared {
+        proxy,
+        ca: ca.clone(),
+        connect: connect::ConnectPolicy {
+            allow: config.allow_connect.clone(),
+            connect_timeout: config.upstream.connect_timeout,
+        },
+        graceful: std::sync::Mutex::new(Some(GracefulShutdown::new())),
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
     let health = admin::Health::default();
@@ -168,14 +178,16 @@ pub async fn run_with_upstream(
     Ok(())
 }
 
-/// The state every connection shares: the pipeline, the CA and the drain tracker.
-fn build_shared(
+/// The request pipeline and everything it needs (session cache, credentials, sender,
+/// metrics registered on `registry`), without listeners: tests drive it with
+/// [`proxy::Proxy::handle`] on tokio's paused clock.
+pub fn pipeline(
     config: &Config,
     upstream: Arc<dyn upstream::Upstream>,
-    metrics: metrics::Metrics,
-    ca: Arc<ca::CertificateAuthority>,
-    iam: Arc<credentials::IamCredentials>,
-) -> Arc<server::Shared> {
+    registry: &Registry,
+) -> Result<proxy::Proxy, StartError> {
+    let metrics = metrics::Metrics::new(registry, config.metrics_bucket_label)?;
+    let iam = Arc::new(credentials::IamCredentials::new(config.credentials.clone()));
     let sessions = session::SessionCache::new(
         upstream.clone(),
         iam.clone(),
@@ -188,15 +200,7 @@ fn build_shared(
         log_names: config.log_object_names,
     };
     let sender = send::Sender::new(upstream, sessions.clone(), metrics.clone());
-    Arc::new(server::Shared {
-        proxy: proxy::Proxy::new(settings, sessions, iam, sender, metrics),
-        ca,
-        connect: connect::ConnectPolicy {
-            allow: config.allow_connect.clone(),
-            connect_timeout: config.upstream.connect_timeout,
-        },
-        graceful: std::sync::Mutex::new(Some(GracefulShutdown::new())),
-    })
+    Ok(proxy::Proxy::new(settings, sessions, iam, sender, metrics))
 }
 
 /// The certificate of `--tls-listen`: the operator's files, or one our CA mints.
@@ -231,13 +235,17 @@ async fn drain(graceful: GracefulShutdown, grace: Duration, metrics: &metrics::M
     }
 }
 
-/// Marks the proxy ready once IAM credentials resolve, retrying every few seconds.
+/// Marks the proxy ready once IAM credentials resolve; until then `/readyz` says why not. The
+/// cache backs off between failed loads (and logs a cause once), so this just follows it.
 async fn wait_for_credentials(iam: Arc<credentials::IamCredentials>, health: admin::Health) {
     loop {
-        if iam.get().await.is_ok() {
-            health.set_credentials_ok();
-            return;
+        match iam.get().await {
+            Ok(_) => return health.set_credentials_ok(),
+            Err(error) => health.set_credentials_error(&error.reason),
         }
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        let retry = iam
+            .retry_at()
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(1));
+        tokio::time::sleep_until(retry).await;
     }
 }

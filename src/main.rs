@@ -1,14 +1,12 @@
 //! The `s3x-proxy` binary: parse flags, set up logging, bind, and call [`s3x_proxy::run`].
 #![forbid(unsafe_code)]
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use s3x_proxy::config::{Cli, Command, Config, LogFormat};
+use s3x_proxy::config::{Cli, Command, Config};
 use s3x_proxy::{ca::CertificateAuthority, Listeners};
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -16,7 +14,7 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     // Held until exit: dropping it flushes the log lines still queued.
-    let _log_writer = init_tracing(cli.args.log_format);
+    let _log_writer = s3x_proxy::logging::init(cli.args.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => return fail(e.into()),
@@ -50,9 +48,12 @@ async fn start(cli: Cli) -> Result<(), BoxError> {
         }
         None => {}
     }
-    let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-        .build()
-        .await;
+    let mut chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder();
+    if let Some(region) = &cli.args.region {
+        // The chain needs a region (for STS); with --region it never asks IMDS for one.
+        chain = chain.region(aws_config::Region::new(region.clone()));
+    }
+    let chain = chain.build().await;
     let credentials = aws_credential_types::provider::SharedCredentialsProvider::new(chain);
     let config = Config::from_args(&cli.args, credentials)?;
     let listeners = Listeners {
@@ -71,27 +72,6 @@ async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, BoxError> {
     TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}").into())
-}
-
-/// Logs go to stderr through a writer thread, so a request never waits on a `write(2)`; when
-/// the queue is full, callers wait rather than lose lines.
-fn init_tracing(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info"))
-        // aws-sigv4 traces canonical requests (with token headers) at trace level: never log them.
-        .add_directive("aws_sigv4=warn".parse().expect("static directive"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(std::io::stderr().is_terminal());
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
-    guard
 }
 
 async fn shutdown_signal() {

@@ -80,6 +80,11 @@ impl Proxy {
         &self.metrics
     }
 
+    /// The IAM credentials cache.
+    pub fn credentials(&self) -> &Arc<IamCredentials> {
+        &self.iam
+    }
+
     /// A record (request id, client, start time) for a request that arrived now.
     pub fn record(&self, method: &Method, arrival: &Arrival) -> RequestRecord {
         let mut record =

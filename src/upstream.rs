@@ -20,6 +20,7 @@ use rustls_pki_types::CertificateDer;
 use tokio::net::TcpStream;
 
 use crate::body::{BoxError, ProxyBody};
+use crate::logging::chain;
 use crate::names::host_matches;
 
 /// A future returned by [`Upstream::send`].
@@ -80,21 +81,6 @@ impl UpstreamError {
     }
 }
 
-/// An error and all its causes, joined with ": " (hyper's errors hide the useful part inside).
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut next = error.source();
-    while let Some(e) = next {
-        let text = e.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = e.source();
-    }
-    out
-}
-
 /// Reads one of S3's small answers (an XML result or error), refusing anything over
 /// [`MAX_ANSWER_BODY`].
 pub async fn read_answer(body: ProxyBody) -> Result<bytes::Bytes, UpstreamError> {
@@ -103,12 +89,13 @@ pub async fn read_answer(body: ProxyBody) -> Result<bytes::Bytes, UpstreamError>
         .map_err(UpstreamError::Answer)
 }
 
-/// `--resolve HOST=IP:PORT` entries: exact hosts, or `*.suffix` wildcards.
+/// `--resolve HOST=IP:PORT` entries: exact hosts, or `*.suffix` wildcards. The most specific
+/// entry wins: an exact host, else the longest matching suffix.
 #[derive(Clone, Debug, Default)]
 pub struct ResolveOverrides(Vec<(String, SocketAddr)>);
 
 impl ResolveOverrides {
-    /// Builds the table from `(pattern, address)` pairs, first match wins.
+    /// Builds the table from `(pattern, address)` pairs.
     pub fn new(entries: Vec<(String, SocketAddr)>) -> Self {
         Self(entries)
     }
@@ -117,7 +104,9 @@ impl ResolveOverrides {
     pub fn lookup(&self, host: &str) -> Option<SocketAddr> {
         self.0
             .iter()
-            .find_map(|(pattern, addr)| host_matches(pattern, host).then_some(*addr))
+            .filter(|(pattern, _)| host_matches(pattern, host))
+            .max_by_key(|(pattern, _)| (!pattern.starts_with("*."), pattern.len()))
+            .map(|(_, addr)| *addr)
     }
 }
 
@@ -309,5 +298,14 @@ mod tests {
         assert_eq!(table.lookup("amazonaws.com"), None);
         assert_eq!(table.lookup("evilamazonaws.com"), None);
         assert_eq!(table.lookup("other.example.com"), None);
+        let c: SocketAddr = "127.0.0.1:3".parse().unwrap();
+        let specific = ResolveOverrides::new(vec![
+            ("*.amazonaws.com".into(), a),
+            ("*.us-west-2.amazonaws.com".into(), b),
+            ("h.us-west-2.amazonaws.com".into(), c),
+        ]);
+        assert_eq!(specific.lookup("h.us-west-2.amazonaws.com"), Some(c));
+        assert_eq!(specific.lookup("x.us-west-2.amazonaws.com"), Some(b));
+        assert_eq!(specific.lookup("x.us-east-1.amazonaws.com"), Some(a));
     }
 }

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use http::{Method, StatusCode};
 
-use crate::harness::{Harness, Options, BUCKET};
+use crate::harness::{zonal_host, Harness, Options, BUCKET};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_bucket_name_gets_400_invalid_bucket_name() {
@@ -177,6 +177,34 @@ async fn an_upstream_certificate_that_is_not_trusted_is_refused_with_502() {
         h.emulator.counters().requests,
         0,
         "no request crossed an unverified connection"
+    );
+    let text = reply.text();
+    assert!(
+        text.contains("s3express-usw2-az1.us-west-2.amazonaws.com:443")
+            && text.contains("UnknownIssuer"),
+        "the message names the host and says the certificate was not trusted: {text}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_upstream_connection_says_so_with_the_address_dialed() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let h = Harness::start(Options {
+        extra_args: vec!["--resolve".into(), format!("{}={addr}", zonal_host(BUCKET))],
+        ..Options::default()
+    })
+    .await;
+    let reply = h
+        .forward(Method::GET, BUCKET, "/k", &[], Bytes::new())
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.text());
+    let text = reply.text();
+    assert!(
+        text.contains(&format!("--resolve {addr}")) && text.contains("refused"),
+        "a refused connection is told apart from a TLS failure: {text}"
     );
     h.stop().await;
 }

@@ -341,3 +341,13 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// Asserts that a metric (summed over the series whose labels contain `labels`) has `expected`.
+#[track_caller]
+pub fn assert_metric(text: &str, name: &str, labels: &[(&str, &str)], expected: f64) {
+    let value = metric(text, name, labels);
+    assert!(
+        value == expected,
+        "{name}{labels:?} is {value}, expected {expected}; the exposition:\n{text}"
+    );
+}

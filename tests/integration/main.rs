@@ -6,11 +6,13 @@ mod harness;
 mod clients;
 mod curl;
 mod errors;
+mod layout;
 mod operate;
 mod operations;
 #[allow(dead_code)]
 mod process;
 mod roundtrip;
+mod session_clock;
 mod sessions;
 mod streaming;
 mod tunnel;

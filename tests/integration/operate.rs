@@ -9,7 +9,9 @@ use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use s3x_emulator::{Config as EmulatorConfig, Emulator, Fault};
 
-use crate::harness::{data, metric, send_http1, zonal_host, Harness, Options, BUCKET};
+use crate::harness::{
+    assert_metric, data, metric, send_http1, zonal_host, Harness, Options, BUCKET,
+};
 use crate::process::ProxyProcess;
 
 /// The metric names in the README's Metric | Type | Labels | Meaning table.
@@ -108,7 +110,7 @@ async fn the_readme_metrics_table_matches_what_metrics_exports() {
         text.contains("le=\"0.0001\"") && text.contains("le=\"30\""),
         "latency buckets span 100 µs to 30 s"
     );
-    assert_eq!(metric(&text, "s3x_proxy_session_cache_entries", &[]), 1.0);
+    assert_metric(&text, "s3x_proxy_session_cache_entries", &[], 1.0);
     assert!(metric(&text, "s3x_proxy_bytes_total", &[("direction", "upload")]) >= 2000.0);
     assert!(metric(&text, "s3x_proxy_bytes_total", &[("direction", "download")]) >= 4000.0);
     h.stop().await;
@@ -520,14 +522,99 @@ async fn the_bucket_label_is_opt_in() {
         .forward(Method::GET, BUCKET, "/x", &[], Bytes::new())
         .await;
     let text = labelled.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            "s3x_proxy_requests_total",
-            &[("bucket", BUCKET), ("operation", "GetObject")]
-        ),
+    assert_metric(
+        &text,
+        "s3x_proxy_requests_total",
+        &[("bucket", BUCKET), ("operation", "GetObject")],
         1.0,
-        "{text}"
     );
     labelled.stop().await;
+    let unnamed_logs = Harness::start(Options {
+        extra_args: vec![
+            "--metrics-bucket-label".into(),
+            "--log-object-names".into(),
+            "false".into(),
+        ],
+        ..Options::default()
+    })
+    .await;
+    unnamed_logs
+        .forward(Method::GET, BUCKET, "/x", &[], Bytes::new())
+        .await;
+    let text = unnamed_logs.metrics().await;
+    assert_metric(
+        &text,
+        "s3x_proxy_requests_total",
+        &[("bucket", BUCKET), ("operation", "GetObject")],
+        1.0,
+    );
+    unnamed_logs.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_credentials_readyz_says_why_and_the_cause_is_logged_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (emulator, emulator_ca) = emulator_with_ca(dir.path()).await;
+    let proxy = ProxyProcess::start_with_env(
+        emulator.addr(),
+        &emulator_ca,
+        &dir.path().join("ca"),
+        &[],
+        "info",
+        &[
+            ("AWS_ACCESS_KEY_ID", None),
+            ("AWS_SECRET_ACCESS_KEY", None),
+            ("RUST_LOG", None),
+        ],
+    );
+    let admin = proxy.admin.to_string();
+    let mut body = String::new();
+    for _ in 0..200 {
+        let ready = send_http1(
+            proxy.admin,
+            Method::GET,
+            "/readyz",
+            &admin,
+            &[],
+            Bytes::new(),
+        )
+        .await;
+        assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+        body = ready.text();
+        if body.contains("no AWS credentials yet") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        body.starts_with("not ready: no AWS credentials yet: "),
+        "{body}"
+    );
+    let request = crate::harness::send_http1(
+        proxy.proxy,
+        Method::GET,
+        &format!("http://{}/k", zonal_host(BUCKET)),
+        &zonal_host(BUCKET),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(
+        (request.status, request.code().as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable")
+    );
+    // RUST_LOG is unset, so the default filter applies. The chain is tried again after its
+    // 1 s back-off; the same cause is not logged again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let log = proxy.log_text();
+    assert_eq!(
+        log.matches("could not load AWS credentials").count(),
+        1,
+        "the cause is logged once:\n{log}"
+    );
+    assert!(
+        !log.contains("aws_config"),
+        "aws-config's own warnings are quiet:\n{log}"
+    );
+    assert_eq!(emulator.counters().create_session_read_only, 0);
 }

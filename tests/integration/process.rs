@@ -26,6 +26,18 @@ impl ProxyProcess {
         extra: &[&str],
         rust_log: &str,
     ) -> ProxyProcess {
+        Self::start_with_env(emulator, emulator_ca, ca_dir, extra, rust_log, &[])
+    }
+
+    /// [`ProxyProcess::start`], then `env` applied on top (`None` removes a variable).
+    pub fn start_with_env(
+        emulator: SocketAddr,
+        emulator_ca: &Path,
+        ca_dir: &Path,
+        extra: &[&str],
+        rust_log: &str,
+        env: &[(&str, Option<&str>)],
+    ) -> ProxyProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_s3x-proxy"));
         // The machine exports these globally; the proxy under test must not inherit them.
         for name in [
@@ -64,6 +76,12 @@ impl ProxyProcess {
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        for (name, value) in env {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
         let mut child = command.spawn().expect("the proxy binary starts");
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
