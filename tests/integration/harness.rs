@@ -60,7 +60,6 @@ pub struct Harness {
     pub admin: SocketAddr,
     pub tls: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
-    pub emulator_ca: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -147,7 +146,6 @@ impl Harness {
             admin,
             tls,
             dir,
-            emulator_ca,
             stop: Some(stop),
             task: Some(task),
         }
@@ -234,14 +232,6 @@ impl Harness {
                 .expect("proxy stops within its grace")
                 .unwrap();
         }
-    }
-
-    /// Asks the proxy to shut down without waiting.
-    pub fn begin_shutdown(&mut self) -> tokio::task::JoinHandle<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.task.take().expect("running")
     }
 }
 

@@ -1,6 +1,5 @@
 //! Integration tests: the real proxy, on port 0, against the S3 Express emulator.
 
-#[allow(dead_code)]
 mod harness;
 
 mod clients;
@@ -9,7 +8,6 @@ mod errors;
 mod layout;
 mod operate;
 mod operations;
-#[allow(dead_code)]
 mod process;
 mod roundtrip;
 mod session_clock;
