@@ -82,6 +82,14 @@ impl Emulator {
             .or_insert_with(store::Bucket::new);
     }
 
+    /// Creates a general-purpose bucket in `region` (no-op if a bucket of that name exists).
+    pub fn create_general_purpose_bucket(&self, name: &str, region: &str) {
+        self.state
+            .buckets()
+            .entry(name.to_string())
+            .or_insert_with(|| store::Bucket::general_purpose(region));
+    }
+
     /// With `true`, the bucket policy allows only ReadOnly sessions (and no IAM writes); with
     /// `false`, everything. Panics if the bucket does not exist.
     pub fn set_read_only_policy(&self, bucket: &str, read_only: bool) {

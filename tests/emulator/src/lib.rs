@@ -5,21 +5,26 @@ use std::time::Duration;
 
 mod attributes;
 mod auth;
+mod authorize;
 mod body;
 mod buckets;
 mod chunked;
 mod classify;
 mod conn;
 mod copy;
+mod credentials;
 mod emulator;
 mod error;
 mod faults;
+mod hosts;
 mod list;
+mod list_v1;
 mod multipart;
 mod objects;
 mod ops;
 mod range;
 mod receive;
+mod regions;
 mod respond;
 mod route;
 mod seen;
@@ -49,6 +54,10 @@ pub struct Config {
     pub iam_session_token: Option<String>,
     /// Directory buckets created at start.
     pub buckets: Vec<String>,
+    /// General-purpose buckets created at start: (name, region). They are served on
+    /// `s3.amazonaws.com`, `s3[-fips][.dualstack].REGION.amazonaws.com[.cn]`, virtual-hosted
+    /// or path-style, with SigV4 for service `s3` and the IAM credentials.
+    pub general_purpose_buckets: Vec<(String, String)>,
     /// Minimum size of every multipart part but the last (S3: 5 MiB).
     pub min_part_size: u64,
     /// The CA that signs the server certificates; `None` makes a fresh one. Keep it (see
@@ -66,6 +75,7 @@ impl Default for Config {
             secret_access_key: "emulator/secret/EXAMPLEKEY".into(),
             iam_session_token: None,
             buckets: Vec::new(),
+            general_purpose_buckets: Vec::new(),
             min_part_size: 5 * 1024 * 1024,
             ca: None,
             requests_log_limit: 10_000,
@@ -98,4 +108,9 @@ pub struct Counters {
     pub auth_by_operation: BTreeMap<String, String>,
     /// Error answers by S3 error code.
     pub errors_by_code: BTreeMap<String, u64>,
+    /// 301 PermanentRedirect answers: a general-purpose bucket asked for on another region's
+    /// host.
+    pub permanent_redirects: u64,
+    /// 400 AuthorizationHeaderMalformed answers for a request signed for the wrong region.
+    pub wrong_region: u64,
 }

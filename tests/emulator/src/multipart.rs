@@ -212,7 +212,11 @@ pub(crate) fn complete(ctx: &Ctx<'_>, body: &[u8]) -> Result<Response<Body>> {
     let mut w = Writer::new("CompleteMultipartUploadResult");
     w.elem(
         "Location",
-        &format!("https://{}/{}", ctx.head.get("host").unwrap_or(""), ctx.key),
+        &format!(
+            "https://{}{}",
+            ctx.head.get("host").unwrap_or(""),
+            ctx.head.raw_path
+        ),
     )
     .elem("Bucket", ctx.bucket)
     .elem("Key", ctx.key)
@@ -272,7 +276,7 @@ pub(crate) fn list_parts(ctx: &Ctx<'_>) -> Result<Response<Body>> {
         )
         .elem("MaxParts", &max.to_string())
         .elem("IsTruncated", &truncated.to_string())
-        .elem("StorageClass", "EXPRESS_ONEZONE");
+        .elem("StorageClass", ctx.storage_class());
     for (n, p) in page {
         w.open("Part")
             .elem("PartNumber", &n.to_string())
@@ -328,7 +332,7 @@ pub(crate) fn list_uploads(ctx: &Ctx<'_>) -> Result<Response<Body>> {
             .elem("Key", key)
             .elem("UploadId", id)
             .elem("Initiated", &crate::time::iso8601_millis(u.initiated))
-            .elem("StorageClass", "EXPRESS_ONEZONE")
+            .elem("StorageClass", ctx.storage_class())
             .close("Upload");
     }
     Ok(xml_response(

@@ -51,7 +51,7 @@ pub(crate) fn meta_from_request(ctx: &Ctx<'_>) -> Result<ObjectMeta> {
             meta.headers.push((n.clone(), v.clone()));
         } else if n.starts_with("x-amz-server-side-encryption") {
             meta.sse.push((n.clone(), v.clone()));
-        } else if n == "x-amz-storage-class" && v != "EXPRESS_ONEZONE" {
+        } else if n == "x-amz-storage-class" && (v == "EXPRESS_ONEZONE") == ctx.general_purpose {
             return Err(S3Error::new(
                 400,
                 "InvalidStorageClass",
@@ -165,11 +165,14 @@ pub(crate) fn put_object(ctx: &Ctx<'_>, received: Received) -> Result<Response<B
     Ok(r)
 }
 
-fn object_headers(r: &mut Response<Body>, o: &Object) {
+fn object_headers(r: &mut Response<Body>, o: &Object, storage_class: &str) {
     header(r, "etag", &o.etag);
     header(r, "last-modified", &crate::time::http_date(o.last_modified));
     header(r, "accept-ranges", "bytes");
-    header(r, "x-amz-storage-class", "EXPRESS_ONEZONE");
+    // S3 leaves STANDARD out.
+    if storage_class != "STANDARD" {
+        header(r, "x-amz-storage-class", storage_class);
+    }
     if !o.meta.headers.iter().any(|(n, _)| n == "content-type") {
         header(r, "content-type", "binary/octet-stream");
     }
@@ -259,7 +262,7 @@ pub(crate) fn get_object(ctx: &Ctx<'_>, head_only: bool) -> Result<Response<Body
     };
     let mut r = Response::new(body);
     *r.status_mut() = status;
-    object_headers(&mut r, &object);
+    object_headers(&mut r, &object, ctx.storage_class());
     header(&mut r, "content-length", &(end - start).to_string());
     if status == StatusCode::PARTIAL_CONTENT {
         header(

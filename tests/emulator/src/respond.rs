@@ -39,6 +39,10 @@ pub(crate) fn error_response(
             "ExpiredToken" => c.expired_token += 1,
             "InvalidToken" => c.invalid_token += 1,
             "SlowDown" => c.slow_down += 1,
+            "PermanentRedirect" => c.permanent_redirects += 1,
+            "AuthorizationHeaderMalformed" if e.extra.iter().any(|(n, _)| n == "Region") => {
+                c.wrong_region += 1
+            }
             _ => {}
         }
     }

@@ -67,16 +67,28 @@ pub enum Policy {
 pub(crate) struct Bucket {
     pub created: SystemTime,
     pub policy: Policy,
+    /// The region of a general-purpose bucket; None for a directory bucket.
+    pub general_purpose_region: Option<String>,
     pub objects: BTreeMap<String, Object>,
     /// By upload id. Uploads belong to the bucket, not to any credentials.
     pub uploads: BTreeMap<String, Upload>,
 }
 
 impl Bucket {
+    /// A general-purpose bucket in `region`.
+    pub fn general_purpose(region: &str) -> Bucket {
+        Bucket {
+            general_purpose_region: Some(region.to_string()),
+            ..Bucket::new()
+        }
+    }
+
+    /// A directory bucket.
     pub fn new() -> Bucket {
         Bucket {
             created: SystemTime::now(),
             policy: Policy::ReadWrite,
+            general_purpose_region: None,
             objects: BTreeMap::new(),
             uploads: BTreeMap::new(),
         }
@@ -117,11 +129,12 @@ pub(crate) struct State {
 
 impl State {
     pub fn new(config: Config) -> State {
-        let buckets = config
-            .buckets
+        let directory = config.buckets.iter().map(|b| (b.clone(), Bucket::new()));
+        let general_purpose = config
+            .general_purpose_buckets
             .iter()
-            .map(|b| (b.clone(), Bucket::new()))
-            .collect();
+            .map(|(b, region)| (b.clone(), Bucket::general_purpose(region)));
+        let buckets = directory.chain(general_purpose).collect();
         State {
             buckets: Mutex::new(buckets),
             sessions: Mutex::new(HashMap::new()),
@@ -156,6 +169,11 @@ impl State {
 
     pub fn bucket_exists(&self, name: &str) -> bool {
         self.buckets().contains_key(name)
+    }
+
+    /// The region of a general-purpose bucket; None when there is no such bucket.
+    pub fn general_purpose_region(&self, bucket: &str) -> Option<String> {
+        self.buckets().get(bucket)?.general_purpose_region.clone()
     }
 
     /// The policy of a bucket (ReadWrite when it does not exist).

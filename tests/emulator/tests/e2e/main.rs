@@ -3,6 +3,7 @@
 mod ca_dir;
 mod directory;
 mod faults;
+mod general_purpose;
 mod requests_log;
 mod sigv4_s3;
 mod support;

@@ -213,8 +213,10 @@ pub async fn tls_connect(
         .await
 }
 
-/// The region and SigV4 service a host name implies (`us-east-1` for `s3.amazonaws.com`).
+/// The region and SigV4 service a host name implies: the label before `amazonaws.com` when it
+/// is a region, else `us-east-1` (the global `s3.amazonaws.com`).
 pub fn scope_of(host: &str) -> (String, String) {
+    let host = host.split(':').next().unwrap_or(host);
     let labels: Vec<&str> = host.split('.').collect();
     let service = if labels.iter().any(|l| l.starts_with("s3express")) {
         "s3express"
@@ -223,14 +225,11 @@ pub fn scope_of(host: &str) -> (String, String) {
     };
     let region = labels
         .iter()
-        .rev()
-        .find(|l| {
-            l.matches('-').count() >= 2
-                && l.chars().last().is_some_and(|c| c.is_ascii_digit())
-                && !l.starts_with("s3express")
-                && !l.contains("--")
-        })
-        .map_or("us-east-1", |r| r);
+        .position(|l| *l == "amazonaws")
+        .and_then(|i| i.checked_sub(1))
+        .map(|i| labels[i])
+        .filter(|l| l.matches('-').count() >= 2)
+        .unwrap_or("us-east-1");
     (region.to_string(), service.to_string())
 }
 
