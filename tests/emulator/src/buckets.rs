@@ -59,14 +59,8 @@ pub(crate) fn create_session(ctx: &Ctx<'_>) -> Result<Response<Body>> {
             )))
         }
     };
-    let sse: Vec<(String, String)> = ctx
-        .head
-        .headers
-        .iter()
-        .filter(|(n, _)| n.starts_with("x-amz-server-side-encryption"))
-        .cloned()
-        .collect();
-    crate::objects::check_sse(&sse)?;
+    let requested = crate::sse::requested(ctx.head)?;
+    let sse = crate::sse::for_session(&requested, &ctx.state.bucket_encryption(ctx.bucket))?;
     use base64::Engine;
     let token = store::random_token(96);
     let session = Session {
@@ -94,10 +88,8 @@ pub(crate) fn create_session(ctx: &Ctx<'_>) -> Result<Response<Body>> {
         }
     }
     let mut r = xml_response(StatusCode::OK, w.finish("CreateSessionResult"));
-    for (n, v) in sse {
-        if let (Ok(n), Ok(v)) = (http::HeaderName::try_from(n), v.parse()) {
-            r.headers_mut().insert(n, v);
-        }
+    for (n, v) in sse.headers(true) {
+        crate::objects::header(&mut r, &n, &v);
     }
     Ok(r)
 }

@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::tls::{CaPem, CertMinter};
-use crate::{server, store, Config, Counters, Fault, Policy, SeenRequest};
+use crate::{server, store, Config, Counters, Fault, Policy, SeenRequest, Sse};
 
 /// A running S3 Express One Zone emulator: HTTPS (h1 and h2), real SigV4 verification, real
 /// session enforcement, in-memory buckets and injectable faults. Dropping it (or
@@ -80,6 +80,16 @@ impl Emulator {
             .buckets()
             .entry(name.to_string())
             .or_insert_with(store::Bucket::new);
+    }
+
+    /// Sets a bucket's default encryption (AES256 until set). CreateSession must then ask for
+    /// it or for nothing, and its sessions write with it. Panics if the bucket does not exist.
+    pub fn set_bucket_encryption(&self, bucket: &str, sse: Sse) {
+        let mut buckets = self.state.buckets();
+        let b = buckets
+            .get_mut(bucket)
+            .unwrap_or_else(|| panic!("no bucket {bucket}"));
+        b.encryption = sse;
     }
 
     /// Creates a general-purpose bucket in `region` (no-op if a bucket of that name exists).
@@ -155,7 +165,7 @@ impl Emulator {
         let o = buckets.get(bucket)?.objects.get(key)?;
         let mut h = o.meta.headers.clone();
         h.extend(o.meta.checksums.iter().cloned());
-        h.extend(o.meta.sse.iter().cloned());
+        h.extend(o.meta.sse.headers(true));
         h.push(("etag".into(), o.etag.clone()));
         Some(h)
     }

@@ -30,6 +30,7 @@ mod route;
 mod seen;
 mod server;
 pub mod sigv4;
+mod sse;
 mod store;
 mod time;
 mod tls;
@@ -38,6 +39,7 @@ mod xml;
 pub use emulator::Emulator;
 pub use faults::{Fault, Target};
 pub use seen::{AuthKind, EndpointKind, SeenRequest};
+pub use sse::Sse;
 pub use store::Policy;
 pub use tls::{CaPem, CA_CERT_FILE, CA_KEY_FILE};
 

@@ -8,9 +8,10 @@ use http::{Response, StatusCode};
 use crate::body::Body;
 use crate::copy::copy_source;
 use crate::error::{Result, S3Error};
-use crate::objects::meta_from_request;
+use crate::objects::{header, meta_from_request, write_sse};
 use crate::ops::{Ctx, Received};
 use crate::respond::{empty, xml_response};
+use crate::sse;
 use crate::store::{etag_of, multipart_etag, random_token, Bucket, Object, Part, Upload};
 use crate::xml::Writer;
 
@@ -64,10 +65,8 @@ pub(crate) fn create(ctx: &Ctx<'_>) -> Result<Response<Body>> {
         .elem("Key", ctx.key)
         .elem("UploadId", &upload_id);
     let mut r = xml_response(StatusCode::OK, w.finish("InitiateMultipartUploadResult"));
-    for (n, v) in sse {
-        if let (Ok(n), Ok(v)) = (http::HeaderName::try_from(n), v.parse()) {
-            r.headers_mut().insert(n, v);
-        }
+    for (n, v) in sse.headers(true) {
+        header(&mut r, &n, &v);
     }
     Ok(r)
 }
@@ -81,19 +80,17 @@ pub(crate) fn upload_part(ctx: &Ctx<'_>, received: Received) -> Result<Response<
         checksums: received.checksums,
     };
     let mut r = empty(StatusCode::OK);
-    r.headers_mut().insert(
-        "etag",
-        part.etag.parse().map_err(|_| S3Error::internal("etag"))?,
-    );
+    header(&mut r, "etag", &part.etag);
     for (name, v) in &part.checksums {
-        if let (Ok(name), Ok(v)) = (http::HeaderName::try_from(name.as_str()), v.parse()) {
-            r.headers_mut().insert(name, v);
-        }
+        header(&mut r, name, v);
     }
-    with_upload(ctx, |u| {
+    let sse = with_upload(ctx, |u| {
         u.parts.insert(n, part);
-        Ok(())
+        Ok(u.meta.sse.clone())
     })?;
+    for (name, v) in sse.headers(false) {
+        header(&mut r, &name, &v);
+    }
     Ok(r)
 }
 
@@ -123,11 +120,26 @@ pub(crate) fn upload_part_copy(ctx: &Ctx<'_>) -> Result<Response<Body>> {
         "LastModified",
         &crate::time::iso8601_millis(part.last_modified),
     );
-    with_upload(ctx, |u| {
+    // Explicit SSE headers must be what the upload was created with.
+    let explicit = if sse::requested(ctx.head)?.is_empty() {
+        None
+    } else {
+        Some(write_sse(ctx)?.sse)
+    };
+    let sse = with_upload(ctx, |u| {
+        if explicit.as_ref().is_some_and(|e| *e != u.meta.sse.sse) {
+            return Err(S3Error::invalid_argument(
+                "The server-side encryption of UploadPartCopy must match its multipart upload's.",
+            ));
+        }
         u.parts.insert(n, part);
-        Ok(())
+        Ok(u.meta.sse.clone())
     })?;
-    Ok(xml_response(StatusCode::OK, w.finish("CopyPartResult")))
+    let mut r = xml_response(StatusCode::OK, w.finish("CopyPartResult"));
+    for (name, v) in sse.headers(false) {
+        header(&mut r, &name, &v);
+    }
+    Ok(r)
 }
 
 /// `bytes=first-last` within an object of `len` bytes (both offsets required).
@@ -229,10 +241,11 @@ pub(crate) fn complete(ctx: &Ctx<'_>, body: &[u8]) -> Result<Response<Body>> {
         .uploads
         .remove(ctx.query.get("uploadId").unwrap_or(""));
     bucket.objects.insert(ctx.key.to_string(), object);
-    Ok(xml_response(
-        StatusCode::OK,
-        w.finish("CompleteMultipartUploadResult"),
-    ))
+    let mut r = xml_response(StatusCode::OK, w.finish("CompleteMultipartUploadResult"));
+    for (name, v) in upload.meta.sse.headers(false) {
+        header(&mut r, &name, &v);
+    }
+    Ok(r)
 }
 
 pub(crate) fn abort(ctx: &Ctx<'_>) -> Result<Response<Body>> {

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use crate::faults::Faults;
 use crate::seen::Log;
+use crate::sse::{Settings, Sse};
 use crate::{Config, Counters};
 
 /// Headers stored with an object and returned by GetObject/HeadObject.
@@ -18,8 +19,8 @@ pub(crate) struct ObjectMeta {
     pub headers: Vec<(String, String)>,
     /// `x-amz-checksum-*` names and base64 values.
     pub checksums: Vec<(String, String)>,
-    /// `x-amz-server-side-encryption*` headers.
-    pub sse: Vec<(String, String)>,
+    /// The object's encryption.
+    pub sse: Settings,
 }
 
 #[derive(Clone, Debug)]
@@ -69,6 +70,8 @@ pub(crate) struct Bucket {
     pub policy: Policy,
     /// The region of a general-purpose bucket; None for a directory bucket.
     pub general_purpose_region: Option<String>,
+    /// The default encryption.
+    pub encryption: Sse,
     pub objects: BTreeMap<String, Object>,
     /// By upload id. Uploads belong to the bucket, not to any credentials.
     pub uploads: BTreeMap<String, Upload>,
@@ -89,6 +92,7 @@ impl Bucket {
             created: SystemTime::now(),
             policy: Policy::ReadWrite,
             general_purpose_region: None,
+            encryption: Sse::Aes256,
             objects: BTreeMap::new(),
             uploads: BTreeMap::new(),
         }
@@ -109,8 +113,8 @@ pub(crate) struct Session {
     pub bucket: String,
     pub mode: Mode,
     pub expires: SystemTime,
-    /// SSE headers given to CreateSession.
-    pub sse: Vec<(String, String)>,
+    /// The encryption CreateSession settled on: data requests use it and cannot change it.
+    pub sse: Settings,
 }
 
 /// Everything the emulator remembers.
@@ -174,6 +178,13 @@ impl State {
     /// The region of a general-purpose bucket; None when there is no such bucket.
     pub fn general_purpose_region(&self, bucket: &str) -> Option<String> {
         self.buckets().get(bucket)?.general_purpose_region.clone()
+    }
+
+    /// The default encryption of a bucket (AES256 when it does not exist).
+    pub fn bucket_encryption(&self, bucket: &str) -> Sse {
+        self.buckets()
+            .get(bucket)
+            .map_or(Sse::Aes256, |b| b.encryption.clone())
     }
 
     /// The policy of a bucket (ReadWrite when it does not exist).

@@ -2,6 +2,7 @@
 
 mod ca_dir;
 mod directory;
+mod encryption;
 mod faults;
 mod general_purpose;
 mod requests_log;

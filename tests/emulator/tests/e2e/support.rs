@@ -380,6 +380,14 @@ impl Client {
         let headers = mode
             .map(|m| vec![("x-amz-create-session-mode".to_string(), m.to_string())])
             .unwrap_or_default();
+        self.create_session_with(headers).await.map(|(c, _)| c)
+    }
+
+    /// CreateSession with extra headers; returns the session credentials and the answer.
+    pub async fn create_session_with(
+        &mut self,
+        headers: Vec<(String, String)>,
+    ) -> Result<(Creds, Resp), Resp> {
         let r = self
             .send(
                 "GET",
@@ -394,11 +402,12 @@ impl Client {
         if r.status != StatusCode::OK {
             return Err(r);
         }
-        Ok(Creds {
+        let creds = Creds {
             access_key_id: r.xml("AccessKeyId").unwrap(),
             secret: r.xml("SecretAccessKey").unwrap(),
             session_token: Some(r.xml("SessionToken").unwrap()),
             security_token: None,
-        })
+        };
+        Ok((creds, r))
     }
 }
