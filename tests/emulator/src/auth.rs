@@ -33,7 +33,8 @@ impl Head {
 /// Who signed the request.
 #[derive(Clone, Debug)]
 pub(crate) enum Principal {
-    Iam,
+    /// The IAM credentials, with the secret they were verified with.
+    Iam(String),
     Session(Session),
 }
 
@@ -41,7 +42,7 @@ impl Principal {
     /// The value recorded in `Counters::auth_by_operation`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Principal::Iam => "iam",
+            Principal::Iam(_) => "iam",
             Principal::Session(s) if s.mode == Mode::ReadOnly => "session-ro",
             Principal::Session(_) => "session-rw",
         }
@@ -205,7 +206,7 @@ pub(crate) fn authenticate(state: &State, head: &Head, scope: Scope<'_>, op: Op)
         scope.general_purpose(),
     )?;
     let secret = match &principal {
-        Principal::Iam => state.config.secret_access_key.clone(),
+        Principal::Iam(secret) => secret.clone(),
         Principal::Session(s) => s.secret_access_key.clone(),
     };
     let req = sigv4::Request {

@@ -27,7 +27,7 @@ pub(crate) fn authorize(
     let bucket = match target {
         Target::Control => {
             return match principal {
-                Principal::Iam => Ok(()),
+                Principal::Iam(_) => Ok(()),
                 Principal::Session(_) => Err(S3Error::access_denied(
                     "Control-plane operations must be signed with IAM credentials.",
                 )
@@ -36,10 +36,10 @@ pub(crate) fn authorize(
         }
         Target::GeneralPurpose(bucket) => {
             return match principal {
-                Principal::Iam if state.policy(bucket) == Policy::Deny => {
+                Principal::Iam(_) if state.policy(bucket) == Policy::Deny => {
                     Err(denied_by_policy(bucket))
                 }
-                Principal::Iam => Ok(()),
+                Principal::Iam(_) => Ok(()),
                 Principal::Session(_) => Err(S3Error::access_denied(
                     "General-purpose buckets take IAM credentials, not sessions.",
                 )
@@ -50,7 +50,7 @@ pub(crate) fn authorize(
     };
     let policy = state.policy(bucket);
     match principal {
-        Principal::Iam if op.iam_only() || op == Op::HeadBucket => match policy {
+        Principal::Iam(_) if op.iam_only() || op == Op::HeadBucket => match policy {
             Policy::Deny => Err(denied_by_policy(bucket)),
             Policy::ReadOnly if matches!(op, Op::CopyObject | Op::UploadPartCopy) => {
                 Err(S3Error::access_denied(format!(
@@ -59,7 +59,7 @@ pub(crate) fn authorize(
             }
             _ => Ok(()),
         },
-        Principal::Iam => Err(S3Error::access_denied(format!(
+        Principal::Iam(_) => Err(S3Error::access_denied(format!(
             "{} on a directory bucket must be signed with session credentials from CreateSession.",
             op.name()
         ))

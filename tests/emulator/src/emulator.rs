@@ -120,6 +120,19 @@ impl Emulator {
         b.policy = policy;
     }
 
+    /// Rotates the IAM credentials the emulator accepts: from now on only these are valid
+    /// (`token` is the `x-amz-security-token` of temporary credentials). Requests with the
+    /// previous ones get 400 ExpiredToken when they carried a token (temporary credentials, or
+    /// the current key id with a retired token) and 403 InvalidAccessKeyId when they did not.
+    /// Sessions created before keep working until they expire.
+    pub fn set_iam_credentials(&self, access_key_id: &str, secret: &str, token: Option<&str>) {
+        self.state.iam().rotate(crate::credentials::IamKey {
+            access_key_id: access_key_id.to_string(),
+            secret_access_key: secret.to_string(),
+            token: token.map(str::to_string),
+        });
+    }
+
     /// Every existing session token answers ExpiredToken from now on.
     pub fn expire_all_sessions(&self) {
         let past = SystemTime::now() - Duration::from_secs(1);

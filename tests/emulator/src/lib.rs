@@ -48,7 +48,8 @@ pub use tls::{CaPem, CA_CERT_FILE, CA_KEY_FILE};
 pub struct Config {
     /// How long CreateSession credentials last (S3: 300 s).
     pub session_lifetime: Duration,
-    /// The IAM access key id the emulator accepts.
+    /// The IAM access key id the emulator accepts at start (see
+    /// [`Emulator::set_iam_credentials`] to rotate it).
     pub access_key_id: String,
     pub secret_access_key: String,
     /// When set, IAM-signed requests must carry this `x-amz-security-token` (temporary IAM
@@ -95,8 +96,13 @@ pub struct Counters {
     /// Requests rejected for bad or missing authentication: SignatureDoesNotMatch, unsigned
     /// `x-amz-*` headers, wrong kind of credentials for the operation, bad date, ...
     pub signature_failures: u64,
+    /// Every ExpiredToken answer (sessions and IAM).
     pub expired_token: u64,
     pub invalid_token: u64,
+    /// ExpiredToken answers to IAM credentials that were rotated out (or a retired token).
+    pub iam_expired_token: u64,
+    /// InvalidAccessKeyId answers: an access key id the emulator does not (or no longer) accept.
+    pub invalid_access_key_id: u64,
     /// Every AccessDenied answer, whatever the reason.
     pub access_denied: u64,
     /// SlowDown answers (injected throttling).

@@ -34,7 +34,7 @@ pub(crate) fn write_sse(ctx: &Ctx<'_>) -> Result<sse::Settings> {
     }
     match ctx.principal {
         Principal::Session(s) => sse::for_session_write(&req, &s.sse),
-        Principal::Iam => sse::for_copy(&req, &ctx.state.bucket_encryption(ctx.bucket)),
+        Principal::Iam(_) => sse::for_copy(&req, &ctx.state.bucket_encryption(ctx.bucket)),
     }
 }
 

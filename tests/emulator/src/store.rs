@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use crate::credentials::{IamKey, IamKeys};
 use crate::faults::Faults;
 use crate::seen::Log;
 use crate::sse::{Settings, Sse};
@@ -126,6 +127,7 @@ pub(crate) struct State {
     pub counters: Mutex<Counters>,
     pub faults: Mutex<Faults>,
     pub seen: Mutex<Log>,
+    pub iam: Mutex<IamKeys>,
     pub create_session_in_flight: AtomicU64,
     /// Print one line per request to stderr (`S3X_EMULATOR_LOG=1`).
     pub log: bool,
@@ -145,6 +147,14 @@ impl State {
             counters: Mutex::new(Counters::default()),
             faults: Mutex::new(Faults::default()),
             seen: Mutex::new(Log::new(config.requests_log_limit)),
+            iam: Mutex::new(IamKeys {
+                current: IamKey {
+                    access_key_id: config.access_key_id.clone(),
+                    secret_access_key: config.secret_access_key.clone(),
+                    token: config.iam_session_token.clone(),
+                },
+                retired: Vec::new(),
+            }),
             create_session_in_flight: AtomicU64::new(0),
             log: std::env::var("S3X_EMULATOR_LOG").is_ok_and(|v| !v.is_empty() && v != "0"),
             config,
@@ -194,9 +204,13 @@ impl State {
             .map_or(Policy::ReadWrite, |b| b.policy)
     }
 
-    /// Whether an access key id is the IAM one.
+    pub fn iam(&self) -> std::sync::MutexGuard<'_, IamKeys> {
+        self.iam.lock().expect("iam lock")
+    }
+
+    /// Whether an access key id is or was an IAM one.
     pub fn is_iam_key(&self, akid: &str) -> bool {
-        akid == self.config.access_key_id
+        self.iam().knows(akid)
     }
 
     /// Marks a CreateSession as started; the guard marks it finished.

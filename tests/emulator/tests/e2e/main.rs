@@ -6,5 +6,6 @@ mod encryption;
 mod faults;
 mod general_purpose;
 mod requests_log;
+mod rotation;
 mod sigv4_s3;
 mod support;
