@@ -8,6 +8,7 @@ mod auth;
 mod authorize;
 mod body;
 mod buckets;
+mod checksum;
 mod chunked;
 mod classify;
 mod conn;

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use http::{Response, StatusCode};
 
 use crate::body::Body;
+use crate::checksum::{algorithm, UploadChecksum};
 use crate::copy::copy_source;
 use crate::error::{Result, S3Error};
 use crate::objects::{header, meta_from_request, write_sse};
@@ -42,16 +43,14 @@ fn part_number(ctx: &Ctx<'_>) -> Result<u32> {
 }
 
 pub(crate) fn create(ctx: &Ctx<'_>) -> Result<Response<Body>> {
-    let mut meta = meta_from_request(ctx)?;
-    if let Some(a) = ctx.head.get("x-amz-checksum-algorithm") {
-        meta.headers
-            .push(("x-amz-checksum-algorithm".into(), a.to_string()));
-    }
+    let meta = meta_from_request(ctx)?;
+    let checksum = UploadChecksum::from_request(ctx.head)?;
     let upload_id = random_token(48);
     let upload = Upload {
         key: ctx.key.to_string(),
         initiated: SystemTime::now(),
         meta,
+        checksum,
         parts: BTreeMap::new(),
     };
     let sse = upload.meta.sse.clone();
@@ -68,12 +67,26 @@ pub(crate) fn create(ctx: &Ctx<'_>) -> Result<Response<Body>> {
     for (n, v) in sse.headers(true) {
         header(&mut r, &n, &v);
     }
+    if let Some(c) = checksum {
+        header(&mut r, "x-amz-checksum-algorithm", &algorithm(c.name));
+        header(&mut r, "x-amz-checksum-type", c.type_name());
+    }
     Ok(r)
+}
+
+/// Adds the upload's checksum to a part that was sent without it.
+fn with_upload_checksum(u: &Upload, part: &mut Part) {
+    if let Some(c) = u.checksum {
+        if !part.checksums.iter().any(|(n, _)| n == c.name) {
+            let value = c.part_value(&part.data, &[]);
+            part.checksums.push(value);
+        }
+    }
 }
 
 pub(crate) fn upload_part(ctx: &Ctx<'_>, received: Received) -> Result<Response<Body>> {
     let n = part_number(ctx)?;
-    let part = Part {
+    let mut part = Part {
         etag: etag_of(&received.data),
         data: received.data,
         last_modified: SystemTime::now(),
@@ -81,10 +94,11 @@ pub(crate) fn upload_part(ctx: &Ctx<'_>, received: Received) -> Result<Response<
     };
     let mut r = empty(StatusCode::OK);
     header(&mut r, "etag", &part.etag);
-    for (name, v) in &part.checksums {
-        header(&mut r, name, v);
-    }
     let sse = with_upload(ctx, |u| {
+        with_upload_checksum(u, &mut part);
+        for (name, v) in &part.checksums {
+            header(&mut r, name, v);
+        }
         u.parts.insert(n, part);
         Ok(u.meta.sse.clone())
     })?;
@@ -109,7 +123,7 @@ pub(crate) fn upload_part_copy(ctx: &Ctx<'_>) -> Result<Response<Body>> {
             source.data.slice(a as usize..b as usize + 1)
         }
     };
-    let part = Part {
+    let mut part = Part {
         etag: etag_of(&data),
         data,
         last_modified: SystemTime::now(),
@@ -132,6 +146,7 @@ pub(crate) fn upload_part_copy(ctx: &Ctx<'_>) -> Result<Response<Body>> {
                 "The server-side encryption of UploadPartCopy must match its multipart upload's.",
             ));
         }
+        with_upload_checksum(u, &mut part);
         u.parts.insert(n, part);
         Ok(u.meta.sse.clone())
     })?;
@@ -212,8 +227,27 @@ pub(crate) fn complete(ctx: &Ctx<'_>, body: &[u8]) -> Result<Response<Body>> {
     }
     let etags: Vec<&str> = parts.iter().map(|p| p.etag.as_str()).collect();
     let mut meta = upload.meta.clone();
-    meta.headers
-        .retain(|(n, _)| n != "x-amz-checksum-algorithm");
+    if let Some(c) = upload.checksum {
+        let values: Vec<&str> = parts
+            .iter()
+            .filter_map(|p| p.checksums.iter().find(|(n, _)| n == c.name))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let value = c.object_value(&values, &data);
+        if let Some(claimed) = ctx.head.get(c.name).filter(|v| *v != value) {
+            return Err(S3Error::new(
+                400,
+                "BadDigest",
+                format!(
+                    "The {} you specified for the object did not match the calculated checksum.",
+                    algorithm(c.name)
+                ),
+            )
+            .with("ClientComputedChecksum", claimed)
+            .with("S3ComputedChecksum", value));
+        }
+        meta.checksums = vec![(c.name.to_string(), value)];
+    }
     let object = Object {
         data: data.into(),
         etag: multipart_etag(&etags),
@@ -233,6 +267,10 @@ pub(crate) fn complete(ctx: &Ctx<'_>, body: &[u8]) -> Result<Response<Body>> {
     .elem("Bucket", ctx.bucket)
     .elem("Key", ctx.key)
     .elem("ETag", &object.etag);
+    if let (Some(c), Some((_, v))) = (upload.checksum, object.meta.checksums.first()) {
+        w.elem(&format!("Checksum{}", algorithm(c.name)), v)
+            .elem("ChecksumType", c.type_name());
+    }
     let mut buckets = ctx.state.buckets();
     let bucket = buckets
         .get_mut(ctx.bucket)
@@ -240,10 +278,15 @@ pub(crate) fn complete(ctx: &Ctx<'_>, body: &[u8]) -> Result<Response<Body>> {
     bucket
         .uploads
         .remove(ctx.query.get("uploadId").unwrap_or(""));
+    let object_checksum = object.meta.checksums.first().cloned();
     bucket.objects.insert(ctx.key.to_string(), object);
     let mut r = xml_response(StatusCode::OK, w.finish("CompleteMultipartUploadResult"));
     for (name, v) in upload.meta.sse.headers(false) {
         header(&mut r, &name, &v);
+    }
+    if let (Some(c), Some((n, v))) = (upload.checksum, object_checksum) {
+        header(&mut r, &n, &v);
+        header(&mut r, "x-amz-checksum-type", c.type_name());
     }
     Ok(r)
 }

@@ -284,10 +284,16 @@ pub(crate) fn get_object(ctx: &Ctx<'_>, head_only: bool) -> Result<Response<Body
         .head
         .get("x-amz-checksum-mode")
         .is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"));
-    if checksum_mode && status == StatusCode::OK {
+    if checksum_mode && status == StatusCode::OK && !object.meta.checksums.is_empty() {
         for (n, v) in &object.meta.checksums {
             header(&mut r, n, v);
         }
+        let kind = if object.meta.checksums.iter().any(|(_, v)| v.contains('-')) {
+            "COMPOSITE"
+        } else {
+            "FULL_OBJECT"
+        };
+        header(&mut r, "x-amz-checksum-type", kind);
     }
     for (param, name) in [
         ("response-content-type", "content-type"),

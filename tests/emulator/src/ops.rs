@@ -277,7 +277,7 @@ impl Pipeline<'_> {
                 return Err(e);
             }
         };
-        let received = receive::read_body(head, &auth, c.op, incoming).await?;
+        let received = receive::read_body(state, head, &auth, c.op, incoming).await?;
         let ctx = Ctx {
             state,
             conn: self.conn,

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use crate::checksum::UploadChecksum;
 use crate::credentials::{IamKey, IamKeys};
 use crate::faults::Faults;
 use crate::seen::Log;
@@ -48,6 +49,8 @@ pub(crate) struct Upload {
     pub key: String,
     pub initiated: SystemTime,
     pub meta: ObjectMeta,
+    /// The checksum asked for at creation.
+    pub checksum: Option<UploadChecksum>,
     pub parts: BTreeMap<u32, Part>,
 }
 

@@ -1,6 +1,7 @@
 //! End-to-end tests of the emulator: one test binary, one module per feature.
 
 mod ca_dir;
+mod checksums;
 mod directory;
 mod encryption;
 mod faults;
