@@ -35,6 +35,7 @@ mod sse;
 mod store;
 mod time;
 mod tls;
+mod uploads;
 mod xml;
 
 pub use emulator::Emulator;

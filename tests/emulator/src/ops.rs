@@ -17,7 +17,8 @@ use crate::respond::error_response;
 use crate::route::{Op, Query};
 use crate::store::{self, State};
 use crate::{
-    attributes, authorize, buckets, copy, list, list_v1, multipart, objects, receive, regions, seen,
+    attributes, authorize, buckets, copy, list, list_v1, multipart, objects, receive, regions,
+    seen, uploads,
 };
 
 /// What an operation handler gets.
@@ -307,8 +308,8 @@ impl Pipeline<'_> {
             Op::UploadPartCopy => multipart::upload_part_copy(&ctx),
             Op::CompleteMultipartUpload => multipart::complete(&ctx, &received.data),
             Op::AbortMultipartUpload => multipart::abort(&ctx),
-            Op::ListParts => multipart::list_parts(&ctx),
-            Op::ListMultipartUploads => multipart::list_uploads(&ctx),
+            Op::ListParts => uploads::list_parts(&ctx),
+            Op::ListMultipartUploads => uploads::list_uploads(&ctx),
             Op::ListDirectoryBuckets => buckets::list_directory_buckets(&ctx),
             Op::CreateBucket => buckets::create_bucket(&ctx),
             Op::DeleteBucket => buckets::delete_bucket(&ctx),

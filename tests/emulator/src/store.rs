@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -121,7 +121,8 @@ pub(crate) struct Session {
     pub sse: Settings,
 }
 
-/// Everything the emulator remembers.
+/// Everything the emulator remembers. Locks are taken poisoned or not: a handler that panicked
+/// must not take every later request down with it.
 pub(crate) struct State {
     pub config: Config,
     pub buckets: Mutex<BTreeMap<String, Bucket>>,
@@ -165,23 +166,23 @@ impl State {
     }
 
     pub fn buckets(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Bucket>> {
-        self.buckets.lock().expect("bucket lock")
+        self.buckets.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn counters(&self) -> std::sync::MutexGuard<'_, Counters> {
-        self.counters.lock().expect("counter lock")
+        self.counters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        self.sessions.lock().expect("session lock")
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
-        self.faults.lock().expect("fault lock")
+        self.faults.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn seen(&self) -> std::sync::MutexGuard<'_, Log> {
-        self.seen.lock().expect("log lock")
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn bucket_exists(&self, name: &str) -> bool {
@@ -208,7 +209,7 @@ impl State {
     }
 
     pub fn iam(&self) -> std::sync::MutexGuard<'_, IamKeys> {
-        self.iam.lock().expect("iam lock")
+        self.iam.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether an access key id is or was an IAM one.

@@ -2,11 +2,14 @@
 
 mod ca_dir;
 mod checksums;
+mod client;
 mod directory;
 mod encryption;
 mod faults;
 mod general_purpose;
+mod gp_regions;
 mod requests_log;
 mod rotation;
+mod sessions;
 mod sigv4_s3;
 mod support;
