@@ -48,7 +48,7 @@ pub(crate) fn get_object_attributes(ctx: &Ctx<'_>) -> Result<Response<Body>> {
             .close("ObjectParts");
     }
     if has("StorageClass") {
-        w.elem("StorageClass", "EXPRESS_ONEZONE");
+        w.elem("StorageClass", ctx.storage_class());
     }
     if has("ObjectSize") {
         w.elem("ObjectSize", &object.data.len().to_string());

@@ -3,10 +3,11 @@
 use std::time::{Duration, SystemTime};
 
 use crate::chunked::ChunkSigner;
+use crate::credentials::{injected_token_faults, resolve};
 use crate::error::{Result, S3Error};
 use crate::route::Op;
 use crate::sigv4;
-use crate::store::{Mode, Policy, Session, State};
+use crate::store::{Mode, Session, State};
 
 /// How far `X-Amz-Date` may be from the emulator's clock.
 const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
@@ -32,7 +33,8 @@ impl Head {
 /// Who signed the request.
 #[derive(Clone, Debug)]
 pub(crate) enum Principal {
-    Iam,
+    /// The IAM credentials, with the secret they were verified with.
+    Iam(String),
     Session(Session),
 }
 
@@ -40,7 +42,7 @@ impl Principal {
     /// The value recorded in `Counters::auth_by_operation`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Principal::Iam => "iam",
+            Principal::Iam(_) => "iam",
             Principal::Session(s) if s.mode == Mode::ReadOnly => "session-ro",
             Principal::Session(_) => "session-rw",
         }
@@ -91,13 +93,45 @@ fn malformed(message: impl Into<String>) -> S3Error {
     S3Error::new(400, "AuthorizationHeaderMalformed", message).auth()
 }
 
-/// Verifies the signature and resolves the credentials. `region` is the endpoint's region.
-pub(crate) fn authenticate(state: &State, head: &Head, region: &str, op: Op) -> Result<Auth> {
+/// The credential scope a request must be signed for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scope<'a> {
+    /// The endpoint's region (for a general-purpose bucket: the bucket's).
+    pub region: &'a str,
+    /// `s3express` (Zonal, control plane) or `s3` (general purpose).
+    pub service: &'a str,
+}
+
+impl Scope<'_> {
+    fn general_purpose(&self) -> bool {
+        self.service == "s3"
+    }
+}
+
+/// AuthorizationHeaderMalformed for a scope with the wrong region; general-purpose answers
+/// also name the bucket's region in `x-amz-bucket-region`.
+fn wrong_region(signed: &str, scope: Scope<'_>) -> S3Error {
+    let expected = scope.region;
+    let e = malformed(format!(
+        "The authorization header is malformed; the region '{signed}' is wrong; expecting '{expected}'"
+    ))
+    .with("Region", expected);
+    if scope.general_purpose() {
+        e.header("x-amz-bucket-region", expected)
+    } else {
+        e
+    }
+}
+
+/// Verifies the signature and resolves the credentials.
+pub(crate) fn authenticate(state: &State, head: &Head, scope: Scope<'_>, op: Op) -> Result<Auth> {
     let Some(value) = head.get("authorization") else {
         let presigned = head.raw_query.contains("X-Amz-Signature")
             || head.raw_query.contains("X-Amz-Credential");
         let msg = if presigned {
             "Presigned URLs are not supported by the emulator."
+        } else if scope.general_purpose() {
+            "Anonymous requests are not allowed on the emulator's general-purpose buckets."
         } else {
             "Anonymous requests are not allowed on directory buckets."
         };
@@ -105,18 +139,20 @@ pub(crate) fn authenticate(state: &State, head: &Head, region: &str, op: Op) -> 
     };
     let auth = sigv4::parse_authorization(value)
         .map_err(|e| malformed(format!("The authorization header is malformed; {e}")))?;
-    if auth.service != "s3express" {
+    if auth.service != scope.service {
         return Err(malformed(format!(
-            "The authorization header is malformed; the service '{}' is wrong; expecting 's3express'",
-            auth.service
+            "The authorization header is malformed; the service '{}' is wrong; expecting '{}'",
+            auth.service, scope.service
         )));
     }
-    if auth.region != region {
-        return Err(malformed(format!(
-            "The authorization header is malformed; the region '{}' is wrong; expecting '{region}'",
-            auth.region
-        ))
-        .with("Region", region));
+    if auth.region != scope.region {
+        return Err(wrong_region(&auth.region, scope));
+    }
+    if scope.general_purpose() && head.get("x-amz-s3session-token").is_some() {
+        return Err(S3Error::invalid_request(
+            "x-amz-s3session-token is valid only on directory buckets' Zonal endpoints.",
+        )
+        .auth());
     }
     let amz_date = head.get("x-amz-date").unwrap_or("");
     let when = crate::time::parse_amz_date(amz_date).ok_or_else(|| {
@@ -161,9 +197,16 @@ pub(crate) fn authenticate(state: &State, head: &Head, region: &str, op: Op) -> 
     let payload_value = head.get("x-amz-content-sha256");
     let payload = parse_payload(payload_value)?;
 
-    let principal = resolve(state, head, &auth.access_key_id, op, now)?;
+    let principal = resolve(
+        state,
+        head,
+        &auth.access_key_id,
+        op,
+        now,
+        scope.general_purpose(),
+    )?;
     let secret = match &principal {
-        Principal::Iam => state.config.secret_access_key.clone(),
+        Principal::Iam(secret) => secret.clone(),
         Principal::Session(s) => s.secret_access_key.clone(),
     };
     let req = sigv4::Request {
@@ -202,152 +245,4 @@ pub(crate) fn authenticate(state: &State, head: &Head, region: &str, op: Op) -> 
         payload,
         chunk_signer,
     })
-}
-
-fn expired_token() -> S3Error {
-    S3Error::new(400, "ExpiredToken", "The provided token has expired.")
-}
-
-fn invalid_token() -> S3Error {
-    S3Error::new(
-        400,
-        "InvalidToken",
-        "The provided token is malformed or otherwise invalid.",
-    )
-}
-
-/// Finds the credentials behind an access key id (and session token).
-fn resolve(state: &State, head: &Head, akid: &str, op: Op, now: SystemTime) -> Result<Principal> {
-    let token = head.get("x-amz-s3session-token");
-    if op == Op::CreateSession && token.is_some() {
-        return Err(S3Error::invalid_request(
-            "CreateSession must be signed with IAM credentials and must not carry x-amz-s3session-token.",
-        ));
-    }
-    if let Some(token) = token {
-        let session = state
-            .sessions()
-            .get(token)
-            .cloned()
-            .ok_or_else(invalid_token)?;
-        if session.access_key_id != akid {
-            return Err(S3Error::new(
-                403,
-                "InvalidAccessKeyId",
-                "The access key id does not belong to the session token.",
-            )
-            .auth());
-        }
-        if now >= session.expires {
-            return Err(expired_token());
-        }
-        if head.get("x-amz-security-token").is_some() {
-            return Err(S3Error::invalid_request(
-                "x-amz-security-token must not be sent with session credentials.",
-            )
-            .auth());
-        }
-        return Ok(Principal::Session(session));
-    }
-    if akid == state.config.access_key_id {
-        let sent = head.get("x-amz-security-token");
-        if sent != state.config.iam_session_token.as_deref() {
-            return Err(S3Error::new(
-                403,
-                "InvalidToken",
-                "The security token included in the request is missing or invalid.",
-            )
-            .auth());
-        }
-        return Ok(Principal::Iam);
-    }
-    if state.sessions().values().any(|s| s.access_key_id == akid) {
-        return Err(S3Error::access_denied(
-            "Session credentials must be used with x-amz-s3session-token.",
-        )
-        .auth());
-    }
-    Err(S3Error::new(
-        403,
-        "InvalidAccessKeyId",
-        "The AWS Access Key Id you provided does not exist in our records.",
-    )
-    .auth())
-}
-
-/// Injected ExpiredToken / InvalidToken faults, which also spoil the session used.
-fn injected_token_faults(state: &State, head: &Head) -> Result<()> {
-    let token = head.get("x-amz-s3session-token").unwrap_or_default();
-    let (expired, invalid) = {
-        let mut f = state.faults();
-        let expired = f.take_expired();
-        (expired, !expired && f.take_invalid())
-    };
-    if expired {
-        if let Some(s) = state.sessions().get_mut(token) {
-            s.expires = SystemTime::now() - Duration::from_secs(1);
-        }
-        return Err(expired_token());
-    }
-    if invalid {
-        state.sessions().remove(token);
-        return Err(invalid_token());
-    }
-    Ok(())
-}
-
-/// Checks that these credentials may run `op` on `bucket` (None on the control plane).
-pub(crate) fn authorize(
-    state: &State,
-    op: Op,
-    principal: &Principal,
-    bucket: Option<&str>,
-) -> Result<()> {
-    let Some(bucket) = bucket else {
-        return match principal {
-            Principal::Iam => Ok(()),
-            Principal::Session(_) => Err(S3Error::access_denied(
-                "Control-plane operations must be signed with IAM credentials.",
-            )
-            .auth()),
-        };
-    };
-    let policy = state.policy(bucket);
-    match principal {
-        Principal::Iam if op.iam_only() || op == Op::HeadBucket => match policy {
-            Policy::Deny => Err(S3Error::access_denied(format!(
-                "The bucket policy of {bucket} denies access."
-            ))),
-            Policy::ReadOnly if matches!(op, Op::CopyObject | Op::UploadPartCopy) => {
-                Err(S3Error::access_denied(format!(
-                    "The bucket policy of {bucket} allows only read-only access."
-                )))
-            }
-            _ => Ok(()),
-        },
-        Principal::Iam => Err(S3Error::access_denied(format!(
-            "{} on a directory bucket must be signed with session credentials from CreateSession.",
-            op.name()
-        ))
-        .auth()),
-        Principal::Session(_) if op.iam_only() => Err(S3Error::access_denied(format!(
-            "{} must be signed with IAM credentials, not session credentials.",
-            op.name()
-        ))
-        .auth()),
-        Principal::Session(s) if s.bucket != bucket => Err(S3Error::access_denied(format!(
-            "The session was created for bucket {}, not {bucket}.",
-            s.bucket
-        ))
-        .auth()),
-        Principal::Session(s)
-            if s.mode == Mode::ReadOnly && !op.read_only() && op != Op::HeadBucket =>
-        {
-            Err(S3Error::access_denied(format!(
-                "A ReadOnly session may not run {}.",
-                op.name()
-            )))
-        }
-        Principal::Session(_) => Ok(()),
-    }
 }

@@ -8,9 +8,26 @@ use crate::body::Body;
 use crate::error::{Result, S3Error};
 use crate::ops::Ctx;
 use crate::respond::{empty, xml_response};
-use crate::route;
 use crate::store::{self, Mode, Session};
 use crate::xml::Writer;
+
+/// GetBucketLocation (`GET /?location`): the region, empty for us-east-1 as S3 answers.
+pub(crate) fn get_bucket_location(ctx: &Ctx<'_>) -> Result<Response<Body>> {
+    let region = ctx
+        .state
+        .general_purpose_region(ctx.bucket)
+        .ok_or_else(|| S3Error::no_such_bucket(ctx.bucket))?;
+    let ns = "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"";
+    let doc = if region == "us-east-1" {
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint {ns}/>")
+    } else {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint {ns}>{}</LocationConstraint>",
+            crate::xml::escape(&region)
+        )
+    };
+    Ok(xml_response(StatusCode::OK, doc))
+}
 
 /// HeadBucket: 200 with the bucket's region.
 pub(crate) fn head_bucket(ctx: &Ctx<'_>) -> Result<Response<Body>> {
@@ -42,14 +59,8 @@ pub(crate) fn create_session(ctx: &Ctx<'_>) -> Result<Response<Body>> {
             )))
         }
     };
-    let sse: Vec<(String, String)> = ctx
-        .head
-        .headers
-        .iter()
-        .filter(|(n, _)| n.starts_with("x-amz-server-side-encryption"))
-        .cloned()
-        .collect();
-    crate::objects::check_sse(&sse)?;
+    let requested = crate::sse::requested(ctx.head)?;
+    let sse = crate::sse::for_session(&requested, &ctx.state.bucket_encryption(ctx.bucket))?;
     use base64::Engine;
     let token = store::random_token(96);
     let session = Session {
@@ -77,10 +88,8 @@ pub(crate) fn create_session(ctx: &Ctx<'_>) -> Result<Response<Body>> {
         }
     }
     let mut r = xml_response(StatusCode::OK, w.finish("CreateSessionResult"));
-    for (n, v) in sse {
-        if let (Ok(n), Ok(v)) = (http::HeaderName::try_from(n), v.parse()) {
-            r.headers_mut().insert(n, v);
-        }
+    for (n, v) in sse.headers(true) {
+        crate::objects::header(&mut r, &n, &v);
     }
     Ok(r)
 }
@@ -89,9 +98,9 @@ pub(crate) fn list_directory_buckets(ctx: &Ctx<'_>) -> Result<Response<Body>> {
     let mut w = Writer::new("ListAllMyDirectoryBucketsResult");
     w.open("Buckets");
     for (name, b) in ctx.state.buckets().iter() {
-        let zone = route::bucket_zone(name).unwrap_or("");
-        let region = route::zone_region(zone).unwrap_or(ctx.region);
-        if region != ctx.region {
+        let zone = crate::hosts::bucket_zone(name).unwrap_or("");
+        let region = crate::hosts::zone_region(zone).unwrap_or(ctx.region);
+        if region != ctx.region || b.general_purpose_region.is_some() {
             continue;
         }
         w.open("Bucket")
@@ -112,7 +121,7 @@ pub(crate) fn create_bucket(ctx: &Ctx<'_>) -> Result<Response<Body>> {
     let valid_chars = name
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    let zone = route::bucket_zone(name);
+    let zone = crate::hosts::bucket_zone(name);
     if !(3..=63).contains(&name.len()) || !valid_chars || zone.is_none() || name.starts_with("xn--")
     {
         return Err(S3Error::new(
@@ -123,7 +132,7 @@ pub(crate) fn create_bucket(ctx: &Ctx<'_>) -> Result<Response<Body>> {
         .with("BucketName", name));
     }
     if let Some(r) = zone
-        .and_then(route::zone_region)
+        .and_then(crate::hosts::zone_region)
         .filter(|r| *r != ctx.region)
     {
         return Err(S3Error::new(

@@ -1,9 +1,6 @@
 //! `Content-Encoding: aws-chunked` decoding, with chained chunk signatures when signed.
 
-use base64::Engine;
 use bytes::{Bytes, BytesMut};
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
 
 /// What checks the chained chunk signatures of a signed streaming body.
 pub struct ChunkSigner {
@@ -36,8 +33,14 @@ fn line(buf: &[u8], pos: &mut usize) -> Result<String, String> {
 ///
 /// Framing: `hex-size[;chunk-signature=SIG]\r\n DATA \r\n` repeated, then `0[;...]\r\n`, then
 /// trailer lines `name:value\r\n`, then `\r\n`. With `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` every
-/// chunk carries a signature chained from the request's seed signature.
-pub fn decode(body: &[u8], signer: Option<&ChunkSigner>) -> Result<Decoded, String> {
+/// chunk carries a signature chained from the request's seed signature. `corrupt_at` flips the
+/// byte at that offset of the decoded data as it arrives, before its chunk's signature is
+/// checked (an injected fault).
+pub fn decode(
+    body: &[u8],
+    signer: Option<&ChunkSigner>,
+    corrupt_at: Option<usize>,
+) -> Result<Decoded, String> {
     let mut pos = 0;
     let mut data = BytesMut::with_capacity(body.len());
     let mut previous = signer.map(|s| s.seed.clone());
@@ -52,7 +55,13 @@ pub fn decode(body: &[u8], signer: Option<&ChunkSigner>) -> Result<Decoded, Stri
         if body.len() - pos < size {
             return Err("aws-chunked body is shorter than its chunk sizes".into());
         }
-        let chunk = &body[pos..pos + size];
+        let mut chunk = std::borrow::Cow::Borrowed(&body[pos..pos + size]);
+        if let Some(at) = corrupt_at.and_then(|a| a.checked_sub(data.len())) {
+            if at < size {
+                chunk.to_mut()[at] ^= 0x01;
+            }
+        }
+        let chunk = chunk.as_ref();
         pos += size;
         if let (Some(s), Some(prev)) = (signer, previous.as_mut()) {
             let sig = ext
@@ -94,78 +103,30 @@ pub fn decode(body: &[u8], signer: Option<&ChunkSigner>) -> Result<Decoded, Stri
     })
 }
 
-/// The checksum algorithms S3 names in `x-amz-checksum-*`.
-pub const CHECKSUM_HEADERS: [&str; 5] = [
-    "x-amz-checksum-crc32",
-    "x-amz-checksum-crc32c",
-    "x-amz-checksum-crc64nvme",
-    "x-amz-checksum-sha1",
-    "x-amz-checksum-sha256",
-];
-
-/// Base64 of the checksum named by header `name` over `data`; `None` when not computed here
-/// (CRC64NVME is recorded but not verified).
-pub fn compute_checksum(name: &str, data: &[u8]) -> Option<String> {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    Some(match name {
-        "x-amz-checksum-crc32" => b64.encode(crc32fast::hash(data).to_be_bytes()),
-        "x-amz-checksum-crc32c" => b64.encode(crc32c::crc32c(data).to_be_bytes()),
-        "x-amz-checksum-sha1" => b64.encode(Sha1::digest(data)),
-        "x-amz-checksum-sha256" => b64.encode(Sha256::digest(data)),
-        _ => return None,
-    })
-}
-
-/// Checks a claimed checksum; errors carry the S3-style message.
-pub fn verify_checksum(name: &str, claimed: &str, data: &[u8]) -> Result<(), String> {
-    match compute_checksum(name, data) {
-        Some(actual) if actual != claimed => Err(format!(
-            "The {} you specified did not match the calculated checksum ({claimed} != {actual}).",
-            name.trim_start_matches("x-amz-checksum-").to_uppercase()
-        )),
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn decodes_unsigned_trailer_body() {
-        let crc = compute_checksum("x-amz-checksum-crc32", b"hello world").unwrap();
+        let crc = "DUoRhQ==".to_string();
         let body = format!("5\r\nhello\r\n6\r\n world\r\n0\r\nx-amz-checksum-crc32:{crc}\r\n\r\n");
-        let d = decode(body.as_bytes(), None).unwrap();
+        let d = decode(body.as_bytes(), None, None).unwrap();
         assert_eq!(&d.data[..], b"hello world");
         assert_eq!(
             d.trailers,
             [("x-amz-checksum-crc32".to_string(), crc.clone())]
         );
-        assert!(verify_checksum("x-amz-checksum-crc32", &crc, b"hello world").is_ok());
-        assert!(verify_checksum("x-amz-checksum-crc32", &crc, b"hello").is_err());
-    }
-
-    #[test]
-    fn known_checksum_values() {
-        assert_eq!(
-            compute_checksum("x-amz-checksum-crc32", b"hello world").unwrap(),
-            "DUoRhQ=="
-        );
-        assert_eq!(
-            compute_checksum("x-amz-checksum-crc32c", b"hello world").unwrap(),
-            "yZRlqg=="
-        );
-        assert_eq!(compute_checksum("x-amz-checksum-crc64nvme", b"x"), None);
     }
 
     #[test]
     fn rejects_bad_framing() {
-        assert!(decode(b"5\r\nhell", None).is_err());
-        assert!(decode(b"5\r\nhelloXX0\r\n\r\n", None).is_err());
-        assert!(decode(b"zz\r\n", None).is_err());
-        assert!(decode(b"0\r\n\r\nextra", None).is_err());
-        assert!(decode(b"0\r\n", None).is_err());
-        let empty = decode(b"0\r\n\r\n", None).unwrap();
+        assert!(decode(b"5\r\nhell", None, None).is_err());
+        assert!(decode(b"5\r\nhelloXX0\r\n\r\n", None, None).is_err());
+        assert!(decode(b"zz\r\n", None, None).is_err());
+        assert!(decode(b"0\r\n\r\nextra", None, None).is_err());
+        assert!(decode(b"0\r\n", None, None).is_err());
+        let empty = decode(b"0\r\n\r\n", None, None).unwrap();
         assert!(empty.data.is_empty() && empty.trailers.is_empty());
     }
 
@@ -187,10 +148,21 @@ mod tests {
         let s2 = sig(&s1, b"");
         let body = format!("3;chunk-signature={s1}\r\nabc\r\n0;chunk-signature={s2}\r\n\r\n");
         assert_eq!(
-            &decode(body.as_bytes(), Some(&signer)).unwrap().data[..],
+            &decode(body.as_bytes(), Some(&signer), None).unwrap().data[..],
             b"abc"
         );
         let bad = format!("3;chunk-signature={s1}\r\nabd\r\n0;chunk-signature={s2}\r\n\r\n");
-        assert!(decode(bad.as_bytes(), Some(&signer)).is_err());
+        assert!(decode(bad.as_bytes(), Some(&signer), None).is_err());
+        // Corruption in transit is caught by the chunk signature.
+        assert!(decode(body.as_bytes(), Some(&signer), Some(1)).is_err());
+    }
+
+    #[test]
+    fn corruption_flips_one_decoded_byte() {
+        let body = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+        let d = decode(body, None, Some(6)).unwrap();
+        assert_eq!(&d.data[..], b"hello vorld");
+        let d = decode(body, None, Some(4)).unwrap();
+        assert_eq!(&d.data[..], b"helln world");
     }
 }

@@ -6,7 +6,7 @@ use http::{Response, StatusCode};
 
 use crate::body::Body;
 use crate::error::{Result, S3Error};
-use crate::objects::{meta_from_request, preconditions};
+use crate::objects::{header, meta_from_request, preconditions};
 use crate::ops::Ctx;
 use crate::respond::{empty, xml_response};
 use crate::store::Object;
@@ -84,12 +84,16 @@ pub(crate) fn copy_object(ctx: &Ctx<'_>) -> Result<Response<Body>> {
         "LastModified",
         &crate::time::iso8601_millis(object.last_modified),
     );
+    let mut r = xml_response(StatusCode::OK, w.finish("CopyObjectResult"));
+    for (n, v) in object.meta.sse.headers(true) {
+        header(&mut r, &n, &v);
+    }
     let mut buckets = ctx.state.buckets();
     let bucket = buckets
         .get_mut(ctx.bucket)
         .ok_or_else(|| S3Error::no_such_bucket(ctx.bucket))?;
     bucket.objects.insert(ctx.key.to_string(), object);
-    Ok(xml_response(StatusCode::OK, w.finish("CopyObjectResult")))
+    Ok(r)
 }
 
 pub(crate) fn rename_object(ctx: &Ctx<'_>) -> Result<Response<Body>> {

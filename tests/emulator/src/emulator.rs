@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::tls::{CaPem, CertMinter};
-use crate::{server, store, Config, Counters, Fault, Policy, SeenRequest};
+use crate::{server, store, Config, Counters, Fault, Policy, SeenRequest, Sse};
 
 /// A running S3 Express One Zone emulator: HTTPS (h1 and h2), real SigV4 verification, real
 /// session enforcement, in-memory buckets and injectable faults. Dropping it (or
@@ -82,6 +82,24 @@ impl Emulator {
             .or_insert_with(store::Bucket::new);
     }
 
+    /// Sets a bucket's default encryption (AES256 until set). CreateSession must then ask for
+    /// it or for nothing, and its sessions write with it. Panics if the bucket does not exist.
+    pub fn set_bucket_encryption(&self, bucket: &str, sse: Sse) {
+        let mut buckets = self.state.buckets();
+        let b = buckets
+            .get_mut(bucket)
+            .unwrap_or_else(|| panic!("no bucket {bucket}"));
+        b.encryption = sse;
+    }
+
+    /// Creates a general-purpose bucket in `region` (no-op if a bucket of that name exists).
+    pub fn create_general_purpose_bucket(&self, name: &str, region: &str) {
+        self.state
+            .buckets()
+            .entry(name.to_string())
+            .or_insert_with(|| store::Bucket::general_purpose(region));
+    }
+
     /// With `true`, the bucket policy allows only ReadOnly sessions (and no IAM writes); with
     /// `false`, everything. Panics if the bucket does not exist.
     pub fn set_read_only_policy(&self, bucket: &str, read_only: bool) {
@@ -100,6 +118,19 @@ impl Emulator {
             .get_mut(bucket)
             .unwrap_or_else(|| panic!("no bucket {bucket}"));
         b.policy = policy;
+    }
+
+    /// Rotates the IAM credentials the emulator accepts: from now on only these are valid
+    /// (`token` is the `x-amz-security-token` of temporary credentials). Requests with the
+    /// previous ones get 400 ExpiredToken when they carried a token (temporary credentials, or
+    /// the current key id with a retired token) and 403 InvalidAccessKeyId when they did not.
+    /// Sessions created before keep working until they expire.
+    pub fn set_iam_credentials(&self, access_key_id: &str, secret: &str, token: Option<&str>) {
+        self.state.iam().rotate(crate::credentials::IamKey {
+            access_key_id: access_key_id.to_string(),
+            secret_access_key: secret.to_string(),
+            token: token.map(str::to_string),
+        });
     }
 
     /// Every existing session token answers ExpiredToken from now on.
@@ -147,7 +178,7 @@ impl Emulator {
         let o = buckets.get(bucket)?.objects.get(key)?;
         let mut h = o.meta.headers.clone();
         h.extend(o.meta.checksums.iter().cloned());
-        h.extend(o.meta.sse.iter().cloned());
+        h.extend(o.meta.sse.headers(true));
         h.push(("etag".into(), o.etag.clone()));
         Some(h)
     }

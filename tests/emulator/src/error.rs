@@ -21,7 +21,8 @@ pub(crate) type Result<T> = std::result::Result<T, S3Error>;
 impl S3Error {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> S3Error {
         S3Error {
-            status: StatusCode::from_u16(status).expect("valid status"),
+            // An invalid status (only an injected fault could name one) becomes a 500.
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             code,
             message: message.into(),
             extra: Vec::new(),

@@ -1,4 +1,4 @@
-//! Injected faults: throttling, delays, token and server errors, early answers and resets.
+//! Injected faults: throttling, delays, token and server errors, early answers, resets, corruption.
 
 use std::time::Duration;
 
@@ -82,6 +82,10 @@ pub enum Fault {
         after_bytes: u64,
         target: Target,
     },
+    /// The next `count` non-empty PutObject or UploadPart bodies have one byte flipped as
+    /// received: the middle byte of the data (XOR 0x01), before x-amz-content-sha256, chunk
+    /// signatures and checksums are verified, and before storage.
+    CorruptUpload { count: u32 },
 }
 
 /// A fault that answers early.
@@ -124,6 +128,7 @@ pub(crate) struct Faults {
     resets: Vec<Pending<u64>>,
     expired: u32,
     invalid: u32,
+    corrupt: u32,
     pub slow_body: u64,
 }
 
@@ -163,6 +168,7 @@ impl Faults {
                 after_bytes,
                 target,
             } => self.resets.push(pending(count, target, after_bytes)),
+            Fault::CorruptUpload { count } => self.corrupt += count,
         }
     }
 
@@ -194,6 +200,11 @@ impl Faults {
     /// Consumes a pending InvalidToken fault, if any.
     pub fn take_invalid(&mut self) -> bool {
         take_count(&mut self.invalid)
+    }
+
+    /// Consumes a pending CorruptUpload fault, if any.
+    pub fn take_corrupt(&mut self) -> bool {
+        take_count(&mut self.corrupt)
     }
 }
 

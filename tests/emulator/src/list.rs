@@ -1,4 +1,4 @@
-//! ListObjectsV2: prefix, delimiter, max-keys, start-after, continuation tokens, url encoding.
+//! ListObjectsV2 and the paging both listings share: prefix, delimiter, max-keys, tokens.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -38,7 +38,8 @@ pub(crate) struct Page<'a> {
     pub next_token: Option<String>,
 }
 
-fn encode_token(entry: &Entry<'_>) -> String {
+/// The continuation token that resumes a listing after `entry`.
+pub(crate) fn encode_token(entry: &Entry<'_>) -> String {
     let raw = match entry {
         Entry::Object(k, _) => format!("k{k}"),
         Entry::Prefix(p) => format!("p{p}"),
@@ -113,7 +114,9 @@ pub(crate) fn page<'a>(objects: &'a BTreeMap<String, Object>, p: &Params) -> Res
     })
 }
 
-pub(crate) fn list_objects_v2(ctx: &Ctx<'_>) -> Result<Response<Body>> {
+/// The parameters ListObjects and ListObjectsV2 share: prefix, delimiter (directory buckets
+/// take only `/`; empty means none), max-keys (at most 1000) and whether keys are URL-encoded.
+pub(crate) fn common_params(ctx: &Ctx<'_>) -> Result<(Params, bool)> {
     let q = ctx.query;
     let url = match q.get("encoding-type") {
         None => false,
@@ -128,7 +131,7 @@ pub(crate) fn list_objects_v2(ctx: &Ctx<'_>) -> Result<Response<Body>> {
         .get("delimiter")
         .filter(|d| !d.is_empty())
         .map(str::to_string);
-    if delimiter.as_deref().is_some_and(|d| d != "/") {
+    if !ctx.general_purpose && delimiter.as_deref().is_some_and(|d| d != "/") {
         return Err(S3Error::invalid_argument(
             "Directory buckets support only / as a delimiter.",
         ));
@@ -144,19 +147,67 @@ pub(crate) fn list_objects_v2(ctx: &Ctx<'_>) -> Result<Response<Body>> {
         prefix: q.get("prefix").unwrap_or("").to_string(),
         delimiter,
         max_keys,
-        start_after: q
-            .get("start-after")
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
-        token: q.get("continuation-token").map(str::to_string),
+        ..Params::default()
     };
-    let enc = |s: &str| {
+    Ok((params, url))
+}
+
+/// `s` as listed: URL-encoded when `encoding-type=url` was asked for.
+pub(crate) fn encoder(url: bool) -> impl Fn(&str) -> String {
+    move |s: &str| {
         if url {
             crate::sigv4::uri_encode(s.as_bytes(), true)
         } else {
             s.to_string()
         }
-    };
+    }
+}
+
+/// The `Contents` and `CommonPrefixes` elements of a page.
+pub(crate) fn write_entries(
+    w: &mut Writer,
+    page: &Page<'_>,
+    enc: &dyn Fn(&str) -> String,
+    storage_class: &str,
+) {
+    for e in &page.entries {
+        if let Entry::Object(key, o) = e {
+            w.open("Contents")
+                .elem("Key", &enc(key))
+                .elem(
+                    "LastModified",
+                    &crate::time::iso8601_millis(o.last_modified),
+                )
+                .elem("ETag", &o.etag)
+                .elem("Size", &o.data.len().to_string())
+                .elem("StorageClass", storage_class);
+            for (n, _) in &o.meta.checksums {
+                w.elem(
+                    "ChecksumAlgorithm",
+                    &n.trim_start_matches("x-amz-checksum-").to_uppercase(),
+                );
+            }
+            w.close("Contents");
+        }
+    }
+    for e in &page.entries {
+        if let Entry::Prefix(p) = e {
+            w.open("CommonPrefixes")
+                .elem("Prefix", &enc(p))
+                .close("CommonPrefixes");
+        }
+    }
+}
+
+pub(crate) fn list_objects_v2(ctx: &Ctx<'_>) -> Result<Response<Body>> {
+    let q = ctx.query;
+    let (mut params, url) = common_params(ctx)?;
+    params.start_after = q
+        .get("start-after")
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    params.token = q.get("continuation-token").map(str::to_string);
+    let enc = encoder(url);
     let buckets = ctx.state.buckets();
     let bucket = buckets
         .get(ctx.bucket)
@@ -165,7 +216,7 @@ pub(crate) fn list_objects_v2(ctx: &Ctx<'_>) -> Result<Response<Body>> {
     let mut w = Writer::new("ListBucketResult");
     w.elem("Name", ctx.bucket)
         .elem("Prefix", &enc(&params.prefix))
-        .elem("MaxKeys", &max_keys.to_string())
+        .elem("MaxKeys", &params.max_keys.to_string())
         .elem("KeyCount", &page.entries.len().to_string())
         .elem("IsTruncated", &page.truncated.to_string());
     if let Some(d) = &params.delimiter {
@@ -183,33 +234,7 @@ pub(crate) fn list_objects_v2(ctx: &Ctx<'_>) -> Result<Response<Body>> {
     if url {
         w.elem("EncodingType", "url");
     }
-    for e in &page.entries {
-        if let Entry::Object(key, o) = e {
-            w.open("Contents")
-                .elem("Key", &enc(key))
-                .elem(
-                    "LastModified",
-                    &crate::time::iso8601_millis(o.last_modified),
-                )
-                .elem("ETag", &o.etag)
-                .elem("Size", &o.data.len().to_string())
-                .elem("StorageClass", "EXPRESS_ONEZONE");
-            for (n, _) in &o.meta.checksums {
-                w.elem(
-                    "ChecksumAlgorithm",
-                    &n.trim_start_matches("x-amz-checksum-").to_uppercase(),
-                );
-            }
-            w.close("Contents");
-        }
-    }
-    for e in &page.entries {
-        if let Entry::Prefix(p) = e {
-            w.open("CommonPrefixes")
-                .elem("Prefix", &enc(p))
-                .close("CommonPrefixes");
-        }
-    }
+    write_entries(&mut w, &page, &enc, ctx.storage_class());
     Ok(xml_response(StatusCode::OK, w.finish("ListBucketResult")))
 }
 

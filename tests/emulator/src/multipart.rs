@@ -6,17 +6,20 @@ use std::time::SystemTime;
 use http::{Response, StatusCode};
 
 use crate::body::Body;
+use crate::checksum::{algorithm, UploadChecksum};
 use crate::copy::copy_source;
 use crate::error::{Result, S3Error};
-use crate::objects::meta_from_request;
+use crate::objects::{header, meta_from_request, write_sse};
 use crate::ops::{Ctx, Received};
 use crate::respond::{empty, xml_response};
-use crate::store::{etag_of, multipart_etag, random_token, Bucket, Object, Part, Upload};
+use crate::sse;
+use crate::store::{etag_of, multipart_etag, random_token, Object, Part, Upload};
 use crate::xml::Writer;
 
 const MAX_PART_NUMBER: u32 = 10_000;
 
-fn with_upload<T>(ctx: &Ctx<'_>, f: impl FnOnce(&mut Upload) -> Result<T>) -> Result<T> {
+/// Runs `f` on the upload the request names (NoSuchUpload when there is none for its key).
+pub(crate) fn with_upload<T>(ctx: &Ctx<'_>, f: impl FnOnce(&mut Upload) -> Result<T>) -> Result<T> {
     let upload_id = ctx.query.get("uploadId").unwrap_or("");
     let mut buckets = ctx.state.buckets();
     let bucket = buckets
@@ -41,16 +44,14 @@ fn part_number(ctx: &Ctx<'_>) -> Result<u32> {
 }
 
 pub(crate) fn create(ctx: &Ctx<'_>) -> Result<Response<Body>> {
-    let mut meta = meta_from_request(ctx)?;
-    if let Some(a) = ctx.head.get("x-amz-checksum-algorithm") {
-        meta.headers
-            .push(("x-amz-checksum-algorithm".into(), a.to_string()));
-    }
+    let meta = meta_from_request(ctx)?;
+    let checksum = UploadChecksum::from_request(ctx.head)?;
     let upload_id = random_token(48);
     let upload = Upload {
         key: ctx.key.to_string(),
         initiated: SystemTime::now(),
         meta,
+        checksum,
         parts: BTreeMap::new(),
     };
     let sse = upload.meta.sse.clone();
@@ -64,36 +65,47 @@ pub(crate) fn create(ctx: &Ctx<'_>) -> Result<Response<Body>> {
         .elem("Key", ctx.key)
         .elem("UploadId", &upload_id);
     let mut r = xml_response(StatusCode::OK, w.finish("InitiateMultipartUploadResult"));
-    for (n, v) in sse {
-        if let (Ok(n), Ok(v)) = (http::HeaderName::try_from(n), v.parse()) {
-            r.headers_mut().insert(n, v);
-        }
+    for (n, v) in sse.headers(true) {
+        header(&mut r, &n, &v);
+    }
+    if let Some(c) = checksum {
+        header(&mut r, "x-amz-checksum-algorithm", &algorithm(c.name));
+        header(&mut r, "x-amz-checksum-type", c.type_name());
     }
     Ok(r)
 }
 
+/// Adds the upload's checksum to a part that was sent without it.
+fn with_upload_checksum(u: &Upload, part: &mut Part) {
+    if let Some(c) = u.checksum {
+        if !part.checksums.iter().any(|(n, _)| n == c.name) {
+            let value = c.part_value(&part.data, &[]);
+            part.checksums.push(value);
+        }
+    }
+}
+
 pub(crate) fn upload_part(ctx: &Ctx<'_>, received: Received) -> Result<Response<Body>> {
     let n = part_number(ctx)?;
-    let part = Part {
+    let mut part = Part {
         etag: etag_of(&received.data),
         data: received.data,
         last_modified: SystemTime::now(),
         checksums: received.checksums,
     };
     let mut r = empty(StatusCode::OK);
-    r.headers_mut().insert(
-        "etag",
-        part.etag.parse().map_err(|_| S3Error::internal("etag"))?,
-    );
-    for (name, v) in &part.checksums {
-        if let (Ok(name), Ok(v)) = (http::HeaderName::try_from(name.as_str()), v.parse()) {
-            r.headers_mut().insert(name, v);
+    header(&mut r, "etag", &part.etag);
+    let sse = with_upload(ctx, |u| {
+        with_upload_checksum(u, &mut part);
+        for (name, v) in &part.checksums {
+            header(&mut r, name, v);
         }
-    }
-    with_upload(ctx, |u| {
         u.parts.insert(n, part);
-        Ok(())
+        Ok(u.meta.sse.clone())
     })?;
+    for (name, v) in sse.headers(false) {
+        header(&mut r, &name, &v);
+    }
     Ok(r)
 }
 
@@ -112,7 +124,7 @@ pub(crate) fn upload_part_copy(ctx: &Ctx<'_>) -> Result<Response<Body>> {
             source.data.slice(a as usize..b as usize + 1)
         }
     };
-    let part = Part {
+    let mut part = Part {
         etag: etag_of(&data),
         data,
         last_modified: SystemTime::now(),
@@ -123,11 +135,27 @@ pub(crate) fn upload_part_copy(ctx: &Ctx<'_>) -> Result<Response<Body>> {
         "LastModified",
         &crate::time::iso8601_millis(part.last_modified),
     );
-    with_upload(ctx, |u| {
+    // Explicit SSE headers must be what the upload was created with.
+    let explicit = if sse::requested(ctx.head)?.is_empty() {
+        None
+    } else {
+        Some(write_sse(ctx)?.sse)
+    };
+    let sse = with_upload(ctx, |u| {
+        if explicit.as_ref().is_some_and(|e| *e != u.meta.sse.sse) {
+            return Err(S3Error::invalid_argument(
+                "The server-side encryption of UploadPartCopy must match its multipart upload's.",
+            ));
+        }
+        with_upload_checksum(u, &mut part);
         u.parts.insert(n, part);
-        Ok(())
+        Ok(u.meta.sse.clone())
     })?;
-    Ok(xml_response(StatusCode::OK, w.finish("CopyPartResult")))
+    let mut r = xml_response(StatusCode::OK, w.finish("CopyPartResult"));
+    for (name, v) in sse.headers(false) {
+        header(&mut r, &name, &v);
+    }
+    Ok(r)
 }
 
 /// `bytes=first-last` within an object of `len` bytes (both offsets required).
@@ -200,8 +228,27 @@ pub(crate) fn complete(ctx: &Ctx<'_>, body: &[u8]) -> Result<Response<Body>> {
     }
     let etags: Vec<&str> = parts.iter().map(|p| p.etag.as_str()).collect();
     let mut meta = upload.meta.clone();
-    meta.headers
-        .retain(|(n, _)| n != "x-amz-checksum-algorithm");
+    if let Some(c) = upload.checksum {
+        let values: Vec<&str> = parts
+            .iter()
+            .filter_map(|p| p.checksums.iter().find(|(n, _)| n == c.name))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let value = c.object_value(&values, &data);
+        if let Some(claimed) = ctx.head.get(c.name).filter(|v| *v != value) {
+            return Err(S3Error::new(
+                400,
+                "BadDigest",
+                format!(
+                    "The {} you specified for the object did not match the calculated checksum.",
+                    algorithm(c.name)
+                ),
+            )
+            .with("ClientComputedChecksum", claimed)
+            .with("S3ComputedChecksum", value));
+        }
+        meta.checksums = vec![(c.name.to_string(), value)];
+    }
     let object = Object {
         data: data.into(),
         etag: multipart_etag(&etags),
@@ -212,11 +259,19 @@ pub(crate) fn complete(ctx: &Ctx<'_>, body: &[u8]) -> Result<Response<Body>> {
     let mut w = Writer::new("CompleteMultipartUploadResult");
     w.elem(
         "Location",
-        &format!("https://{}/{}", ctx.head.get("host").unwrap_or(""), ctx.key),
+        &format!(
+            "https://{}{}",
+            ctx.head.get("host").unwrap_or(""),
+            ctx.head.raw_path
+        ),
     )
     .elem("Bucket", ctx.bucket)
     .elem("Key", ctx.key)
     .elem("ETag", &object.etag);
+    if let (Some(c), Some((_, v))) = (upload.checksum, object.meta.checksums.first()) {
+        w.elem(&format!("Checksum{}", algorithm(c.name)), v)
+            .elem("ChecksumType", c.type_name());
+    }
     let mut buckets = ctx.state.buckets();
     let bucket = buckets
         .get_mut(ctx.bucket)
@@ -224,11 +279,17 @@ pub(crate) fn complete(ctx: &Ctx<'_>, body: &[u8]) -> Result<Response<Body>> {
     bucket
         .uploads
         .remove(ctx.query.get("uploadId").unwrap_or(""));
+    let object_checksum = object.meta.checksums.first().cloned();
     bucket.objects.insert(ctx.key.to_string(), object);
-    Ok(xml_response(
-        StatusCode::OK,
-        w.finish("CompleteMultipartUploadResult"),
-    ))
+    let mut r = xml_response(StatusCode::OK, w.finish("CompleteMultipartUploadResult"));
+    for (name, v) in upload.meta.sse.headers(false) {
+        header(&mut r, &name, &v);
+    }
+    if let (Some(c), Some((n, v))) = (upload.checksum, object_checksum) {
+        header(&mut r, &n, &v);
+        header(&mut r, "x-amz-checksum-type", c.type_name());
+    }
+    Ok(r)
 }
 
 pub(crate) fn abort(ctx: &Ctx<'_>) -> Result<Response<Body>> {
@@ -238,103 +299,6 @@ pub(crate) fn abort(ctx: &Ctx<'_>) -> Result<Response<Body>> {
         b.uploads.remove(ctx.query.get("uploadId").unwrap_or(""));
     }
     Ok(empty(StatusCode::NO_CONTENT))
-}
-
-fn max_param(ctx: &Ctx<'_>, name: &str) -> Result<usize> {
-    match ctx.query.get(name) {
-        None => Ok(1000),
-        Some(v) => v.parse::<usize>().map(|n| n.min(1000)).map_err(|_| {
-            S3Error::invalid_argument(format!("{name} must be a non-negative integer"))
-        }),
-    }
-}
-
-pub(crate) fn list_parts(ctx: &Ctx<'_>) -> Result<Response<Body>> {
-    let max = max_param(ctx, "max-parts")?;
-    let marker: u32 = ctx
-        .query
-        .get("part-number-marker")
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(0);
-    let upload_id = ctx.query.get("uploadId").unwrap_or("").to_string();
-    let upload = with_upload(ctx, |u| Ok(u.clone()))?;
-    let remaining: Vec<(&u32, &Part)> = upload.parts.range(marker + 1..).collect();
-    let page = &remaining[..remaining.len().min(max)];
-    let truncated = remaining.len() > page.len();
-    let mut w = Writer::new("ListPartsResult");
-    w.elem("Bucket", ctx.bucket)
-        .elem("Key", ctx.key)
-        .elem("UploadId", &upload_id)
-        .elem("PartNumberMarker", &marker.to_string())
-        .elem(
-            "NextPartNumberMarker",
-            &page.last().map_or(marker, |(n, _)| **n).to_string(),
-        )
-        .elem("MaxParts", &max.to_string())
-        .elem("IsTruncated", &truncated.to_string())
-        .elem("StorageClass", "EXPRESS_ONEZONE");
-    for (n, p) in page {
-        w.open("Part")
-            .elem("PartNumber", &n.to_string())
-            .elem(
-                "LastModified",
-                &crate::time::iso8601_millis(p.last_modified),
-            )
-            .elem("ETag", &p.etag)
-            .elem("Size", &p.data.len().to_string());
-        for (name, v) in &p.checksums {
-            let algo = name.trim_start_matches("x-amz-checksum-").to_uppercase();
-            w.elem(&format!("Checksum{algo}"), v);
-        }
-        w.close("Part");
-    }
-    Ok(xml_response(StatusCode::OK, w.finish("ListPartsResult")))
-}
-
-pub(crate) fn list_uploads(ctx: &Ctx<'_>) -> Result<Response<Body>> {
-    let max = max_param(ctx, "max-uploads")?;
-    let prefix = ctx.query.get("prefix").unwrap_or("");
-    let key_marker = ctx.query.get("key-marker").unwrap_or("");
-    let id_marker = ctx.query.get("upload-id-marker").unwrap_or("");
-    let buckets = ctx.state.buckets();
-    let bucket: &Bucket = buckets
-        .get(ctx.bucket)
-        .ok_or_else(|| S3Error::no_such_bucket(ctx.bucket))?;
-    let after_marker = |k: &str, id: &str| {
-        key_marker.is_empty()
-            || k > key_marker
-            || (k == key_marker && !id_marker.is_empty() && id > id_marker)
-    };
-    let mut all: Vec<(&String, &String, &Upload)> = bucket
-        .uploads
-        .iter()
-        .map(|(id, u)| (&u.key, id, u))
-        .filter(|(k, id, _)| k.starts_with(prefix) && after_marker(k, id))
-        .collect();
-    all.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-    let truncated = all.len() > max;
-    all.truncate(max);
-    let mut w = Writer::new("ListMultipartUploadsResult");
-    w.elem("Bucket", ctx.bucket)
-        .elem("KeyMarker", key_marker)
-        .elem("UploadIdMarker", id_marker)
-        .elem("NextKeyMarker", all.last().map_or("", |u| u.0))
-        .elem("NextUploadIdMarker", all.last().map_or("", |u| u.1))
-        .elem("Prefix", prefix)
-        .elem("MaxUploads", &max.to_string())
-        .elem("IsTruncated", &truncated.to_string());
-    for (key, id, u) in all {
-        w.open("Upload")
-            .elem("Key", key)
-            .elem("UploadId", id)
-            .elem("Initiated", &crate::time::iso8601_millis(u.initiated))
-            .elem("StorageClass", "EXPRESS_ONEZONE")
-            .close("Upload");
-    }
-    Ok(xml_response(
-        StatusCode::OK,
-        w.finish("ListMultipartUploadsResult"),
-    ))
 }
 
 #[cfg(test)]

@@ -4,11 +4,13 @@ use std::time::SystemTime;
 
 use http::{Response, StatusCode};
 
+use crate::auth::Principal;
 use crate::body::Body;
 use crate::error::{Result, S3Error};
 use crate::ops::{Ctx, Received};
 use crate::range::{parse_range, Range};
 use crate::respond::{empty, xml_response};
+use crate::sse;
 use crate::store::{etag_of, Object, ObjectMeta};
 use crate::xml::Writer;
 
@@ -22,19 +24,21 @@ const STORED: [&str; 6] = [
     "expires",
 ];
 
-/// Validates SSE headers (directory buckets take AES256 or aws:kms).
-pub(crate) fn check_sse(sse: &[(String, String)]) -> Result<()> {
-    for (n, v) in sse {
-        if n == "x-amz-server-side-encryption" && v != "AES256" && v != "aws:kms" {
-            return Err(S3Error::invalid_argument(format!(
-                "Server-side encryption {v:?} is not supported by directory buckets."
-            )));
-        }
+/// The encryption a write (PutObject, CreateMultipartUpload, CopyObject) gives its object:
+/// on a directory bucket the session's (headers may only repeat it) or, for an IAM-signed copy,
+/// AES256 or the bucket's KMS key; on a general-purpose bucket what the headers say.
+pub(crate) fn write_sse(ctx: &Ctx<'_>) -> Result<sse::Settings> {
+    let req = sse::requested(ctx.head)?;
+    if ctx.general_purpose {
+        return Ok(sse::for_general_purpose(&req));
     }
-    Ok(())
+    match ctx.principal {
+        Principal::Session(s) => sse::for_session_write(&req, &s.sse),
+        Principal::Iam(_) => sse::for_copy(&req, &ctx.state.bucket_encryption(ctx.bucket)),
+    }
 }
 
-/// Headers of a write request that are stored with the object.
+/// Headers of a write request that are stored with the object, and its encryption.
 pub(crate) fn meta_from_request(ctx: &Ctx<'_>) -> Result<ObjectMeta> {
     let mut meta = ObjectMeta::default();
     for (n, v) in &ctx.head.headers {
@@ -49,9 +53,7 @@ pub(crate) fn meta_from_request(ctx: &Ctx<'_>) -> Result<ObjectMeta> {
             }
         } else if STORED.contains(&n.as_str()) || n.starts_with("x-amz-meta-") {
             meta.headers.push((n.clone(), v.clone()));
-        } else if n.starts_with("x-amz-server-side-encryption") {
-            meta.sse.push((n.clone(), v.clone()));
-        } else if n == "x-amz-storage-class" && v != "EXPRESS_ONEZONE" {
+        } else if n == "x-amz-storage-class" && (v == "EXPRESS_ONEZONE") == ctx.general_purpose {
             return Err(S3Error::new(
                 400,
                 "InvalidStorageClass",
@@ -61,16 +63,11 @@ pub(crate) fn meta_from_request(ctx: &Ctx<'_>) -> Result<ObjectMeta> {
             return Err(S3Error::not_implemented("Object tagging"));
         }
     }
-    check_sse(&meta.sse)?;
-    if meta.sse.is_empty() {
-        meta.sse = match ctx.principal {
-            crate::auth::Principal::Session(s) if !s.sse.is_empty() => s.sse.clone(),
-            _ => vec![("x-amz-server-side-encryption".into(), "AES256".into())],
-        };
-    }
+    meta.sse = write_sse(ctx)?;
     Ok(meta)
 }
 
+/// Appends a header (left out if it is not a valid name and value).
 pub(crate) fn header(r: &mut Response<Body>, name: &str, value: &str) {
     if let (Ok(n), Ok(v)) = (
         http::HeaderName::try_from(name),
@@ -155,7 +152,12 @@ pub(crate) fn put_object(ctx: &Ctx<'_>, received: Received) -> Result<Response<B
     };
     let mut r = empty(StatusCode::OK);
     header(&mut r, "etag", &object.etag);
-    for (n, v) in object.meta.checksums.iter().chain(&object.meta.sse) {
+    for (n, v) in object
+        .meta
+        .checksums
+        .iter()
+        .chain(&object.meta.sse.headers(true))
+    {
         header(&mut r, n, v);
     }
     if offset.is_some() {
@@ -165,15 +167,18 @@ pub(crate) fn put_object(ctx: &Ctx<'_>, received: Received) -> Result<Response<B
     Ok(r)
 }
 
-fn object_headers(r: &mut Response<Body>, o: &Object) {
+fn object_headers(r: &mut Response<Body>, o: &Object, storage_class: &str) {
     header(r, "etag", &o.etag);
     header(r, "last-modified", &crate::time::http_date(o.last_modified));
     header(r, "accept-ranges", "bytes");
-    header(r, "x-amz-storage-class", "EXPRESS_ONEZONE");
+    // S3 leaves STANDARD out.
+    if storage_class != "STANDARD" {
+        header(r, "x-amz-storage-class", storage_class);
+    }
     if !o.meta.headers.iter().any(|(n, _)| n == "content-type") {
         header(r, "content-type", "binary/octet-stream");
     }
-    for (n, v) in o.meta.headers.iter().chain(&o.meta.sse) {
+    for (n, v) in o.meta.headers.iter().chain(&o.meta.sse.headers(false)) {
         header(r, n, v);
     }
 }
@@ -259,7 +264,7 @@ pub(crate) fn get_object(ctx: &Ctx<'_>, head_only: bool) -> Result<Response<Body
     };
     let mut r = Response::new(body);
     *r.status_mut() = status;
-    object_headers(&mut r, &object);
+    object_headers(&mut r, &object, ctx.storage_class());
     header(&mut r, "content-length", &(end - start).to_string());
     if status == StatusCode::PARTIAL_CONTENT {
         header(
@@ -279,10 +284,16 @@ pub(crate) fn get_object(ctx: &Ctx<'_>, head_only: bool) -> Result<Response<Body
         .head
         .get("x-amz-checksum-mode")
         .is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"));
-    if checksum_mode && status == StatusCode::OK {
+    if checksum_mode && status == StatusCode::OK && !object.meta.checksums.is_empty() {
         for (n, v) in &object.meta.checksums {
             header(&mut r, n, v);
         }
+        let kind = if object.meta.checksums.iter().any(|(_, v)| v.contains('-')) {
+            "COMPOSITE"
+        } else {
+            "FULL_OBJECT"
+        };
+        header(&mut r, "x-amz-checksum-type", kind);
     }
     for (param, name) in [
         ("response-content-type", "content-type"),

@@ -12,10 +12,14 @@ use crate::classify::{classify, Classified};
 use crate::conn::Conn;
 use crate::error::{Result, S3Error};
 use crate::faults::Req;
+use crate::hosts::{self, Endpoint};
 use crate::respond::error_response;
-use crate::route::{self, Endpoint, Op, Query};
+use crate::route::{Op, Query};
 use crate::store::{self, State};
-use crate::{attributes, buckets, copy, list, multipart, objects, receive, seen};
+use crate::{
+    attributes, authorize, buckets, copy, list, list_v1, multipart, objects, receive, regions,
+    seen, uploads,
+};
 
 /// What an operation handler gets.
 pub(crate) struct Ctx<'a> {
@@ -31,6 +35,19 @@ pub(crate) struct Ctx<'a> {
     pub principal: &'a Principal,
     /// How fault matchers see this request.
     pub req: Req<'a>,
+    /// The bucket is a general-purpose one.
+    pub general_purpose: bool,
+}
+
+impl Ctx<'_> {
+    /// The storage class objects of this bucket have.
+    pub fn storage_class(&self) -> &'static str {
+        if self.general_purpose {
+            "STANDARD"
+        } else {
+            "EXPRESS_ONEZONE"
+        }
+    }
 }
 
 /// A verified request body, aws-chunked framing removed.
@@ -80,7 +97,7 @@ pub(crate) async fn handle(
     let (parts, incoming) = req.into_parts();
     let head = head_of(&parts);
     let query = Query::parse(&head.raw_query);
-    let endpoint = route::parse_host(head.get("host").unwrap_or(""));
+    let endpoint = hosts::parse_host(head.get("host").unwrap_or(""));
     let classified = classify(&endpoint, &head, &query);
     let op_name = classified.as_ref().map_or("Unknown", |c| c.op.name());
     *state
@@ -103,7 +120,7 @@ pub(crate) async fn handle(
             let req = Req {
                 op: op_name,
                 zonal: matches!(endpoint, Endpoint::Zonal { .. }),
-                general_purpose: false,
+                general_purpose: c.general_purpose.is_some(),
             };
             let has_body = !http_body::Body::is_end_stream(&incoming);
             let early = has_body.then(|| state.faults().take_early(req)).flatten();
@@ -189,34 +206,51 @@ struct Pipeline<'a> {
     req: Req<'a>,
 }
 
-/// The checks made before a request body is read: operation, bucket, authentication and
-/// authorization.
-fn admit(state: &State, head: &Head, c: &Classified, verified: &mut bool) -> Result<auth::Auth> {
+/// The checks made before a request body is read: operation, bucket, region, authentication
+/// and authorization. Returns the credentials and the region the request was signed for.
+fn admit(
+    state: &State,
+    head: &Head,
+    c: &Classified,
+    verified: &mut bool,
+) -> Result<(auth::Auth, String)> {
     if let Op::NotImplemented(name) = c.op {
         return Err(S3Error::not_implemented(name));
     }
     if c.zonal && !state.bucket_exists(&c.bucket) {
         return Err(S3Error::no_such_bucket(&c.bucket));
     }
+    let region = regions::signing_region(state, c)?;
     if head.get("authorization").is_none() {
         state
             .counters()
             .auth_by_operation
             .insert(c.op.name().to_string(), "anonymous".to_string());
     }
-    let auth = auth::authenticate(state, head, &c.region, c.op)?;
+    let service = if c.general_purpose.is_some() {
+        "s3"
+    } else {
+        "s3express"
+    };
+    let scope = auth::Scope {
+        region: &region,
+        service,
+    };
+    let auth = auth::authenticate(state, head, scope, c.op)?;
     *verified = true;
     state
         .counters()
         .auth_by_operation
         .insert(c.op.name().to_string(), auth.principal.kind().to_string());
-    auth::authorize(
-        state,
-        c.op,
-        &auth.principal,
-        c.zonal.then_some(c.bucket.as_str()),
-    )?;
-    Ok(auth)
+    let target = if c.general_purpose.is_some() {
+        authorize::Target::GeneralPurpose(&c.bucket)
+    } else if c.zonal {
+        authorize::Target::Directory(&c.bucket)
+    } else {
+        authorize::Target::Control
+    };
+    authorize::authorize(state, c.op, &auth.principal, target)?;
+    Ok((auth, region))
 }
 
 /// Reads and discards the body of a request that is refused before its body is read (up to
@@ -237,14 +271,14 @@ impl Pipeline<'_> {
     /// the signature held.
     async fn process(&self, incoming: Incoming, verified: &mut bool) -> Result<Response<Body>> {
         let (state, head, c) = (self.state, self.head, self.c);
-        let auth = match admit(state, head, c, verified) {
-            Ok(auth) => auth,
+        let (auth, region) = match admit(state, head, c, verified) {
+            Ok(admitted) => admitted,
             Err(e) => {
                 drain(incoming).await;
                 return Err(e);
             }
         };
-        let received = receive::read_body(head, &auth, c.op, incoming).await?;
+        let received = receive::read_body(state, head, &auth, c.op, incoming).await?;
         let ctx = Ctx {
             state,
             conn: self.conn,
@@ -252,9 +286,10 @@ impl Pipeline<'_> {
             query: self.query,
             bucket: &c.bucket,
             key: &c.key,
-            region: &c.region,
+            region: &region,
             principal: &auth.principal,
             req: self.req,
+            general_purpose: c.general_purpose.is_some(),
         };
         match c.op {
             Op::CreateSession => buckets::create_session(&ctx),
@@ -273,11 +308,13 @@ impl Pipeline<'_> {
             Op::UploadPartCopy => multipart::upload_part_copy(&ctx),
             Op::CompleteMultipartUpload => multipart::complete(&ctx, &received.data),
             Op::AbortMultipartUpload => multipart::abort(&ctx),
-            Op::ListParts => multipart::list_parts(&ctx),
-            Op::ListMultipartUploads => multipart::list_uploads(&ctx),
+            Op::ListParts => uploads::list_parts(&ctx),
+            Op::ListMultipartUploads => uploads::list_uploads(&ctx),
             Op::ListDirectoryBuckets => buckets::list_directory_buckets(&ctx),
             Op::CreateBucket => buckets::create_bucket(&ctx),
             Op::DeleteBucket => buckets::delete_bucket(&ctx),
+            Op::ListObjects => list_v1::list_objects(&ctx),
+            Op::GetBucketLocation => buckets::get_bucket_location(&ctx),
             Op::NotImplemented(name) => Err(S3Error::not_implemented(name)),
         }
     }

@@ -2,15 +2,29 @@
 
 use hyper::body::Incoming;
 
+use bytes::Bytes;
+
 use crate::auth::{Auth, Head, Payload};
-use crate::chunked;
 use crate::error::{Result, S3Error};
 use crate::ops::Received;
 use crate::route::Op;
+use crate::store::State;
+use crate::{checksum, chunked};
+
+/// `data` with the byte at `at` flipped (XOR 0x01), as an injected CorruptUpload does.
+pub(crate) fn flip(data: Bytes, at: usize) -> Bytes {
+    let mut v = data.to_vec();
+    if let Some(b) = v.get_mut(at) {
+        *b ^= 0x01;
+    }
+    v.into()
+}
 
 /// Reads the body, verifies `x-amz-content-sha256`, removes aws-chunked framing, and checks
-/// any checksum headers and trailers.
+/// any checksum headers and trailers. A pending CorruptUpload fault flips a byte of an object
+/// upload's data first.
 pub(crate) async fn read_body(
+    state: &State,
     head: &Head,
     auth: &Auth,
     op: Op,
@@ -47,6 +61,22 @@ pub(crate) async fn read_body(
             "Content-Encoding: aws-chunked needs a STREAMING-* x-amz-content-sha256.",
         ));
     }
+    let decoded_length: Option<usize> = if streaming {
+        head.get("x-amz-decoded-content-length")
+            .and_then(|v| v.parse().ok())
+    } else {
+        Some(raw.len())
+    };
+    let corrupt_at = match decoded_length {
+        Some(n) if n > 0 && matches!(op, Op::PutObject | Op::UploadPart) => {
+            state.faults().take_corrupt().then_some(n / 2)
+        }
+        _ => None,
+    };
+    let raw = match (streaming, corrupt_at) {
+        (false, Some(at)) => flip(raw, at),
+        _ => raw,
+    };
     let mut checksums = Vec::new();
     let data = match &auth.payload {
         Payload::Unsigned => raw,
@@ -76,13 +106,14 @@ pub(crate) async fn read_body(
                     "STREAMING-UNSIGNED-PAYLOAD-TRAILER requires an x-amz-trailer header.",
                 ));
             }
-            let decoded = chunked::decode(&raw, auth.chunk_signer.as_ref()).map_err(|e| {
-                if e.contains("signature") {
-                    S3Error::new(403, "SignatureDoesNotMatch", e).auth()
-                } else {
-                    S3Error::new(400, "IncompleteBody", format!("Bad aws-chunked body: {e}"))
-                }
-            })?;
+            let decoded =
+                chunked::decode(&raw, auth.chunk_signer.as_ref(), corrupt_at).map_err(|e| {
+                    if e.contains("signature") {
+                        S3Error::new(403, "SignatureDoesNotMatch", e).auth()
+                    } else {
+                        S3Error::new(400, "IncompleteBody", format!("Bad aws-chunked body: {e}"))
+                    }
+                })?;
             let want: Option<u64> = head
                 .get("x-amz-decoded-content-length")
                 .and_then(|v| v.parse().ok());
@@ -130,7 +161,7 @@ pub(crate) async fn read_body(
         }
     };
     // CompleteMultipartUpload's checksum headers describe the object, not the XML body.
-    for name in chunked::CHECKSUM_HEADERS
+    for name in checksum::HEADERS
         .iter()
         .filter(|_| op != Op::CompleteMultipartUpload)
     {
@@ -139,8 +170,7 @@ pub(crate) async fn read_body(
         }
     }
     for (name, value) in &checksums {
-        chunked::verify_checksum(name, value, &data)
-            .map_err(|m| S3Error::new(400, "BadDigest", m))?;
+        checksum::verify(name, value, &data)?;
     }
     Ok(Received { data, checksums })
 }

@@ -38,7 +38,12 @@ pub(crate) fn error_response(
             "AccessDenied" => c.access_denied += 1,
             "ExpiredToken" => c.expired_token += 1,
             "InvalidToken" => c.invalid_token += 1,
+            "InvalidAccessKeyId" => c.invalid_access_key_id += 1,
             "SlowDown" => c.slow_down += 1,
+            "PermanentRedirect" => c.permanent_redirects += 1,
+            "AuthorizationHeaderMalformed" if e.extra.iter().any(|(n, _)| n == "Region") => {
+                c.wrong_region += 1
+            }
             _ => {}
         }
     }

@@ -1,118 +1,4 @@
-//! Which endpoint a request reached (from its Host) and which S3 operation it is.
-
-/// The endpoint named by the Host header (or the h2 `:authority`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Endpoint {
-    /// `BUCKET.s3express[-fips]-ZONE[.dualstack].REGION.amazonaws.com[.cn]`
-    Zonal {
-        bucket: String,
-        zone: String,
-        region: String,
-    },
-    /// `s3express-ZONE.REGION.amazonaws.com` with no bucket label: path-style, unsupported.
-    ZonalPathStyle {
-        region: String,
-    },
-    /// `s3express-control[-fips][.dualstack].REGION.amazonaws.com[.cn]`
-    Control {
-        region: String,
-    },
-    Unknown(String),
-}
-
-impl Endpoint {
-    /// The kind recorded in the request log.
-    pub fn kind(&self) -> crate::EndpointKind {
-        match self {
-            Endpoint::Zonal { .. } | Endpoint::ZonalPathStyle { .. } => crate::EndpointKind::Zonal,
-            Endpoint::Control { .. } => crate::EndpointKind::Control,
-            Endpoint::Unknown(_) => crate::EndpointKind::Unknown,
-        }
-    }
-}
-
-/// The region a zone id's prefix belongs to, where the emulator knows it.
-pub(crate) fn zone_region(zone: &str) -> Option<&'static str> {
-    let prefix = zone.split('-').next()?;
-    Some(match prefix {
-        "use1" => "us-east-1",
-        "use2" => "us-east-2",
-        "usw1" => "us-west-1",
-        "usw2" => "us-west-2",
-        "afs1" => "af-south-1",
-        "ape1" => "ap-east-1",
-        "apne1" => "ap-northeast-1",
-        "apne2" => "ap-northeast-2",
-        "apne3" => "ap-northeast-3",
-        "aps1" => "ap-south-1",
-        "aps2" => "ap-south-2",
-        "apse1" => "ap-southeast-1",
-        "apse2" => "ap-southeast-2",
-        "cac1" => "ca-central-1",
-        "euc1" => "eu-central-1",
-        "euc2" => "eu-central-2",
-        "eun1" => "eu-north-1",
-        "euw1" => "eu-west-1",
-        "euw2" => "eu-west-2",
-        "euw3" => "eu-west-3",
-        "sae1" => "sa-east-1",
-        _ => return None,
-    })
-}
-
-/// The zone id inside a directory bucket name `BASE--ZONE--x-s3`.
-pub(crate) fn bucket_zone(bucket: &str) -> Option<&str> {
-    let base = bucket.strip_suffix("--x-s3")?;
-    let (_, zone) = base.rsplit_once("--")?;
-    (!zone.is_empty()).then_some(zone)
-}
-
-/// Parses a host (any `:port` is ignored).
-pub(crate) fn parse_host(host: &str) -> Endpoint {
-    let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
-    let host = match host.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h.to_string(),
-        _ => host,
-    };
-    let unknown = || Endpoint::Unknown(host.clone());
-    let Some(rest) = host
-        .strip_suffix(".amazonaws.com")
-        .or_else(|| host.strip_suffix(".amazonaws.com.cn"))
-    else {
-        return unknown();
-    };
-    let labels: Vec<&str> = rest.split('.').collect();
-    let strip_dualstack = |l: &[&str]| -> Option<String> {
-        match l {
-            [region] => Some(region.to_string()),
-            ["dualstack", region] => Some(region.to_string()),
-            _ => None,
-        }
-    };
-    if labels[0] == "s3express-control" || labels[0] == "s3express-control-fips" {
-        return strip_dualstack(&labels[1..])
-            .map_or_else(unknown, |region| Endpoint::Control { region });
-    }
-    let zone_label = |l: &str| {
-        l.strip_prefix("s3express-fips-")
-            .or_else(|| l.strip_prefix("s3express-"))
-            .map(str::to_string)
-    };
-    if zone_label(labels[0]).is_some() {
-        return strip_dualstack(&labels[1..])
-            .map_or_else(unknown, |region| Endpoint::ZonalPathStyle { region });
-    }
-    if labels.len() >= 3 {
-        if let (Some(zone), Some(region)) = (zone_label(labels[1]), strip_dualstack(&labels[2..])) {
-            return Endpoint::Zonal {
-                bucket: labels[0].to_string(),
-                zone,
-                region,
-            };
-        }
-    }
-    unknown()
-}
+//! Which S3 operation a request is, from its method, path, query and headers.
 
 /// The S3 operation, from method, key, query and headers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,6 +24,10 @@ pub(crate) enum Op {
     ListDirectoryBuckets,
     CreateBucket,
     DeleteBucket,
+    /// ListObjects (v1), on general-purpose buckets only.
+    ListObjects,
+    /// `GET /?location`, on general-purpose buckets only.
+    GetBucketLocation,
     /// Recognised but not supported by directory buckets (or by the emulator): 501.
     NotImplemented(&'static str),
 }
@@ -166,6 +56,8 @@ impl Op {
             Op::ListDirectoryBuckets => "ListDirectoryBuckets",
             Op::CreateBucket => "CreateBucket",
             Op::DeleteBucket => "DeleteBucket",
+            Op::ListObjects => "ListObjects",
+            Op::GetBucketLocation => "GetBucketLocation",
             Op::NotImplemented(n) => n,
         }
     }
@@ -287,6 +179,35 @@ pub(crate) fn zonal_op(method: &str, has_key: bool, q: &Query, copy_source: bool
     }
 }
 
+/// Classifies a general-purpose request (`has_key`: the path names a key past the bucket).
+pub(crate) fn general_purpose_op(
+    method: &str,
+    has_key: bool,
+    q: &Query,
+    copy_source: bool,
+    append: bool,
+) -> Op {
+    if has_key {
+        return match zonal_op(method, true, q, copy_source) {
+            Op::RenameObject => Op::NotImplemented("RenameObject"),
+            Op::PutObject if append => Op::NotImplemented("AppendObject"),
+            op => op,
+        };
+    }
+    match method {
+        "GET" if q.has("location") => Op::GetBucketLocation,
+        "GET" if q.has("session") => Op::NotImplemented("CreateSession"),
+        "GET" if q.get("list-type") == Some("2") => Op::ListObjectsV2,
+        "GET" if q.has("uploads") => Op::ListMultipartUploads,
+        "GET" if q.has("versions") => Op::NotImplemented("ListObjectVersions"),
+        "GET" if BUCKET_SUBRESOURCES.iter().any(|r| q.has(r)) => Op::NotImplemented("Unknown"),
+        "GET" => Op::ListObjects,
+        "HEAD" => Op::HeadBucket,
+        "POST" if q.has("delete") => Op::DeleteObjects,
+        _ => Op::NotImplemented("Unknown"),
+    }
+}
+
 /// Classifies a control-plane request (path-style: `/` or `/BUCKET`).
 pub(crate) fn control_op(method: &str, bucket: Option<&str>, q: &Query) -> Op {
     match (method, bucket) {
@@ -301,40 +222,6 @@ pub(crate) fn control_op(method: &str, bucket: Option<&str>, q: &Query) -> Op {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hosts() {
-        assert_eq!(
-            parse_host("b--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com:443"),
-            Endpoint::Zonal {
-                bucket: "b--usw2-az1--x-s3".into(),
-                zone: "usw2-az1".into(),
-                region: "us-west-2".into()
-            }
-        );
-        assert!(matches!(
-            parse_host(
-                "b--usw2-az1--x-s3.s3express-fips-usw2-az1.dualstack.us-west-2.amazonaws.com"
-            ),
-            Endpoint::Zonal { .. }
-        ));
-        assert_eq!(
-            parse_host("s3express-control.us-west-2.amazonaws.com"),
-            Endpoint::Control {
-                region: "us-west-2".into()
-            }
-        );
-        assert_eq!(
-            parse_host("s3express-usw2-az1.us-west-2.amazonaws.com"),
-            Endpoint::ZonalPathStyle {
-                region: "us-west-2".into()
-            }
-        );
-        assert!(matches!(parse_host("example.com"), Endpoint::Unknown(_)));
-        assert_eq!(bucket_zone("my--base--usw2-az1--x-s3"), Some("usw2-az1"));
-        assert_eq!(bucket_zone("plain-bucket"), None);
-        assert_eq!(zone_region("usw2-lax1-az1"), Some("us-west-2"));
-    }
 
     #[test]
     fn operations() {
@@ -361,5 +248,23 @@ mod tests {
             Op::NotImplemented("ObjectTagging")
         );
         assert_eq!(q("a=b+c%2B").get("a"), Some("b c+"));
+        let gp =
+            |m: &str, key: bool, query: &str| general_purpose_op(m, key, &q(query), false, false);
+        assert_eq!(gp("GET", false, ""), Op::ListObjects);
+        assert_eq!(gp("GET", false, "location"), Op::GetBucketLocation);
+        assert_eq!(gp("GET", false, "list-type=2"), Op::ListObjectsV2);
+        assert_eq!(gp("HEAD", false, ""), Op::HeadBucket);
+        assert_eq!(
+            gp("PUT", true, "renameObject"),
+            Op::NotImplemented("RenameObject")
+        );
+        assert_eq!(
+            general_purpose_op("PUT", true, &q(""), false, true),
+            Op::NotImplemented("AppendObject")
+        );
+        assert_eq!(
+            gp("GET", false, "session"),
+            Op::NotImplemented("CreateSession")
+        );
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 
 use crate::auth::Head;
-use crate::route::Endpoint;
+use crate::hosts::Endpoint;
 use crate::store::{Mode, State};
 
 /// The kind of endpoint a request's Host named.

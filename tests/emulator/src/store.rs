@@ -2,13 +2,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use crate::checksum::UploadChecksum;
+use crate::credentials::{IamKey, IamKeys};
 use crate::faults::Faults;
 use crate::seen::Log;
+use crate::sse::{Settings, Sse};
 use crate::{Config, Counters};
 
 /// Headers stored with an object and returned by GetObject/HeadObject.
@@ -18,8 +21,8 @@ pub(crate) struct ObjectMeta {
     pub headers: Vec<(String, String)>,
     /// `x-amz-checksum-*` names and base64 values.
     pub checksums: Vec<(String, String)>,
-    /// `x-amz-server-side-encryption*` headers.
-    pub sse: Vec<(String, String)>,
+    /// The object's encryption.
+    pub sse: Settings,
 }
 
 #[derive(Clone, Debug)]
@@ -46,6 +49,8 @@ pub(crate) struct Upload {
     pub key: String,
     pub initiated: SystemTime,
     pub meta: ObjectMeta,
+    /// The checksum asked for at creation.
+    pub checksum: Option<UploadChecksum>,
     pub parts: BTreeMap<u32, Part>,
 }
 
@@ -67,16 +72,31 @@ pub enum Policy {
 pub(crate) struct Bucket {
     pub created: SystemTime,
     pub policy: Policy,
+    /// The region of a general-purpose bucket; None for a directory bucket.
+    pub general_purpose_region: Option<String>,
+    /// The default encryption.
+    pub encryption: Sse,
     pub objects: BTreeMap<String, Object>,
     /// By upload id. Uploads belong to the bucket, not to any credentials.
     pub uploads: BTreeMap<String, Upload>,
 }
 
 impl Bucket {
+    /// A general-purpose bucket in `region`.
+    pub fn general_purpose(region: &str) -> Bucket {
+        Bucket {
+            general_purpose_region: Some(region.to_string()),
+            ..Bucket::new()
+        }
+    }
+
+    /// A directory bucket.
     pub fn new() -> Bucket {
         Bucket {
             created: SystemTime::now(),
             policy: Policy::ReadWrite,
+            general_purpose_region: None,
+            encryption: Sse::Aes256,
             objects: BTreeMap::new(),
             uploads: BTreeMap::new(),
         }
@@ -97,11 +117,12 @@ pub(crate) struct Session {
     pub bucket: String,
     pub mode: Mode,
     pub expires: SystemTime,
-    /// SSE headers given to CreateSession.
-    pub sse: Vec<(String, String)>,
+    /// The encryption CreateSession settled on: data requests use it and cannot change it.
+    pub sse: Settings,
 }
 
-/// Everything the emulator remembers.
+/// Everything the emulator remembers. Locks are taken poisoned or not: a handler that panicked
+/// must not take every later request down with it.
 pub(crate) struct State {
     pub config: Config,
     pub buckets: Mutex<BTreeMap<String, Bucket>>,
@@ -110,6 +131,7 @@ pub(crate) struct State {
     pub counters: Mutex<Counters>,
     pub faults: Mutex<Faults>,
     pub seen: Mutex<Log>,
+    pub iam: Mutex<IamKeys>,
     pub create_session_in_flight: AtomicU64,
     /// Print one line per request to stderr (`S3X_EMULATOR_LOG=1`).
     pub log: bool,
@@ -117,17 +139,26 @@ pub(crate) struct State {
 
 impl State {
     pub fn new(config: Config) -> State {
-        let buckets = config
-            .buckets
+        let directory = config.buckets.iter().map(|b| (b.clone(), Bucket::new()));
+        let general_purpose = config
+            .general_purpose_buckets
             .iter()
-            .map(|b| (b.clone(), Bucket::new()))
-            .collect();
+            .map(|(b, region)| (b.clone(), Bucket::general_purpose(region)));
+        let buckets = directory.chain(general_purpose).collect();
         State {
             buckets: Mutex::new(buckets),
             sessions: Mutex::new(HashMap::new()),
             counters: Mutex::new(Counters::default()),
             faults: Mutex::new(Faults::default()),
             seen: Mutex::new(Log::new(config.requests_log_limit)),
+            iam: Mutex::new(IamKeys {
+                current: IamKey {
+                    access_key_id: config.access_key_id.clone(),
+                    secret_access_key: config.secret_access_key.clone(),
+                    token: config.iam_session_token.clone(),
+                },
+                retired: Vec::new(),
+            }),
             create_session_in_flight: AtomicU64::new(0),
             log: std::env::var("S3X_EMULATOR_LOG").is_ok_and(|v| !v.is_empty() && v != "0"),
             config,
@@ -135,27 +166,39 @@ impl State {
     }
 
     pub fn buckets(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Bucket>> {
-        self.buckets.lock().expect("bucket lock")
+        self.buckets.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn counters(&self) -> std::sync::MutexGuard<'_, Counters> {
-        self.counters.lock().expect("counter lock")
+        self.counters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        self.sessions.lock().expect("session lock")
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
-        self.faults.lock().expect("fault lock")
+        self.faults.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn seen(&self) -> std::sync::MutexGuard<'_, Log> {
-        self.seen.lock().expect("log lock")
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn bucket_exists(&self, name: &str) -> bool {
         self.buckets().contains_key(name)
+    }
+
+    /// The region of a general-purpose bucket; None when there is no such bucket.
+    pub fn general_purpose_region(&self, bucket: &str) -> Option<String> {
+        self.buckets().get(bucket)?.general_purpose_region.clone()
+    }
+
+    /// The default encryption of a bucket (AES256 when it does not exist).
+    pub fn bucket_encryption(&self, bucket: &str) -> Sse {
+        self.buckets()
+            .get(bucket)
+            .map_or(Sse::Aes256, |b| b.encryption.clone())
     }
 
     /// The policy of a bucket (ReadWrite when it does not exist).
@@ -165,9 +208,13 @@ impl State {
             .map_or(Policy::ReadWrite, |b| b.policy)
     }
 
-    /// Whether an access key id is the IAM one.
+    pub fn iam(&self) -> std::sync::MutexGuard<'_, IamKeys> {
+        self.iam.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether an access key id is or was an IAM one.
     pub fn is_iam_key(&self, akid: &str) -> bool {
-        akid == self.config.access_key_id
+        self.iam().knows(akid)
     }
 
     /// Marks a CreateSession as started; the guard marks it finished.

@@ -1,8 +1,15 @@
 //! End-to-end tests of the emulator: one test binary, one module per feature.
 
 mod ca_dir;
+mod checksums;
+mod client;
 mod directory;
+mod encryption;
 mod faults;
+mod general_purpose;
+mod gp_regions;
 mod requests_log;
+mod rotation;
+mod sessions;
 mod sigv4_s3;
 mod support;

@@ -1,7 +1,9 @@
 //! The verifier on requests from the separate test signer: awkward keys, and what breaks a signature.
 
 use crate::support::{self, enc, query_string, sign, Creds};
-use s3x_emulator::sigv4::{self, Options, Request};
+use s3x_emulator::sigv4::{
+    self, canonical_query, canonical_uri, parse_authorization, Options, Request, UriEncoding,
+};
 
 struct Signed {
     path: String,
@@ -128,4 +130,48 @@ fn tampering_breaks_the_signature() {
     assert_eq!(e.path, "/a%3Db");
     e.path = "/a=b".into();
     assert!(verify("GET", &e, "se/cr+et==").is_ok());
+}
+
+#[test]
+fn s3_paths_decode_once_and_encode_once() {
+    let o = Options::S3;
+    assert_eq!(canonical_uri("/a=b", o), "/a%3Db");
+    assert_eq!(canonical_uri("/a%3Db", o), "/a%3Db");
+    assert_eq!(canonical_uri("/a%2Bb%20c//d", o), "/a%2Bb%20c//d");
+    assert_eq!(canonical_uri("/%25%2F", o), "/%25%2F");
+    assert_eq!(canonical_uri("/../x/./", o), "/../x/./");
+    assert_eq!(canonical_uri("", o), "/");
+}
+
+#[test]
+fn normalization_and_double_encoding() {
+    let o = Options {
+        normalize_path: true,
+        encoding: UriEncoding::Double,
+    };
+    assert_eq!(canonical_uri("/a/../b//c/.", o), "/b/c/");
+    assert_eq!(canonical_uri("/x%3D", o), "/x%253D");
+}
+
+#[test]
+fn query_is_sorted_and_reencoded() {
+    assert_eq!(canonical_query("b=2&a=1&session"), "a=1&b=2&session=");
+    assert_eq!(
+        canonical_query("prefix=a%2Fb+c&list-type=2"),
+        "list-type=2&prefix=a%2Fb%20c"
+    );
+    assert_eq!(canonical_query("k=%7e"), "k=~");
+}
+
+#[test]
+fn authorization_parsing() {
+    let a = parse_authorization(&format!(
+        "AWS4-HMAC-SHA256 Credential=AK/20240101/us-west-2/s3express/aws4_request, SignedHeaders=host;x-amz-date, Signature={}",
+        "0".repeat(64)
+    ))
+    .unwrap();
+    assert_eq!(a.scope(), "20240101/us-west-2/s3express/aws4_request");
+    assert_eq!(a.signed_headers, ["host", "x-amz-date"]);
+    assert!(parse_authorization("AWS4-HMAC-SHA256 Credential=x").is_err());
+    assert!(parse_authorization("Basic abc").is_err());
 }
