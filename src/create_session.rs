@@ -10,9 +10,9 @@ use http::{HeaderValue, Request, StatusCode};
 
 use crate::body::{empty, ProxyBody};
 use crate::credentials::IamCredentials;
-use crate::names::{BucketName, Region};
+use crate::endpoint::Endpoint;
 use crate::operation::Mode;
-use crate::sign::{set_target, sign_parts, Payload, SignError, TokenHeader};
+use crate::sign::{set_target, sign_parts, Payload, Scope, SignError, TokenHeader};
 use crate::upstream::{read_answer, Upstream, UpstreamError};
 use crate::xml;
 
@@ -51,11 +51,13 @@ pub enum CreateSessionError {
     Upstream(#[from] UpstreamError),
 }
 
-/// What a session is cached under.
+/// What a session is cached under: everything that identifies the upstream it is valid for
+/// (the bucket's Zonal endpoint: bucket, zone, region, FIPS, dual-stack), the mode, and the
+/// SSE settings it was created with.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SessionKey {
-    /// The bucket.
-    pub bucket: BucketName,
+    /// The Zonal endpoint (always [`Endpoint::Zonal`]).
+    pub endpoint: Endpoint,
     /// The session mode.
     pub mode: Mode,
     /// SSE headers (name, value) from the request, in [`SSE_HEADERS`] order.
@@ -63,8 +65,8 @@ pub struct SessionKey {
 }
 
 impl SessionKey {
-    /// The key for `bucket` and `mode`, taking SSE settings from the request headers.
-    pub fn new(bucket: BucketName, mode: Mode, headers: &http::HeaderMap) -> Self {
+    /// The key for a Zonal `endpoint` and `mode`, taking SSE settings from the request headers.
+    pub fn new(endpoint: Endpoint, mode: Mode, headers: &http::HeaderMap) -> Self {
         let sse = SSE_HEADERS
             .iter()
             .filter_map(|name| {
@@ -72,17 +74,20 @@ impl SessionKey {
                 Some((*name, value.to_owned()))
             })
             .collect();
-        Self { bucket, mode, sse }
+        Self {
+            endpoint,
+            mode,
+            sse,
+        }
     }
-}
 
-/// Where CreateSession is sent: the bucket's Zonal host and its region.
-#[derive(Clone, Debug)]
-pub struct SessionTarget {
-    /// The Zonal host.
-    pub host: String,
-    /// The region.
-    pub region: Region,
+    /// The bucket, for logs.
+    pub fn bucket(&self) -> String {
+        match &self.endpoint {
+            Endpoint::Zonal { bucket, .. } => bucket.to_string(),
+            other => other.host(),
+        }
+    }
 }
 
 /// Calls CreateSession (`GET /?session`, signed with the IAM credentials) and returns the
@@ -91,14 +96,13 @@ pub(crate) async fn create_session(
     upstream: &dyn Upstream,
     iam: &IamCredentials,
     key: &SessionKey,
-    target: &SessionTarget,
 ) -> Result<(Identity, Duration), CreateSessionError> {
     let creds = iam
         .get()
         .await
         .map_err(|_| CreateSessionError::Credentials)?;
     let (mut parts, ()) = Request::new(()).into_parts();
-    set_target(&mut parts, &target.host, "/?session")?;
+    set_target(&mut parts, &key.endpoint.host(), "/?session")?;
     parts.headers.insert(
         "x-amz-create-session-mode",
         HeaderValue::from_static(key.mode.as_str()),
@@ -112,7 +116,10 @@ pub(crate) async fn create_session(
         &mut parts,
         &creds.into(),
         TokenHeader::SecurityToken,
-        target.region.as_str(),
+        Scope {
+            region: key.endpoint.region().as_str(),
+            service: key.endpoint.service(),
+        },
         Payload::Empty,
     )?;
     let request: Request<ProxyBody> = Request::from_parts(parts, empty());

@@ -20,6 +20,7 @@ use rustls_pki_types::CertificateDer;
 use tokio::net::TcpStream;
 
 use crate::body::{BoxError, ProxyBody};
+use crate::endpoint::AwsHost;
 use crate::logging::chain;
 use crate::names::host_matches;
 
@@ -251,8 +252,15 @@ impl tower_service::Service<Uri> for Connector {
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "URI has no host"))?
                 .to_owned();
             let port = uri.port_u16().unwrap_or(443);
+            let overridden = resolve.lookup(&host);
+            if overridden.is_none() && (!AwsHost::is_s3(&host) || port != 443) {
+                // Hosts are rebuilt from validated parts, so this never happens; but the
+                // credentials the request carries must reach nothing but AWS S3.
+                let why = format!("{host}:{port} is not an AWS S3 endpoint");
+                return Err(io::Error::new(io::ErrorKind::PermissionDenied, why));
+            }
             let connect = async {
-                let addrs: Vec<SocketAddr> = match resolve.lookup(&host) {
+                let addrs: Vec<SocketAddr> = match overridden {
                     Some(addr) => vec![addr],
                     None => tokio::net::lookup_host((host.as_str(), port))
                         .await?
@@ -281,6 +289,34 @@ impl tower_service::Service<Uri> for Connector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tower_service::Service;
+
+    #[tokio::test]
+    async fn the_connector_dials_only_aws_s3_names_or_resolve_matches() {
+        let resolve = ResolveOverrides::new(vec![(
+            "*.example.test".into(),
+            "127.0.0.1:9".parse().unwrap(),
+        )]);
+        let mut connector = Connector {
+            resolve: Arc::new(resolve),
+            connect_timeout: Duration::from_millis(200),
+        };
+        for uri in [
+            "https://localhost/",
+            "https://169.254.169.254/",
+            "https://evil.com/",
+            "https://s3.us-west-2.amazonaws.com:8443/",
+        ] {
+            let error = connector.call(uri.parse().unwrap()).await.unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::PermissionDenied, "{uri}");
+        }
+        // A --resolve match is dialed (and refused by the closed port, not by the guard).
+        let error = connector
+            .call("https://a.example.test/".parse().unwrap())
+            .await
+            .unwrap_err();
+        assert_ne!(error.kind(), io::ErrorKind::PermissionDenied);
+    }
 
     #[test]
     fn resolve_overrides_match_exact_hosts_and_wildcards() {

@@ -12,5 +12,6 @@ mod process;
 mod roundtrip;
 mod session_clock;
 mod sessions;
+mod steering;
 mod streaming;
 mod tunnel;
