@@ -24,8 +24,9 @@ pub const SSE_HEADERS: &[&str] = &[
     "x-amz-server-side-encryption-bucket-key-enabled",
 ];
 
-/// Why CreateSession gave no session.
-#[derive(Debug, thiserror::Error)]
+/// Why CreateSession gave no session. Cloneable: a failure is cached briefly and every request
+/// that asks meanwhile gets the same answer.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CreateSessionError {
     /// S3 refused CreateSession; relayed to the client with S3's own status and code.
     #[error("CreateSession failed with {status} {code}")]
@@ -48,7 +49,27 @@ pub enum CreateSessionError {
     BadResponse(String),
     /// The call never got an answer.
     #[error(transparent)]
-    Upstream(#[from] UpstreamError),
+    Upstream(std::sync::Arc<UpstreamError>),
+}
+
+impl From<UpstreamError> for CreateSessionError {
+    fn from(error: UpstreamError) -> Self {
+        CreateSessionError::Upstream(std::sync::Arc::new(error))
+    }
+}
+
+impl CreateSessionError {
+    /// How long this failure is remembered for the same session key: S3's refusals of the
+    /// request itself (NoSuchBucket, AccessDenied) for 5 s; throttling, server errors and
+    /// unreachable S3 for 1 s.
+    pub fn cache_for(&self) -> std::time::Duration {
+        match self {
+            CreateSessionError::S3 { status, .. } if status.is_client_error() => {
+                std::time::Duration::from_secs(5)
+            }
+            _ => std::time::Duration::from_secs(1),
+        }
+    }
 }
 
 /// What a session is cached under: everything that identifies the upstream it is valid for
