@@ -107,7 +107,7 @@ fn every_error_maps_to_the_status_and_code_of_where_it_happened() {
             "BadGateway",
         ),
         (
-            CreateSessionError::Upstream(upstream_connect()).into(),
+            CreateSessionError::from(upstream_connect()).into(),
             502,
             "BadGateway",
         ),
