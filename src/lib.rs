@@ -46,6 +46,7 @@ pub mod logging;
 pub mod metrics;
 pub mod names;
 pub mod operation;
+pub mod outgoing;
 pub mod policy;
 pub mod proxy;
 pub mod record;

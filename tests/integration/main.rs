@@ -15,3 +15,4 @@ mod sessions;
 mod steering;
 mod streaming;
 mod tunnel;
+mod uploads;
