@@ -1,10 +1,13 @@
-//! Bodies: the one boxed body type streamed both ways, reading small bodies, byte counting,
-//! and the errors of a client's request body.
+//! Bodies: the one boxed body type streamed both ways, reading small bodies, counting bytes and
+//! bodies cut short, and the errors of a client's request body.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
 use prometheus::IntCounter;
 
@@ -54,21 +57,100 @@ pub async fn collect_limited(mut body: ProxyBody, limit: usize) -> Result<Bytes,
     Ok(out.freeze())
 }
 
-/// Counts a body's data bytes into `counter` and `total`; `keep` lives as long as the body (the
-/// access-log record rides on the response body this way, and is written when it is dropped).
-pub fn counting<K: Send + 'static>(
-    body: ProxyBody,
+/// One direction of a request's body: the data bytes seen, and whether it was cut short.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Data bytes that went through.
+    pub bytes: AtomicU64,
+    /// The body failed, or was dropped before its end.
+    pub cut: AtomicBool,
+}
+
+/// A body whose data bytes are counted into `counter` and `tally`. When it fails, or is dropped
+/// before its end, `tally.cut` is set and `cuts` counted. `keep` lives as long as the body and
+/// is dropped after that is known (the access-log record rides on response bodies this way).
+pub struct Counted<K> {
+    inner: ProxyBody,
     counter: IntCounter,
-    total: Arc<AtomicU64>,
+    cuts: IntCounter,
+    tally: Arc<Tally>,
+    /// The end was reached (or nothing was ever due: an empty body, a HEAD answer).
+    done: bool,
     keep: K,
-) -> ProxyBody {
-    body.map_frame(move |frame| {
-        let _ = &keep;
-        if let Some(data) = frame.data_ref() {
-            counter.inc_by(data.len() as u64);
-            total.fetch_add(data.len() as u64, Ordering::Relaxed);
+}
+
+impl<K> Counted<K> {
+    /// Wraps `inner`; `body_due` says whether a body is expected at all (not for HEAD answers).
+    pub fn new(
+        inner: ProxyBody,
+        counter: IntCounter,
+        cuts: IntCounter,
+        tally: Arc<Tally>,
+        body_due: bool,
+        keep: K,
+    ) -> Self {
+        let done = !body_due || inner.is_end_stream();
+        Self {
+            inner,
+            counter,
+            cuts,
+            tally,
+            done,
+            keep,
         }
-        frame
-    })
-    .boxed_unsync()
+    }
+
+    fn cut(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.tally.cut.store(true, Ordering::Relaxed);
+            self.cuts.inc();
+        }
+    }
+}
+
+impl<K: Unpin> Body for Counted<K> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let frame = std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(f)) => {
+                if let Some(data) = f.data_ref() {
+                    this.counter.inc_by(data.len() as u64);
+                    this.tally
+                        .bytes
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+                if this.inner.is_end_stream() {
+                    this.done = true;
+                }
+            }
+            Some(Err(_)) => this.cut(),
+            None => this.done = true,
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<K> Drop for Counted<K> {
+    fn drop(&mut self) {
+        if !self.inner.is_end_stream() {
+            self.cut();
+        }
+        let _ = &self.keep;
+    }
 }

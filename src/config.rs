@@ -140,6 +140,10 @@ pub struct Args {
         default_value_t = 10_000
     )]
     pub session_cache_size: u64,
+    /// The most bytes of request bodies held in memory at once (bodies of unknown length, small
+    /// bodies kept for a retry); a request that would pass it gets 503 SlowDown.
+    #[arg(long, global = true, env = "S3X_PROXY_MAX_BUFFERED_BYTES", default_value = "64MiB", value_parser = parse_size)]
+    pub max_buffered_bytes: u64,
     /// Serve general-purpose S3 buckets too (signed with IAM credentials, service s3);
     /// `false` refuses their hosts with 403.
     #[arg(long, global = true, env = "S3X_PROXY_GENERAL_PURPOSE", default_value_t = true, action = clap::ArgAction::Set)]
@@ -229,6 +233,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Session cache capacity.
     pub session_cache_size: u64,
+    /// `--max-buffered-bytes`.
+    pub max_buffered_bytes: u64,
     /// Where IAM credentials come from.
     pub credentials: SharedCredentialsProvider,
 }
@@ -273,6 +279,7 @@ impl Config {
             log_object_names: args.log_object_names,
             shutdown_grace: args.shutdown_grace,
             session_cache_size: args.session_cache_size,
+            max_buffered_bytes: args.max_buffered_bytes,
             credentials,
         })
     }

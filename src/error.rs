@@ -4,6 +4,7 @@
 use http::{Response, StatusCode};
 
 use crate::body::{ClientBodyError, ProxyBody};
+use crate::budget::OverBudget;
 use crate::create_session::CreateSessionError;
 use crate::credentials::CredentialsUnavailable;
 use crate::policy::PolicyError;
@@ -37,6 +38,9 @@ pub enum ProxyError {
     /// The data request itself got no answer from S3 that could be relayed.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// The proxy holds as many request bodies as `--max-buffered-bytes` allows (503 SlowDown).
+    #[error(transparent)]
+    Busy(#[from] OverBudget),
     /// A fault of the proxy itself (500).
     #[error("internal error: {0}")]
     Internal(String),
@@ -82,6 +86,7 @@ impl ProxyError {
             ProxyError::Credentials(_) => credentials_reply(),
             ProxyError::Session(e) => return session_reply(e),
             ProxyError::Upstream(e) => upstream_reply(e),
+            ProxyError::Busy(e) => (StatusCode::SERVICE_UNAVAILABLE, "SlowDown", e.to_string()),
             ProxyError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalError",

@@ -35,6 +35,7 @@
 pub mod admin;
 pub mod aws_chunked;
 pub mod body;
+pub mod budget;
 pub mod ca;
 pub mod config;
 pub mod connect;
@@ -202,6 +203,7 @@ pub fn pipeline(
         route: config.route.clone(),
         session_mode: config.session_mode,
         log_names: config.log_object_names,
+        max_buffered_bytes: config.max_buffered_bytes,
     };
     let sender = send::Sender::new(upstream, sessions.clone(), metrics.clone());
     Ok(proxy::Proxy::new(settings, sessions, iam, sender, metrics))

@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod budget;
 mod clients;
 mod curl;
 mod errors;
