@@ -111,3 +111,51 @@ async fn an_upload_s3_refuses_before_reading_gets_s3s_answer() {
     assert_eq!(after.status, StatusCode::OK, "{}", after.text());
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_s3_cuts_short_is_cut_for_the_client_and_counted() {
+    let h = Harness::start(Options::default()).await;
+    let body = data(2 << 20, 8);
+    assert_eq!(
+        h.forward(Method::PUT, BUCKET, "/cut", &[], body)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    h.emulator.inject(Fault::ResetMidBody {
+        count: 1,
+        after_bytes: 100_000,
+        target: Target::Data,
+    });
+    let host = zonal_host(BUCKET);
+    let request = Request::builder()
+        .uri(format!("http://{host}/cut"))
+        .header("host", &host)
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let tcp = TcpStream::connect(h.proxy).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.into_body().collect().await.is_err(),
+        "the client sees the cut"
+    );
+    let text = h.metrics().await;
+    crate::harness::assert_metric(
+        &text,
+        "s3x_proxy_bodies_incomplete_total",
+        &[("direction", "download")],
+        1.0,
+    );
+    crate::harness::assert_metric(
+        &text,
+        "s3x_proxy_bodies_incomplete_total",
+        &[("direction", "upload")],
+        0.0,
+    );
+    h.stop().await;
+}
