@@ -130,6 +130,14 @@ pub struct Args {
     /// Deadline for S3's response headers once a request is sent.
     #[arg(long, global = true, env = "S3X_PROXY_RESPONSE_HEADER_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
     pub response_header_timeout: Duration,
+    /// Close a client connection (plain, TLS, h2, or a CONNECT tunnel) with no request in
+    /// flight and no bytes moving for this long; a body that stalls this long is cut.
+    #[arg(long, global = true, env = "S3X_PROXY_CLIENT_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_idle_timeout)]
+    pub client_idle_timeout: Duration,
+    /// Most client connections open at once, CONNECT tunnels included; past it the proxy stops
+    /// accepting until one closes.
+    #[arg(long, global = true, env = "S3X_PROXY_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
     /// Most sessions kept in the cache.
     #[arg(
         long,
@@ -149,6 +157,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
     humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 500ms, 25s, 5m)"))
 }
+
+/// [`parse_duration`], for an idle timeout: more than zero, at most a day.
+fn parse_idle_timeout(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("{s:?}: must be more than zero")),
+        d if d > MAX_IDLE_TIMEOUT => Err(format!("{s:?}: must be at most 24h")),
+        d => Ok(d),
+    }
+}
+
+/// The longest `--client-idle-timeout`.
+const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// Parses a size such as `65536`, `64KiB`, `16MiB` or `1GiB` (bytesize; `KB`/`MB` are powers
 /// of ten).
@@ -212,6 +232,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Session cache capacity.
     pub session_cache_size: u64,
+    /// How long a client connection or body may sit idle (`--client-idle-timeout`).
+    pub client_idle_timeout: Duration,
+    /// Most client connections open at once (`--max-connections`).
+    pub max_connections: usize,
     /// Where IAM credentials come from.
     pub credentials: SharedCredentialsProvider,
 }
@@ -256,6 +280,8 @@ impl Config {
             log_object_names: args.log_object_names,
             shutdown_grace: args.shutdown_grace,
             session_cache_size: args.session_cache_size,
+            client_idle_timeout: args.client_idle_timeout,
+            max_connections: args.max_connections as usize,
             credentials,
         })
     }
@@ -389,5 +415,25 @@ mod tests {
         assert!(parse(&["--resolve", "*.amazonaws.com=127.0.0.1:8443"]).is_ok());
         assert!(parse(&["--resolve", "*.amazonaws.com=localhost"]).is_err());
         assert!(parse(&["--region", "US WEST"]).is_err());
+        let bounds = parse(&["--client-idle-timeout", "300ms", "--max-connections", "3"]).unwrap();
+        assert_eq!(bounds.client_idle_timeout, Duration::from_millis(300));
+        assert_eq!(bounds.max_connections, 3);
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(defaults.client_idle_timeout, Duration::from_secs(60));
+        assert_eq!(defaults.max_connections, 4096);
+    }
+
+    #[test]
+    fn bounds_must_be_positive() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["s3x-proxy"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv)
+        };
+        assert!(parse(&["--client-idle-timeout", "0s"]).is_err());
+        assert!(parse(&["--client-idle-timeout", "25h"]).is_err());
+        assert!(parse(&["--client-idle-timeout", "24h"]).is_ok());
+        assert!(parse(&["--max-connections", "0"]).is_err());
+        assert!(parse(&["--max-connections", "1"]).is_ok());
     }
 }
