@@ -2,10 +2,12 @@
 
 mod harness;
 
+mod bounds;
 mod clients;
 mod curl;
 mod errors;
 mod layout;
+mod limits;
 mod operate;
 mod operations;
 mod process;
