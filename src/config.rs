@@ -9,9 +9,11 @@ use std::time::Duration;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use clap::{Parser, Subcommand};
 
+use crate::endpoint::Flavor;
 pub use crate::logging::LogFormat;
 use crate::names::{Region, RegionResolver, ZoneId};
 use crate::policy::SessionMode;
+use crate::route::RouteSettings;
 use crate::upstream::{ResolveOverrides, UpstreamSettings};
 
 /// A signing forward proxy that lets unmodified HTTP clients use S3 Express One Zone
@@ -146,6 +148,21 @@ pub struct Args {
         default_value_t = 10_000
     )]
     pub session_cache_size: u64,
+    /// Serve general-purpose S3 buckets too (signed with IAM credentials, service s3);
+    /// `false` refuses their hosts with 403.
+    #[arg(long, global = true, env = "S3X_PROXY_GENERAL_PURPOSE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub general_purpose: bool,
+    /// Endpoint mode sends to FIPS endpoints (`s3express-fips-ZONE`, `s3-fips`).
+    #[arg(long, global = true, env = "S3X_PROXY_FIPS")]
+    pub fips: bool,
+    /// Endpoint mode sends to dual-stack (IPv4 and IPv6) endpoints.
+    #[arg(long, global = true, env = "S3X_PROXY_DUALSTACK")]
+    pub dualstack: bool,
+    /// Host names clients reach the proxy by in endpoint mode (repeatable): `BUCKET.NAME` is
+    /// then a virtual-hosted request for a general-purpose bucket. Directory bucket names are
+    /// recognised as the first label of any host.
+    #[arg(long, global = true, env = "S3X_PROXY_ENDPOINT_HOST", value_delimiter = ',', default_values_t = ["localhost".to_string()])]
+    pub endpoint_host: Vec<String>,
 }
 
 /// Parses a duration such as `25s`, `500ms`, `2m` or `1h 30m` (humantime), or a bare number
@@ -216,8 +233,8 @@ pub struct Config {
     pub ca_dir: PathBuf,
     /// Certificate for the TLS listener.
     pub tls: TlsSource,
-    /// Zone → region.
-    pub regions: RegionResolver,
+    /// Routing: zone → region, endpoint mode's flavor and host names, general purpose.
+    pub route: RouteSettings,
     /// Session mode.
     pub session_mode: SessionMode,
     /// Upstream client settings.
@@ -262,7 +279,7 @@ impl Config {
                 },
                 _ => TlsSource::Minted(args.tls_name.clone()),
             },
-            regions: regions(args)?,
+            route: route_settings(args)?,
             session_mode: args.session_mode,
             upstream: UpstreamSettings {
                 extra_roots,
@@ -294,6 +311,41 @@ pub fn ca_dir(args: &Args) -> Result<PathBuf, ConfigError> {
         None => dirs::data_local_dir()
             .map(|d| d.join("s3x-proxy"))
             .ok_or(ConfigError::NoDataDir),
+    }
+}
+
+fn route_settings(args: &Args) -> Result<RouteSettings, ConfigError> {
+    let regions = regions(args)?;
+    let general_region = regions
+        .fallback()
+        .cloned()
+        .unwrap_or_else(|| Region::parse("us-east-1").expect("a valid region"));
+    Ok(RouteSettings {
+        regions,
+        flavor: Flavor {
+            fips: args.fips,
+            dualstack: args.dualstack,
+        },
+        endpoint_hosts: args
+            .endpoint_host
+            .iter()
+            .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+            .collect(),
+        general_region,
+        general_purpose: args.general_purpose,
+    })
+}
+
+impl Config {
+    /// Uses the AWS configuration's region (`AWS_REGION`, the profile) for general-purpose
+    /// requests that name none, unless `--region` was given.
+    pub fn with_aws_region(mut self, region: Option<&str>, args: &Args) -> Self {
+        if args.region.is_none() {
+            if let Some(region) = region.and_then(|r| Region::parse(r).ok()) {
+                self.route.general_region = region;
+            }
+        }
+        self
     }
 }
 

@@ -8,10 +8,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::ca::CertificateAuthority;
+use crate::endpoint::AwsHost;
 use crate::error::ProxyError;
 use crate::names::host_matches;
 use crate::policy::PolicyError;
-use crate::route::{AwsHost, RouteError};
+use crate::route::{split_authority, RouteError};
 use crate::upstream::UpstreamError;
 
 /// What a CONNECT opens.
@@ -29,6 +30,8 @@ pub enum Tunnel {
 
 /// The CONNECT settings.
 pub struct ConnectPolicy {
+    /// Whether general-purpose S3 hosts are intercepted too (`--general-purpose`).
+    pub general_purpose: bool,
     /// Hosts CONNECT may tunnel to without interception (`*.suffix` allowed).
     pub allow: Vec<String>,
     /// Deadline for opening such a tunnel's upstream connection.
@@ -42,8 +45,12 @@ impl ConnectPolicy {
         request: &Request<B>,
         ca: &CertificateAuthority,
     ) -> Result<Tunnel, ProxyError> {
-        let (host, port) = connect_target(request).ok_or(RouteError::BadConnectTarget)?;
-        if AwsHost::is_s3_express(&host) {
+        let (host, port) = connect_target(request)?;
+        let intercept = match self.general_purpose {
+            true => AwsHost::is_s3(&host),
+            false => AwsHost::is_s3_express(&host),
+        };
+        if intercept {
             let config = ca
                 .server_config_for(&host)
                 .map_err(|e| ProxyError::Internal(format!("minting a leaf for {host}: {e}")))?;
@@ -72,21 +79,21 @@ impl ConnectPolicy {
     }
 }
 
-/// The CONNECT target as (lowercase host without brackets, port). HTTP/1.0 CONNECTs without a
-/// Host header carry the target in the request line, which is all we read.
-fn connect_target<B>(request: &Request<B>) -> Option<(String, u16)> {
-    let authority = request.uri().authority()?;
-    let port = authority.port_u16()?;
-    let host = authority
-        .host()
+/// The CONNECT target as (lowercase host, brackets of an IPv6 literal removed, port), checked
+/// as every host is (see `route::split_authority`). HTTP/1.0 CONNECTs without a Host header
+/// carry the target in the request line, which is all we read.
+fn connect_target<B>(request: &Request<B>) -> Result<(String, u16), RouteError> {
+    let authority = request
+        .uri()
+        .authority()
+        .ok_or(RouteError::BadConnectTarget)?;
+    let (host, port) = split_authority(authority.as_str())?;
+    let port = port.ok_or(RouteError::BadConnectTarget)?;
+    let host = host
         .trim_start_matches('[')
-        .trim_end_matches(']');
-    let valid = !host.is_empty()
-        && host.len() <= 253
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':'));
-    valid.then(|| (host.trim_end_matches('.').to_ascii_lowercase(), port))
+        .trim_end_matches(']')
+        .to_owned();
+    Ok((host, port))
 }
 
 #[cfg(test)]
@@ -111,7 +118,7 @@ mod tests {
     fn connect_targets_need_a_port_and_a_plain_host() {
         let target = |uri: &str| {
             let request = Request::connect(uri).body(()).unwrap();
-            connect_target(&request)
+            connect_target(&request).ok()
         };
         assert_eq!(
             target("Example.COM.:443"),
@@ -119,5 +126,6 @@ mod tests {
         );
         assert_eq!(target("[::1]:8443"), Some(("::1".into(), 8443)));
         assert_eq!(target("example.com"), None);
+        assert_eq!(target("a_b.example.com:443"), None);
     }
 }

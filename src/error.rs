@@ -129,7 +129,9 @@ impl ProxyError {
 fn route_reply(e: &RouteError) -> (StatusCode, &'static str, String) {
     match e {
         RouteError::InvalidName(_) => (StatusCode::BAD_REQUEST, "InvalidBucketName", e.to_string()),
-        RouteError::NotS3Host(_) => (StatusCode::FORBIDDEN, "AccessDenied", e.to_string()),
+        RouteError::NotS3Host(_) | RouteError::GeneralPurposeOff(_) => {
+            (StatusCode::FORBIDDEN, "AccessDenied", e.to_string())
+        }
         _ => (StatusCode::BAD_REQUEST, "InvalidRequest", e.to_string()),
     }
 }

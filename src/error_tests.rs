@@ -35,6 +35,18 @@ fn every_error_maps_to_the_status_and_code_of_where_it_happened() {
             "AccessDenied",
         ),
         (RouteError::MissingHost.into(), 400, "InvalidRequest"),
+        (
+            RouteError::GeneralPurposeOff("s3.amazonaws.com".into()).into(),
+            403,
+            "AccessDenied",
+        ),
+        (RouteError::BadHost.into(), 400, "InvalidRequest"),
+        (RouteError::SessionSubresource.into(), 400, "InvalidRequest"),
+        (
+            PolicyError::IamToZonal("GetObject").into(),
+            403,
+            "AccessDenied",
+        ),
         (RouteError::BadConnectTarget.into(), 400, "InvalidRequest"),
         (
             PolicyError::ReadOnly("PutObject").into(),
@@ -96,7 +108,7 @@ fn every_error_maps_to_the_status_and_code_of_where_it_happened() {
             "BadGateway",
         ),
         (
-            CreateSessionError::Upstream(upstream_connect()).into(),
+            CreateSessionError::from(upstream_connect()).into(),
             502,
             "BadGateway",
         ),

@@ -43,11 +43,13 @@ pub mod conn;
 pub mod connect;
 pub mod create_session;
 pub mod credentials;
+pub mod endpoint;
 pub mod error;
 pub mod logging;
 pub mod metrics;
 pub mod names;
 pub mod operation;
+pub mod outgoing;
 pub mod policy;
 pub mod proxy;
 pub mod record;
@@ -59,6 +61,7 @@ pub mod session;
 pub mod sign;
 pub mod unknown_length;
 pub mod upstream;
+pub mod uri;
 pub mod xml;
 
 use std::future::Future;
@@ -124,6 +127,7 @@ pub async fn run_with_upstream(
         proxy,
         ca: ca.clone(),
         connect: connect::ConnectPolicy {
+            general_purpose: config.route.general_purpose,
             allow: config.allow_connect.clone(),
             connect_timeout: config.upstream.connect_timeout,
         },
@@ -196,7 +200,7 @@ pub fn pipeline(
         config.session_cache_size,
     );
     let settings = proxy::PipelineSettings {
-        regions: config.regions.clone(),
+        route: config.route.clone(),
         session_mode: config.session_mode,
         log_names: config.log_object_names,
     };

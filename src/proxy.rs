@@ -8,16 +8,15 @@ use http::{header, HeaderMap, Method, Request, Response};
 use tracing::Instrument;
 
 use crate::body::{ClientBodyError, ProxyBody};
-use crate::create_session::{SessionKey, SessionTarget};
+use crate::create_session::SessionKey;
 use crate::credentials::IamCredentials;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
-use crate::names::RegionResolver;
 use crate::operation::{Auth, Mode};
 use crate::policy::{authorize, SessionMode};
 use crate::record::{RequestIds, RequestRecord};
 use crate::respond::{finish, local_create_session};
-use crate::route::{route, Arrival, Route};
+use crate::route::{route, Arrival, Route, RouteSettings};
 use crate::send::{Head, OutBody, Sender, Signer};
 use crate::session::SessionCache;
 use crate::sign::{self, Payload};
@@ -30,8 +29,8 @@ pub const RETAIN_BODY_LIMIT: u64 = 64 * 1024;
 /// Pipeline settings.
 #[derive(Clone, Debug)]
 pub struct PipelineSettings {
-    /// Zone → region resolution.
-    pub regions: RegionResolver,
+    /// What routing needs.
+    pub route: RouteSettings,
     /// `--session-mode`.
     pub session_mode: SessionMode,
     /// Whether bucket and key appear in access log lines.
@@ -137,14 +136,14 @@ impl Proxy {
         arrival: &Arrival,
         record: &mut RequestRecord,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let route = route(&parts, arrival, &self.settings.regions)?;
+        let route = route(&parts, arrival, &self.settings.route)?;
         note_route(&route, record);
-        let auth = authorize(route.operation, self.settings.session_mode)?;
+        let auth = authorize(&route, &parts.method, self.settings.session_mode)?;
         if auth == Auth::AnswerLocally {
             return Ok(local_create_session(&record.request_id));
         }
         let payload = sign::strip_client_auth(&mut parts);
-        sign::set_target(&mut parts, &route.host, &route.path_and_query)?;
+        sign::set_target(&mut parts, &route.endpoint.host(), &route.path_and_query)?;
         let body = record.count_upload(body, &self.metrics);
         let (payload, body) = prepare_body(&mut parts, body, payload).await?;
         let signer = self.signer(auth, &route, &parts.headers, record).await?;
@@ -174,37 +173,26 @@ impl Proxy {
         headers: &HeaderMap,
         record: &mut RequestRecord,
     ) -> Result<Signer, ProxyError> {
-        let (Auth::Session(mode), Some(bucket)) = (auth, route.bucket.as_ref()) else {
+        let Auth::Session(mode) = auth.filter_zonal(&route.endpoint) else {
             let creds = self.iam.get().await?;
             return Ok(Signer::Iam {
                 identity: creds.into(),
-                region: route.region.to_string(),
+                region: route.endpoint.region().clone(),
+                service: route.endpoint.service(),
             });
-        };
-        let target = SessionTarget {
-            host: route.host.clone(),
-            region: route.region.clone(),
         };
         if mode == Mode::ReadOnly && self.settings.session_mode == SessionMode::PerRequest {
             // A cached ReadWrite session serves reads too: never create a second session.
-            let rw = SessionKey::new(bucket.clone(), Mode::ReadWrite, headers);
-            if let Some((session, lookup)) = self.sessions.get_cached(&rw, &target).await {
+            let rw = SessionKey::new(route.endpoint.clone(), Mode::ReadWrite, headers);
+            if let Some((session, lookup)) = self.sessions.get_cached(&rw).await {
                 record.lookup = Some(lookup);
-                return Ok(Signer::Session {
-                    key: rw,
-                    target,
-                    session,
-                });
+                return Ok(Signer::Session { key: rw, session });
             }
         }
-        let key = SessionKey::new(bucket.clone(), mode, headers);
-        let (session, lookup) = self.sessions.get(&key, &target).await?;
+        let key = SessionKey::new(route.endpoint.clone(), mode, headers);
+        let (session, lookup) = self.sessions.get(&key).await?;
         record.lookup = Some(lookup);
-        Ok(Signer::Session {
-            key,
-            target,
-            session,
-        })
+        Ok(Signer::Session { key, session })
     }
 }
 
@@ -212,7 +200,7 @@ impl Proxy {
 fn note_route(route: &Route, record: &mut RequestRecord) {
     record.operation = route.operation.name();
     tracing::Span::current().record("operation", record.operation);
-    record.bucket = route.bucket.as_ref().map(|b| b.to_string());
+    record.bucket = route.bucket_name();
     if record.log_names {
         record.key = object_key(&route.path_and_query);
     }

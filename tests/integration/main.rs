@@ -14,5 +14,7 @@ mod process;
 mod roundtrip;
 mod session_clock;
 mod sessions;
+mod steering;
 mod streaming;
 mod tunnel;
+mod uploads;

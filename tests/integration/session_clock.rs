@@ -321,6 +321,25 @@ async fn a_failed_background_refresh_keeps_serving_and_is_retried_after_a_pause(
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_failed_create_session_is_the_answer_for_a_second_then_asked_again() {
+    let rig = Rig::start(Duration::from_secs(300));
+    rig.s3.state.lock().unwrap().slow_down = 1;
+    assert_eq!(
+        rig.request(Method::GET, "k", "").await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    tokio::time::advance(Duration::from_millis(900)).await;
+    assert_eq!(
+        rig.request(Method::GET, "k", "").await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(rig.s3.creates().len(), 1, "remembered, not asked again");
+    tokio::time::advance(Duration::from_millis(200)).await;
+    assert_eq!(rig.request(Method::GET, "k", "").await, StatusCode::OK);
+    assert_eq!(rig.s3.creates().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_used_session_is_renewed_on_time_and_an_idle_one_is_left_to_expire() {
     let rig = Rig::start(Duration::from_secs(300));
     assert_eq!(rig.request(Method::GET, "none", "").await, StatusCode::OK); // creates A
