@@ -3,7 +3,7 @@
 
 use http::{Response, StatusCode};
 
-use crate::body::{ClientBodyError, ProxyBody};
+use crate::body::{BodyIdle, ClientBodyError, ProxyBody};
 use crate::budget::OverBudget;
 use crate::create_session::CreateSessionError;
 use crate::credentials::CredentialsUnavailable;
@@ -70,6 +70,13 @@ pub struct ErrorReply {
 impl ProxyError {
     /// The status, code and public message for this error.
     pub fn reply(&self) -> ErrorReply {
+        if self.is_stalled_request_body() {
+            return ErrorReply {
+                status: StatusCode::BAD_REQUEST,
+                code: "RequestTimeout".into(),
+                message: "the request body stalled for longer than the idle timeout".into(),
+            };
+        }
         let (status, code, message): (StatusCode, &str, String) = match self {
             ProxyError::Route(e) => route_reply(e),
             ProxyError::Policy(e @ PolicyError::Unsupported(_)) => {
@@ -98,6 +105,17 @@ impl ProxyError {
             code: code.to_owned(),
             message,
         }
+    }
+
+    /// True when the client's request body stalled ([`BodyIdle`]), whether the proxy was reading
+    /// it or sending it to S3: the client's fault (S3 says 400 RequestTimeout), not S3's.
+    fn is_stalled_request_body(&self) -> bool {
+        let cause: &(dyn std::error::Error + 'static) = match self {
+            ProxyError::ClientBody(ClientBodyError::Read(e)) => e.as_ref(),
+            ProxyError::Upstream(UpstreamError::Request(e)) => e.as_ref(),
+            _ => return false,
+        };
+        std::iter::successors(Some(cause), |e| e.source()).any(|e| e.is::<BodyIdle>())
     }
 
     /// Turns this error into the S3-style XML response the client receives.

@@ -2,11 +2,13 @@
 
 mod harness;
 
+mod bounds;
 mod budget;
 mod clients;
 mod curl;
 mod errors;
 mod layout;
+mod limits;
 mod operate;
 mod operations;
 mod process;
