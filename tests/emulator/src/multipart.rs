@@ -90,10 +90,17 @@ pub(crate) fn upload_part(ctx: &Ctx<'_>, received: Received) -> Result<Response<
             r.headers_mut().insert(name, v);
         }
     }
-    with_upload(ctx, |u| {
+    // S3 answers UploadPart with the upload's encryption headers, as it does CreateMultipartUpload
+    // (s3cmd, for one, reads them to know the part's ETag is no MD5 under SSE-KMS).
+    let sse = with_upload(ctx, |u| {
         u.parts.insert(n, part);
-        Ok(())
+        Ok(u.meta.sse.clone())
     })?;
+    for (name, v) in sse {
+        if let (Ok(name), Ok(v)) = (http::HeaderName::try_from(name), v.parse()) {
+            r.headers_mut().insert(name, v);
+        }
+    }
     Ok(r)
 }
 

@@ -361,6 +361,11 @@ async fn multipart_survives_session_rotation() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
+    // UploadPart answers with the upload's encryption, as CreateMultipartUpload does.
+    assert_eq!(
+        r.header("x-amz-server-side-encryption").as_deref(),
+        Some("AES256")
+    );
     let q1 = [("partNumber", "1"), ("uploadId", upload.as_str())];
     let copy = vec![
         hdr("x-amz-copy-source", &format!("{BUCKET}/src")),
