@@ -4,6 +4,7 @@
 mod harness;
 
 mod clients;
+mod clients_more;
 mod curl;
 mod errors;
 mod operate;
