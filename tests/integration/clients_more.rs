@@ -198,7 +198,7 @@ struct Rclone<'a> {
 }
 
 impl<'a> Rclone<'a> {
-    async fn new(h: &'a Harness, https_proxy: bool) -> Rclone<'a> {
+    fn new(h: &'a Harness, https_proxy: bool) -> Rclone<'a> {
         let home = h.dir.path().join("home-rclone");
         std::fs::create_dir_all(&home).unwrap();
         // Directory buckets' ETags are not MD5s: `use_multipart_etag = false` here and
@@ -239,7 +239,8 @@ impl<'a> Rclone<'a> {
             program("rclone", "S3X_TEST_RCLONE", "apt-get install rclone"),
             &self.home,
         );
-        // rclone fails whenever AWS_CA_BUNDLE is set: `clean` leaves it out.
+        // rclone fails whenever AWS_CA_BUNDLE is set ("LoadCustomCABundleError: ... unsupported
+        // transport, *fshttp.Transport"), even with --ca-cert: `clean` leaves it out.
         if self.https_proxy {
             command.env("HTTPS_PROXY", format!("http://{}", self.h.proxy));
             command.arg("--ca-cert").arg(self.h.proxy_ca().await);
@@ -266,7 +267,7 @@ impl<'a> Rclone<'a> {
 async fn rclone_workload(https_proxy: bool) {
     let h = Harness::start(Options::default()).await;
     let input = inputs(&h, 70);
-    let rclone = Rclone::new(&h, https_proxy).await;
+    let rclone = Rclone::new(&h, https_proxy);
     let remote = |key: &str| format!("s3x:{BUCKET}/rclone/{key}");
     let (small, big) = (input.small.to_str().unwrap(), input.big.to_str().unwrap());
 
