@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README says: installs what the tests need on a fresh machine
-# (a Python venv with the aws CLI and boto3 under target/py, curl), then runs formatting and
-# lint checks, every Rust test (unit, emulator, integration, end-to-end with real clients),
-# and the offline validation of deploy/.
+# (a Python venv with the aws CLI and boto3 under target/py, curl, and the clients of
+# tests/integration/clients_more.rs: rclone, s3cmd, s3fs, pandas, pyarrow, the JS SDK), then
+# runs formatting and lint checks, every Rust test (unit, emulator, integration, end-to-end with
+# real clients), and the offline validation of deploy/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
@@ -21,6 +22,36 @@ if ! "$venv/bin/python" -c 'import boto3, awscli' >/dev/null 2>&1 \
   cp .ci/requirements.txt "$venv/.requirements"
 fi
 export S3X_TEST_VENV="$PWD/$venv"
+
+# More real clients (tests/integration/clients_more.rs): rclone from Debian; s3cmd, s3fs, pandas
+# and pyarrow in a venv of their own (aiobotocore pins its own botocore); the AWS SDK for
+# JavaScript v3 under target/js, from tests/clients/js/package-lock.json.
+timed() { local t0; t0=$(date +%s); "$@"; printf '    %s: %ss\n' "$1" "$(( $(date +%s) - t0 ))"; }
+if ! command -v rclone >/dev/null 2>&1; then
+  timed apt-get update -qq
+  timed apt-get install -y -qq -o DPkg::Lock::Timeout=300 rclone
+fi
+clients=target/py-clients
+if ! "$clients/bin/python" -c 'import s3fs, pandas, pyarrow, S3' >/dev/null 2>&1 \
+   || ! cmp -s .ci/requirements-clients.txt "$clients/.requirements" ; then
+  rm -rf "$clients"
+  python3 -m venv "$clients"
+  timed "$clients/bin/pip" install --quiet --disable-pip-version-check -r .ci/requirements-clients.txt
+  cp .ci/requirements-clients.txt "$clients/.requirements"
+fi
+export S3X_TEST_CLIENTS_VENV="$PWD/$clients"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=300 nodejs npm
+fi
+js=target/js
+if [ ! -f "$js/node_modules/@aws-sdk/client-s3/package.json" ] \
+   || ! cmp -s tests/clients/js/package-lock.json "$js/package-lock.json" ; then
+  rm -rf "$js"
+  mkdir -p "$js"
+  cp tests/clients/js/package.json tests/clients/js/package-lock.json "$js/"
+  (cd "$js" && timed npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+fi
+export S3X_TEST_NODE_MODULES="$PWD/$js/node_modules"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -5,6 +5,7 @@ mod harness;
 mod bounds;
 mod budget;
 mod clients;
+mod clients_more;
 mod curl;
 mod errors;
 mod layout;
