@@ -10,9 +10,7 @@ use sha2::{Digest, Sha256};
 fn vectors_dir() -> PathBuf {
     let dir = std::env::var_os("S3X_SIGV4_VECTORS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors/sigv4")
-        });
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors/sigv4"));
     assert!(
         dir.is_dir(),
         "SigV4 test vectors not found at {} (set S3X_SIGV4_VECTORS)",
