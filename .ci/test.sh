@@ -6,7 +6,9 @@
 # container image build and its smoke test (deploy/image.sh), and the offline validation of
 # deploy/ (which then also checks the manifests against the built image).
 #
-# S3X_TEST_IMAGE=0 skips the image step (it costs a release build).
+# S3X_TEST_IMAGE=0 skips the image step (it costs a release build). S3X_TOOLS_DIR (default
+# target/tools) is where cargo-deny and cargo-cyclonedx are installed: point it outside the clone
+# to keep them across fresh clones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
@@ -48,12 +50,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo deny check licenses bans sources (deny.toml)"
 deny_version=0.20.2
-if ! target/tools/bin/cargo-deny --version 2>/dev/null | grep -qx "cargo-deny $deny_version"; then
+tools="${S3X_TOOLS_DIR:-target/tools}"
+if ! "$tools/bin/cargo-deny" --version 2>/dev/null | grep -qx "cargo-deny $deny_version"; then
   deny_started=$(date +%s)
-  cargo install --quiet --locked --root target/tools --version "$deny_version" cargo-deny
-  echo "installed cargo-deny $deny_version into target/tools in $(( $(date +%s) - deny_started ))s"
+  cargo install --quiet --locked --root "$tools" --version "$deny_version" cargo-deny
+  echo "installed cargo-deny $deny_version into $tools in $(( $(date +%s) - deny_started ))s"
 fi
-target/tools/bin/cargo-deny --locked check --hide-inclusion-graph licenses bans sources
+"$tools/bin/cargo-deny" --locked check --hide-inclusion-graph licenses bans sources
 
 step "cargo test (unit, emulator, SigV4 vectors, integration, real clients)"
 mkdir -p target

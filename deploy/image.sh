@@ -25,14 +25,14 @@
 # Tools: buildah (apt-get install buildah; installed here when missing and running as root),
 # cargo-cyclonedx (cargo install --locked into target/tools on first use; about 4 minutes),
 # python3, gzip, readelf, dpkg-query.
-# Environment: S3X_IMAGE_DIR (default target/image).
+# Environment: S3X_IMAGE_DIR (default target/image), S3X_TOOLS_DIR (default target/tools).
 set -euo pipefail
 exec </dev/null
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 OUT="${S3X_IMAGE_DIR:-$ROOT/target/image}"
-TOOLS="$ROOT/target/tools"
+TOOLS="${S3X_TOOLS_DIR:-$ROOT/target/tools}"
 CONFIG="$ROOT/deploy/image/config.json"
 TARGET=x86_64-unknown-linux-gnu
 CYCLONEDX_VERSION=0.5.9
