@@ -107,11 +107,18 @@ impl Proxy {
         let mut record = self.record(&parts.method, arrival);
         let span = tracing::info_span!("request", id = %record.request_id, method = %parts.method, operation = tracing::field::Empty);
         let unread = Unread::of(&parts);
+        let http10 = parts.version == http::Version::HTTP_10;
         let mut body = Some(record.count_upload(body, &self.metrics));
-        let result = self
+        let mut result = self
             .pipeline(parts, &mut body, arrival, &mut record)
             .instrument(span.clone())
             .await;
+        if http10 {
+            result = match result {
+                Ok(response) => with_length(response).await,
+                error => error,
+            };
+        }
         if let Some(body) = body {
             unread.discard(body);
         }
@@ -259,6 +266,28 @@ async fn prepare_body(
         Prepared::Known(OutBody::Streaming(Some(body))),
         None,
     ))
+}
+
+/// The longest answer without a length that an HTTP/1.0 client gets with one.
+const HTTP10_LENGTH_LIMIT: usize = 1 << 20;
+
+/// An HTTP/1.0 client reads an answer without Content-Length until the connection closes, so
+/// it cannot tell a cut from the end. S3 gives object data a length; an answer without one
+/// (chunked XML) is read first (up to 1 MiB) and given its length, so a cut becomes a 502.
+async fn with_length(response: Response<ProxyBody>) -> Result<Response<ProxyBody>, ProxyError> {
+    let unknown = !response.headers().contains_key(header::CONTENT_LENGTH)
+        && !http_body::Body::is_end_stream(response.body());
+    if !unknown {
+        return Ok(response);
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = crate::body::collect_limited(body, HTTP10_LENGTH_LIMIT)
+        .await
+        .map_err(crate::upstream::UpstreamError::Answer)?;
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, bytes.len().into());
+    Ok(Response::from_parts(parts, crate::body::full(bytes)))
 }
 
 /// How much of a refused request's body is read and thrown away, so that the client sees the
