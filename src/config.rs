@@ -9,6 +9,7 @@ use std::time::Duration;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use clap::{Parser, Subcommand};
 
+use crate::connect::AllowRule;
 use crate::endpoint::Flavor;
 pub use crate::logging::LogFormat;
 use crate::names::{Region, RegionResolver, ZoneId};
@@ -105,8 +106,8 @@ pub struct Args {
     /// CLI reads it.
     #[arg(long, global = true, env = "AWS_CA_BUNDLE")]
     pub aws_ca_bundle: Option<PathBuf>,
-    /// Hosts (or `*.suffix` patterns) a CONNECT may open a plain, uninspected tunnel to
-    /// (repeatable), e.g. sts.amazonaws.com.
+    /// What a CONNECT may open a plain, uninspected tunnel to (repeatable): HOST, *.SUFFIX or
+    /// an IP, with :PORT or :* (443 when none is given), e.g. sts.us-west-2.amazonaws.com.
     #[arg(
         long,
         global = true,
@@ -243,8 +244,8 @@ pub struct Config {
     pub session_mode: SessionMode,
     /// Upstream client settings.
     pub upstream: UpstreamSettings,
-    /// Hosts CONNECT may tunnel to without interception.
-    pub allow_connect: Vec<String>,
+    /// What CONNECT may tunnel to without interception.
+    pub allow_connect: Vec<AllowRule>,
     /// Per-bucket metric label.
     pub metrics_bucket_label: bool,
     /// Bucket and key in access logs.
@@ -297,8 +298,12 @@ impl Config {
             allow_connect: args
                 .allow_connect
                 .iter()
-                .map(|h| h.to_ascii_lowercase())
-                .collect(),
+                .map(|entry| AllowRule::parse(entry))
+                .collect::<Result<_, _>>()
+                .map_err(|reason| ConfigError::Invalid {
+                    flag: "allow-connect",
+                    reason,
+                })?,
             metrics_bucket_label: args.metrics_bucket_label,
             log_object_names: args.log_object_names,
             shutdown_grace: args.shutdown_grace,

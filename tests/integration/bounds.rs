@@ -169,7 +169,7 @@ async fn a_silent_intercepted_tunnel_is_closed_after_its_handshake() {
 async fn a_silent_plain_tunnel_is_closed_at_both_ends() {
     let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = target.local_addr().unwrap().port();
-    let h = start(false, &["--allow-connect", "127.0.0.1"]).await;
+    let h = start(false, &["--allow-connect", "127.0.0.1:*"]).await;
     let since = Instant::now();
     let mut client = connect(&h, &format!("127.0.0.1:{port}")).await;
     let (mut upstream, _) = target.accept().await.unwrap();
