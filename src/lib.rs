@@ -48,6 +48,7 @@ pub mod operation;
 pub mod policy;
 pub mod proxy;
 pub mod record;
+pub mod redact;
 pub mod respond;
 pub mod route;
 pub mod send;
