@@ -9,6 +9,7 @@ mod layout;
 mod operate;
 mod operations;
 mod process;
+mod redaction;
 mod roundtrip;
 mod session_clock;
 mod sessions;
