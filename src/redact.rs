@@ -63,10 +63,17 @@ impl Needles {
     fn new() -> Needles {
         match aho_corasick::packed::Searcher::new(NEEDLES) {
             Some(packed) => Needles::Packed(packed),
-            None => Needles::Automaton(
-                aho_corasick::AhoCorasick::new(NEEDLES).expect("a handful of short needles"),
-            ),
+            None => Needles::automaton(),
         }
+    }
+
+    /// The portable searcher, with the packed one's (leftmost-first) semantics.
+    fn automaton() -> Needles {
+        let automaton = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .build(NEEDLES)
+            .expect("a handful of short needles");
+        Needles::Automaton(automaton)
     }
 
     fn any(&self, text: &[u8]) -> bool {

@@ -324,6 +324,24 @@ fn invalid_utf8_is_still_redacted() {
     assert_eq!(out, b"\xff\xfe x-amz-s3session-token:[redacted]\n\xff");
 }
 
+#[test]
+fn the_portable_searcher_finds_what_the_simd_one_does() {
+    let line = format!(
+        "Authorization: Basic x token=1 <SessionToken>{TOKEN}</SessionToken> X-Amz-Credential=a Signature={SIG} secret=2 customer-key: 3 bearer z"
+    )
+    .to_ascii_lowercase();
+    let found = |n: &Needles| {
+        let mut all = Vec::new();
+        n.each(line.as_bytes(), |needle, at| all.push((needle, at)));
+        all
+    };
+    let automaton = found(&Needles::automaton());
+    assert_eq!(automaton.len(), 10, "{automaton:?}");
+    assert_eq!(found(&SEARCH), automaton);
+    assert!(Needles::automaton().any(line.as_bytes()));
+    assert!(!Needles::automaton().any(ACCESS_JSON.as_bytes()));
+}
+
 /// Captures what a subscriber writes.
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
