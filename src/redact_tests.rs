@@ -381,20 +381,17 @@ fn sign_with_aws_sigv4_tracing(json: bool) -> String {
         builder.finish().into()
     };
     tracing::dispatcher::with_default(&dispatch, || {
-        let mut parts = http::Request::builder()
+        // As the proxy signs: session credentials, the token in x-amz-s3session-token.
+        let host = "b--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com";
+        let mut request = http::Request::builder()
             .method("PUT")
-            .uri("http://b--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com/k")
+            .uri(format!("https://{host}/k"))
+            .header("host", host)
             .header("authorization", format!("AWS4-HMAC-SHA256 Credential=AKIDCLIENTFAKE/20240101/us-west-2/s3express/aws4_request, SignedHeaders=host, Signature={SIG}"))
             .body(())
-            .unwrap()
-            .into_parts()
-            .0;
-        crate::sign::set_target(
-            &mut parts,
-            "b--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com",
-            "/k",
-        )
-        .unwrap();
+            .unwrap();
+        tracing::trace!(headers = ?request.headers(), "before signing");
+        request.headers_mut().remove("authorization");
         let session = Credentials::new(
             "S3XSSESSIONKEYID",
             "session/secret/EXAMPLE",
@@ -403,16 +400,33 @@ fn sign_with_aws_sigv4_tracing(json: bool) -> String {
             "s3express-session",
         )
         .into();
-        tracing::trace!(headers = ?parts.headers, "before signing");
-        crate::sign::sign_parts(
-            &mut parts,
-            &session,
-            crate::sign::TokenHeader::S3Session,
-            "us-west-2",
-            crate::sign::Payload::Unsigned,
+        let mut settings = SigningSettings::default();
+        settings.payload_checksum_kind = aws_sigv4::http_request::PayloadChecksumKind::XAmzSha256;
+        settings.session_token_name_override = Some("x-amz-s3session-token");
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&session)
+            .region("us-west-2")
+            .name("s3express")
+            .time(std::time::SystemTime::now())
+            .settings(settings)
+            .build()
+            .unwrap()
+            .into();
+        let headers: Vec<(&str, &str)> = request
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.to_str().unwrap()))
+            .collect();
+        let signable = SignableRequest::new(
+            "PUT",
+            request.uri().to_string(),
+            headers.into_iter(),
+            SignableBody::UnsignedPayload,
         )
         .unwrap();
-        tracing::trace!(headers = ?parts.headers, "signed");
+        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+        instructions.apply_to_request_http1x(&mut request);
+        tracing::trace!(request = ?request, "signed");
 
         let iam = Credentials::new(
             "ASIAIAMKEYID",
