@@ -54,6 +54,7 @@ pub mod outgoing;
 pub mod policy;
 pub mod proxy;
 pub mod record;
+pub mod redact;
 pub mod respond;
 pub mod route;
 pub mod send;

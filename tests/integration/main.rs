@@ -14,6 +14,7 @@ mod limits;
 mod operate;
 mod operations;
 mod process;
+mod redaction;
 mod roundtrip;
 mod scripted;
 mod session_clock;
