@@ -42,6 +42,8 @@ pub const RETRY_REASONS: &[&str] = &[
     "invalid_token",
     "head_bad_request",
     "connect_error",
+    "iam_credentials",
+    "wrong_region",
 ];
 
 /// Result label values of session cache lookups.

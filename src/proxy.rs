@@ -11,10 +11,11 @@ use crate::body::{ClientBodyError, ProxyBody};
 use crate::budget::{Budget, Reserved};
 use crate::create_session::SessionKey;
 use crate::credentials::IamCredentials;
+use crate::endpoint::BucketRegions;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::operation::{Auth, Mode};
-use crate::policy::{authorize, SessionMode};
+use crate::policy::{authorize, presigned_fresh, SessionMode};
 use crate::record::{RequestIds, RequestRecord};
 use crate::respond::{finish, local_create_session};
 use crate::route::{route, Arrival, Route, RouteSettings};
@@ -43,6 +44,7 @@ pub struct PipelineSettings {
 /// The request pipeline, shared by every connection.
 pub struct Proxy {
     settings: PipelineSettings,
+    regions: BucketRegions,
     budget: Budget,
     sessions: SessionCache,
     iam: Arc<IamCredentials>,
@@ -66,9 +68,11 @@ impl Proxy {
         sessions: SessionCache,
         iam: Arc<IamCredentials>,
         sender: Sender,
+        regions: BucketRegions,
         metrics: Metrics,
     ) -> Self {
         Self {
+            regions,
             budget: Budget::new(settings.max_buffered_bytes),
             settings,
             sessions,
@@ -154,11 +158,12 @@ impl Proxy {
         arrival: &Arrival,
         record: &mut RequestRecord,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let route = route(&parts, arrival, &self.settings.route)?;
+        let route = route(&parts, arrival, &self.settings.route, &self.regions)?;
         note_route(&route, record);
         let auth = authorize(&route, &parts.method, self.settings.session_mode)?;
+        presigned_fresh(&route.query, std::time::SystemTime::now())?;
         if auth == Auth::AnswerLocally {
-            return Ok(local_create_session(&record.request_id));
+            return Ok(local_create_session(&record.request_id, &parts.headers));
         }
         let payload = sign::strip_client_auth(&mut parts);
         sign::set_target(&mut parts, &route.endpoint.host(), &route.path_and_query)?;
@@ -192,11 +197,10 @@ impl Proxy {
         record: &mut RequestRecord,
     ) -> Result<Signer, ProxyError> {
         let Auth::Session(mode) = auth.filter_zonal(&route.endpoint) else {
-            let creds = self.iam.get().await?;
+            let loaded = self.iam.get_loaded().await?;
             return Ok(Signer::Iam {
-                identity: creds.into(),
-                region: route.endpoint.region().clone(),
-                service: route.endpoint.service(),
+                loaded,
+                endpoint: route.endpoint.clone(),
             });
         };
         if mode == Mode::ReadOnly && self.settings.session_mode == SessionMode::PerRequest {
