@@ -171,7 +171,12 @@ async fn run(args: Args) -> u64 {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("emulator-ca.pem"), emulator.ca_pem()).expect("write CA");
     let out_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/soak");
-    let log_path = out_dir.join("proxy.log");
+    // Named by start time, so runs (even concurrent ones) never share a log.
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let run_name = format!("{stamp}-{}", std::process::id());
+    let log_path = out_dir.join(format!("proxy-{run_name}.log"));
     let mut proxy = proxy::Proxy::start(emulator.addr(), dir.path(), &log_path, &args.rust_log);
     eprintln!(
         "soak: seed {}, {} s, {} clients, proxy pid {} on {} (admin {}), emulator {}, log {}",
@@ -294,7 +299,9 @@ async fn run(args: Args) -> u64 {
     };
     let text = report::print(&mut stats, &inputs);
     println!("{text}");
-    let _ = std::fs::write(out_dir.join("report.txt"), &text);
+    let report_path = out_dir.join(format!("report-{run_name}.txt"));
+    let _ = std::fs::write(&report_path, &text);
+    eprintln!("soak: report saved to {}", report_path.display());
     stats.unexpected_count + ledger.swallowed_resets.len() as u64 + u64::from(!proxy_alive)
 }
 

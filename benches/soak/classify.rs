@@ -108,6 +108,12 @@ pub enum Observed {
     Hang(String),
 }
 
+/// Explanations where the fault explains the error but the proxy could have done better (S3's
+/// own answer existed and the client did not get it): listed apart in the report.
+pub fn degraded(why: &str) -> bool {
+    why.contains("not relayed") || why.contains("client connection failed")
+}
+
 pub enum Verdict {
     Explained(&'static str),
     Unexpected(String),

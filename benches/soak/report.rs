@@ -33,6 +33,8 @@ pub struct Stats {
     pub unexpected_kinds: BTreeMap<String, u64>,
     /// The first few in full: (detail, strings to look for in the proxy log).
     pub details: Vec<(String, Vec<String>)>,
+    /// The first few explained-but-degraded outcomes in full, the same way.
+    pub degraded: Vec<(String, Vec<String>)>,
     /// Response statuses the clients received (heads, whatever the body did after).
     pub statuses: BTreeMap<u16, u64>,
     pub bytes_up: u64,
@@ -165,7 +167,21 @@ pub fn print(stats: &mut Stats, i: &Inputs<'_>) -> String {
         stats.explained.values().sum::<u64>()
     );
     for (why, n) in &stats.explained {
-        let _ = writeln!(o, "  {n:>6}  {why}");
+        let mark = if crate::classify::degraded(why) {
+            "(!)"
+        } else {
+            ""
+        };
+        let _ = writeln!(o, "  {n:>6}  {why} {mark}");
+    }
+    if stats.explained.keys().any(|w| crate::classify::degraded(w)) {
+        let _ = writeln!(o, "  (!) explained by the fault, but S3 had answered and the client did not get that answer");
+    }
+    for (n, (detail, needles)) in stats.degraded.iter().enumerate() {
+        let _ = writeln!(o, "\n  degraded #{}: {detail}", n + 1);
+        for line in log_excerpt(i.proxy, needles) {
+            let _ = writeln!(o, "    proxy log: {line}");
+        }
     }
     let swallowed = i.ledger.swallowed_resets.len() as u64;
     let unexpected = stats.unexpected_count + swallowed + u64::from(!i.proxy_alive);
