@@ -160,6 +160,59 @@ fn create_session_failed(shared: &Shared, bucket: &str, code: &str) -> bool {
     })
 }
 
+/// Did the proxy send this very request (same method, key and query) twice, and did S3 reject
+/// the token both times? Then the one replay the proxy allows was spent, and the second
+/// rejection reached the client.
+fn retried_and_rejected_again(shared: &Shared, a: &Attempt, seen: &SeenRequest) -> bool {
+    let Some(key) = a.key.as_deref() else {
+        return false;
+    };
+    let want = format!("/{key}");
+    let rejected = shared
+        .emulator
+        .requests_log()
+        .iter()
+        .filter(|r| {
+            r.bucket.as_deref() == Some(a.bucket.as_str())
+                && r.method == seen.method
+                && r.query == seen.query
+                && percent_encoding::percent_decode_str(&r.path).decode_utf8_lossy() == want
+                && matches!(
+                    r.error_code.as_deref(),
+                    Some("ExpiredToken" | "InvalidToken")
+                )
+        })
+        .count();
+    rejected >= 2
+}
+
+/// Errors the emulator answered for requests on this key, newest last (at most 3).
+fn errors_on_key(shared: &Shared, a: &Attempt) -> Vec<String> {
+    let Some(key) = a.key.as_deref() else {
+        return Vec::new();
+    };
+    let want = format!("/{key}");
+    let found: Vec<String> = shared
+        .emulator
+        .requests_log()
+        .into_iter()
+        .filter(|r| {
+            r.bucket.as_deref() == Some(a.bucket.as_str())
+                && r.error_code.is_some()
+                && percent_encoding::percent_decode_str(&r.path).decode_utf8_lossy() == want
+        })
+        .map(|r| {
+            format!(
+                "{} {} {:?}",
+                r.operation,
+                r.status,
+                r.error_code.unwrap_or_default()
+            )
+        })
+        .collect();
+    found[found.len().saturating_sub(3)..].to_vec()
+}
+
 /// Did the emulator answer this PUT before reading its body (an injected RejectEarly, or a
 /// token error on a streamed body the proxy cannot replay)?
 fn answered_early(shared: &Shared, a: &Attempt, lifetime: Duration) -> Option<&'static str> {
@@ -175,7 +228,9 @@ fn answered_early(shared: &Shared, a: &Attempt, lifetime: Duration) -> Option<&'
     )?;
     match seen.error_code.as_deref() {
         Some(REJECT_CODE) => Some(REJECT_CODE),
-        Some(_) if !a.replayable() && shared.ledger().token_fault_during(a.started, lifetime) => {
+        Some(_)
+            if !a.replayable() && shared.ledger().token_faults_during(a.started, lifetime) > 0 =>
+        {
             Some("token")
         }
         _ => None,
@@ -215,9 +270,17 @@ pub fn classify(shared: &Shared, a: &Attempt, o: &Observed) -> Verdict {
                     Some("InternalError") => Verdict::Explained("InternalError 500 relayed"),
                     Some("ExpiredToken" | "InvalidToken")
                         if !a.replayable()
-                            && shared.ledger().token_fault_during(a.started, lifetime) =>
+                            && shared.ledger().token_faults_during(a.started, lifetime) > 0 =>
                     {
                         Verdict::Explained("token error relayed on a streamed PUT (not replayable)")
+                    }
+                    Some("ExpiredToken" | "InvalidToken")
+                        if retried_and_rejected_again(shared, a, &seen)
+                            && shared.ledger().token_faults_during(a.started, lifetime) >= 2 =>
+                    {
+                        Verdict::Explained(
+                            "token error after the one retry: a second token fault spoiled the new session",
+                        )
                     }
                     Some(code @ ("ExpiredToken" | "InvalidToken")) => Verdict::Unexpected(format!(
                         "S3's {code} reached the client on a request the proxy could replay \
@@ -307,7 +370,20 @@ pub fn classify(shared: &Shared, a: &Attempt, o: &Observed) -> Verdict {
             Some(_) => {
                 Verdict::Explained("token error on a streamed PUT: client connection failed")
             }
-            None => Verdict::Unexpected(format!("no answer: {error}")),
+            None => {
+                let errors = errors_on_key(shared, a);
+                let hint = if errors.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " [S3 answered {} for this key: the proxy answered before reading the \
+                         whole request body and closed, so the client, still sending, never \
+                         read that answer]",
+                        errors.join(", ")
+                    )
+                };
+                Verdict::Unexpected(format!("no answer: {error}{hint}"))
+            }
         },
         Observed::Hang(what) => Verdict::Unexpected(format!("hang: {what}")),
     }

@@ -65,12 +65,12 @@ impl Ledger {
         self.resets.iter().find(|r| r.claimed.is_none())
     }
 
-    /// Was an ExpiredToken/InvalidToken injected at a time that could have spoiled the
-    /// session of a request that started at `started` and was answered just now? A session
-    /// lives `lifetime`, so an injection before `started - lifetime` cannot have.
-    pub fn token_fault_during(&self, started: Instant, lifetime: Duration) -> bool {
+    /// How many ExpiredToken/InvalidToken faults were injected at a time that could have
+    /// spoiled a session used by a request that started at `started` and was answered just
+    /// now? A session lives `lifetime`, so an injection before `started - lifetime` cannot have.
+    pub fn token_faults_during(&self, started: Instant, lifetime: Duration) -> usize {
         let from = started.checked_sub(lifetime).unwrap_or(started);
-        self.token_faults.iter().any(|t| *t >= from)
+        self.token_faults.iter().filter(|t| **t >= from).count()
     }
 
     /// Was a CreateSession fault with `code` injected before now?

@@ -271,15 +271,25 @@ pub fn print(stats: &mut Stats, i: &Inputs<'_>) -> String {
         .collect();
     let agree = theirs == stats.statuses && requests as u64 == total;
     let ours = join(stats.statuses.iter().map(|(k, v)| format!("{k} {v}")));
-    let _ = writeln!(
-        o,
-        "  statuses the clients received: {ours} — {}",
-        if agree {
-            "the same as the proxy's metrics"
-        } else {
-            "DIFFERENT from the proxy's metrics"
-        }
-    );
+    let keys: std::collections::BTreeSet<&u16> =
+        theirs.keys().chain(stats.statuses.keys()).collect();
+    let diff: Vec<String> = keys
+        .into_iter()
+        .filter_map(|k| {
+            let p = theirs.get(k).copied().unwrap_or(0);
+            let c = stats.statuses.get(k).copied().unwrap_or(0);
+            (p != c).then(|| format!("{k}: proxy {p}, clients {c}"))
+        })
+        .collect();
+    let verdict = if agree {
+        "the same as the proxy's metrics".to_owned()
+    } else {
+        format!(
+            "DIFFERENT from the proxy's metrics ({}; a client that got no answer has no status)",
+            diff.join(", ")
+        )
+    };
+    let _ = writeln!(o, "  statuses the clients received: {ours} — {verdict}");
     let created = m.by_label("s3x_proxy_sessions_created_total", "mode");
     let results = m.by_label("s3x_proxy_sessions_created_total", "result");
     let rw = m.sum(
