@@ -213,25 +213,40 @@ fn errors_on_key(shared: &Shared, a: &Attempt) -> Vec<String> {
     found[found.len().saturating_sub(3)..].to_vec()
 }
 
-/// Did the emulator answer this PUT before reading its body (an injected RejectEarly, or a
-/// token error on a streamed body the proxy cannot replay)?
-fn answered_early(shared: &Shared, a: &Attempt, lifetime: Duration) -> Option<&'static str> {
+/// Why S3 failed this PUT (or a request the proxy made for it: CreateMultipartUpload,
+/// UploadPart, CompleteMultipartUpload), if an injected fault explains it: the latest error
+/// the emulator answered for this key. `early` keeps only answers S3 gives before reading the
+/// body (RejectEarly, token errors), which are the ones that can cut the proxy off upstream.
+fn put_failed_by_fault(
+    shared: &Shared,
+    a: &Attempt,
+    lifetime: Duration,
+    early: bool,
+) -> Option<&'static str> {
     let key = a.key.as_deref()?;
     if !a.op.puts_data() {
         return None;
     }
-    let seen = by_key(
-        shared,
-        &a.bucket,
-        key,
-        &[REJECT_CODE, "ExpiredToken", "InvalidToken"],
-    )?;
+    let codes: &[&str] = if early {
+        &[REJECT_CODE, "ExpiredToken", "InvalidToken"]
+    } else {
+        &[
+            REJECT_CODE,
+            "ExpiredToken",
+            "InvalidToken",
+            "SlowDown",
+            "InternalError",
+        ]
+    };
+    let seen = by_key(shared, &a.bucket, key, codes)?;
+    let tokens = shared.ledger().token_faults_during(a.started, lifetime);
     match seen.error_code.as_deref() {
-        Some(REJECT_CODE) => Some(REJECT_CODE),
-        Some(_)
-            if !a.replayable() && shared.ledger().token_faults_during(a.started, lifetime) > 0 =>
-        {
-            Some("token")
+        Some(REJECT_CODE) => Some("RejectEarly"),
+        Some("SlowDown") => Some("SlowDown"),
+        Some("InternalError") => Some("InternalError"),
+        Some(_) if !a.replayable() && tokens > 0 => Some("token error"),
+        Some(_) if tokens >= 2 && retried_and_rejected_again(shared, a, &seen) => {
+            Some("token error after the retry")
         }
         _ => None,
     }
@@ -318,8 +333,8 @@ pub fn classify(shared: &Shared, a: &Attempt, o: &Observed) -> Verdict {
                     return Verdict::Explained("CreateSession fault passed on (no session)");
                 }
                 if *status == StatusCode::BAD_GATEWAY {
-                    match answered_early(shared, a, lifetime) {
-                        Some(REJECT_CODE) => {
+                    match put_failed_by_fault(shared, a, lifetime, true) {
+                        Some("RejectEarly") => {
                             return Verdict::Explained(
                                 "RejectEarly on a PUT answered 502 (S3's 400 not relayed)",
                             )
@@ -363,28 +378,38 @@ pub fn classify(shared: &Shared, a: &Attempt, o: &Observed) -> Verdict {
                 ))
             ))
         }
-        Observed::NoAnswer(error) => match answered_early(shared, a, lifetime) {
-            Some(REJECT_CODE) => {
-                Verdict::Explained("RejectEarly on a PUT: client connection failed")
+        Observed::NoAnswer(error) => {
+            // h2: a response body that fails is a stream reset, which can overtake the head
+            // and data the proxy had queued for that stream.
+            let h2_reset = a.mode == Mode::TunnelH2
+                && matches!(a.op, Op::Get | Op::GetRange)
+                && error.contains("stream error received");
+            if h2_reset && shared.ledger().claim_reset(0).is_some() {
+                return Verdict::Explained(
+                    "GET in an h2 tunnel reset before its head (ResetMidBody)",
+                );
             }
-            Some(_) => {
-                Verdict::Explained("token error on a streamed PUT: client connection failed")
+            match put_failed_by_fault(shared, a, lifetime, false) {
+                Some("RejectEarly") => Verdict::Explained(
+                    "RejectEarly on a PUT: client connection failed, S3's 400 not relayed",
+                ),
+                Some("SlowDown" | "InternalError") => Verdict::Explained(
+                    "SlowDown/500 on a multipart PUT: client connection failed, S3's answer not relayed",
+                ),
+                Some(_) => Verdict::Explained(
+                    "token error on a PUT: client connection failed, S3's 400 not relayed",
+                ),
+                None => {
+                    let errors = errors_on_key(shared, a);
+                    let hint = if errors.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" [S3 answered {} for this key]", errors.join(", "))
+                    };
+                    Verdict::Unexpected(format!("no answer: {error}{hint}"))
+                }
             }
-            None => {
-                let errors = errors_on_key(shared, a);
-                let hint = if errors.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " [S3 answered {} for this key: the proxy answered before reading the \
-                         whole request body and closed, so the client, still sending, never \
-                         read that answer]",
-                        errors.join(", ")
-                    )
-                };
-                Verdict::Unexpected(format!("no answer: {error}{hint}"))
-            }
-        },
+        }
         Observed::Hang(what) => Verdict::Unexpected(format!("hang: {what}")),
     }
 }

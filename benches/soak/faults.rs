@@ -50,8 +50,8 @@ impl Ledger {
         *self.injected.entry(kind).or_default() += 1;
     }
 
-    /// Claims the outstanding reset if a cut after `received` bytes fits it. Returns whether
-    /// the byte count was exactly the one injected.
+    /// Claims the outstanding reset if a cut after `received` bytes fits it (0: a stream reset
+    /// before any head, on h2). Returns whether the byte count was exactly the one injected.
     pub fn claim_reset(&mut self, received: usize) -> Option<bool> {
         let reset = self
             .resets

@@ -253,6 +253,43 @@ pub fn print(stats: &mut Stats, i: &Inputs<'_>) -> String {
             find("start").map_or(f64::NAN, |s| mib(e.rss_kib) - mib(s.rss_kib))
         );
     }
+    // Single samples swing with the 8 MiB part buffers of multipart uploads in flight; the
+    // median of each third of the run is the steadier trend.
+    let thirds: Vec<String> = (0..3)
+        .map(|n| {
+            let (from, to) = (i.duration * n / 3, i.duration * (n + 1) / 3);
+            let mut rss: Vec<u64> = i
+                .samples
+                .iter()
+                .filter(|s| s.at >= from && s.at < to)
+                .map(|s| s.rss_kib)
+                .collect();
+            let mut fds: Vec<usize> = i
+                .samples
+                .iter()
+                .filter(|s| s.at >= from && s.at < to)
+                .map(|s| s.fds)
+                .collect();
+            rss.sort_unstable();
+            fds.sort_unstable();
+            match (
+                rss.get(rss.len() / 2),
+                rss.last(),
+                fds.get(fds.len() / 2),
+                fds.last(),
+            ) {
+                (Some(r), Some(rm), Some(f), Some(fm)) => {
+                    format!("{:.0}/{:.0} MiB, {f}/{fm} FDs", mib(*r), mib(*rm))
+                }
+                _ => "no samples".into(),
+            }
+        })
+        .collect();
+    let _ = writeln!(
+        o,
+        "  by third of the run (median/max of the 5-s samples): {}",
+        thirds.join("; ")
+    );
 
     let m = i.metrics;
     let connect = "operation=\"CONNECT\"";
@@ -328,10 +365,16 @@ pub fn print(stats: &mut Stats, i: &Inputs<'_>) -> String {
         }
     }
     let _ = writeln!(o, "\nproxy log: {}", i.proxy.log_path.display());
+    let degraded: u64 = stats
+        .explained
+        .iter()
+        .filter(|(w, _)| crate::classify::degraded(w))
+        .map(|(_, n)| n)
+        .sum();
     let _ = writeln!(
         o,
-        "RESULT: {} unexpected error(s) in {total} requests",
-        unexpected
+        "RESULT: {unexpected} unexpected error(s) in {total} requests; {degraded} explained but \
+         degraded (!)"
     );
     o
 }
