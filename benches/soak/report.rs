@@ -327,25 +327,23 @@ pub fn print(stats: &mut Stats, i: &Inputs<'_>) -> String {
         )
     };
     let _ = writeln!(o, "  statuses the clients received: {ours} — {verdict}");
-    let created = m.by_label("s3x_proxy_sessions_created_total", "mode");
-    let results = m.by_label("s3x_proxy_sessions_created_total", "result");
-    let rw = m.sum(
-        "s3x_proxy_sessions_created_total",
-        &["mode=\"ReadWrite\"", "result=\"ok\""],
-    );
-    let ro = m.sum(
-        "s3x_proxy_sessions_created_total",
-        &["mode=\"ReadOnly\"", "result=\"ok\""],
-    );
+    let session = |mode: &str, result: &str| {
+        let labels = [format!("mode=\"{mode}\""), format!("result=\"{result}\"")];
+        m.sum(
+            "s3x_proxy_sessions_created_total",
+            &[labels[0].as_str(), labels[1].as_str()],
+        )
+    };
+    let (rw, ro) = (session("ReadWrite", "ok"), session("ReadOnly", "ok"));
+    let (rw_err, ro_err) = (session("ReadWrite", "error"), session("ReadOnly", "error"));
     let refresh = i.session_lifetime.as_secs_f64() / 2.0;
     let expected = i.buckets as f64 * (secs / refresh).floor() + i.buckets as f64;
     let token = i.ledger.token_faults.len();
     let cs = i.ledger.create_session_faults.len();
     let _ = writeln!(
         o,
-        "  sessions created: {} ({}); ReadWrite ok {rw:.0}, ReadOnly ok {ro:.0}",
-        join(created.iter().map(|(k, v)| format!("{k} {v:.0}"))),
-        join(results.iter().map(|(k, v)| format!("{k} {v:.0}")))
+        "  sessions created: ReadWrite {rw:.0} ok + {rw_err:.0} failed, ReadOnly {ro:.0} ok + \
+         {ro_err:.0} failed"
     );
     let _ = writeln!(o, "  expected ≈ {expected:.0} ReadWrite ({} buckets × ({secs:.0} s / {refresh:.0} s refresh + 1)), plus up to {token} replacements after token faults and {cs} retries after CreateSession faults; emulator counted {} RW + {} RO",
         i.buckets, e.create_session_read_write, e.create_session_read_only);
