@@ -10,9 +10,9 @@ use http::{HeaderValue, Request, StatusCode};
 
 use crate::body::{empty, ProxyBody};
 use crate::credentials::IamCredentials;
-use crate::names::{BucketName, Region};
+use crate::endpoint::Endpoint;
 use crate::operation::Mode;
-use crate::sign::{set_target, sign_parts, Payload, SignError, TokenHeader};
+use crate::sign::{set_target, sign_parts, Payload, Scope, SignError, TokenHeader};
 use crate::upstream::{read_answer, Upstream, UpstreamError};
 use crate::xml;
 
@@ -24,8 +24,9 @@ pub const SSE_HEADERS: &[&str] = &[
     "x-amz-server-side-encryption-bucket-key-enabled",
 ];
 
-/// Why CreateSession gave no session.
-#[derive(Debug, thiserror::Error)]
+/// Why CreateSession gave no session. Cloneable: a failure is cached briefly and every request
+/// that asks meanwhile gets the same answer.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CreateSessionError {
     /// S3 refused CreateSession; relayed to the client with S3's own status and code.
     #[error("CreateSession failed with {status} {code}")]
@@ -48,14 +49,36 @@ pub enum CreateSessionError {
     BadResponse(String),
     /// The call never got an answer.
     #[error(transparent)]
-    Upstream(#[from] UpstreamError),
+    Upstream(std::sync::Arc<UpstreamError>),
 }
 
-/// What a session is cached under.
+impl From<UpstreamError> for CreateSessionError {
+    fn from(error: UpstreamError) -> Self {
+        CreateSessionError::Upstream(std::sync::Arc::new(error))
+    }
+}
+
+impl CreateSessionError {
+    /// How long this failure is remembered for the same session key: S3's refusals of the
+    /// request itself (NoSuchBucket, AccessDenied) for 5 s; throttling, server errors and
+    /// unreachable S3 for 1 s.
+    pub fn cache_for(&self) -> std::time::Duration {
+        match self {
+            CreateSessionError::S3 { status, .. } if status.is_client_error() => {
+                std::time::Duration::from_secs(5)
+            }
+            _ => std::time::Duration::from_secs(1),
+        }
+    }
+}
+
+/// What a session is cached under: everything that identifies the upstream it is valid for
+/// (the bucket's Zonal endpoint: bucket, zone, region, FIPS, dual-stack), the mode, and the
+/// SSE settings it was created with.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SessionKey {
-    /// The bucket.
-    pub bucket: BucketName,
+    /// The Zonal endpoint (always [`Endpoint::Zonal`]).
+    pub endpoint: Endpoint,
     /// The session mode.
     pub mode: Mode,
     /// SSE headers (name, value) from the request, in [`SSE_HEADERS`] order.
@@ -63,8 +86,8 @@ pub struct SessionKey {
 }
 
 impl SessionKey {
-    /// The key for `bucket` and `mode`, taking SSE settings from the request headers.
-    pub fn new(bucket: BucketName, mode: Mode, headers: &http::HeaderMap) -> Self {
+    /// The key for a Zonal `endpoint` and `mode`, taking SSE settings from the request headers.
+    pub fn new(endpoint: Endpoint, mode: Mode, headers: &http::HeaderMap) -> Self {
         let sse = SSE_HEADERS
             .iter()
             .filter_map(|name| {
@@ -72,17 +95,20 @@ impl SessionKey {
                 Some((*name, value.to_owned()))
             })
             .collect();
-        Self { bucket, mode, sse }
+        Self {
+            endpoint,
+            mode,
+            sse,
+        }
     }
-}
 
-/// Where CreateSession is sent: the bucket's Zonal host and its region.
-#[derive(Clone, Debug)]
-pub struct SessionTarget {
-    /// The Zonal host.
-    pub host: String,
-    /// The region.
-    pub region: Region,
+    /// The bucket, for logs.
+    pub fn bucket(&self) -> String {
+        match &self.endpoint {
+            Endpoint::Zonal { bucket, .. } => bucket.to_string(),
+            other => other.host(),
+        }
+    }
 }
 
 /// Calls CreateSession (`GET /?session`, signed with the IAM credentials) and returns the
@@ -91,14 +117,13 @@ pub(crate) async fn create_session(
     upstream: &dyn Upstream,
     iam: &IamCredentials,
     key: &SessionKey,
-    target: &SessionTarget,
 ) -> Result<(Identity, Duration), CreateSessionError> {
     let creds = iam
         .get()
         .await
         .map_err(|_| CreateSessionError::Credentials)?;
     let (mut parts, ()) = Request::new(()).into_parts();
-    set_target(&mut parts, &target.host, "/?session")?;
+    set_target(&mut parts, &key.endpoint.host(), "/?session")?;
     parts.headers.insert(
         "x-amz-create-session-mode",
         HeaderValue::from_static(key.mode.as_str()),
@@ -112,7 +137,10 @@ pub(crate) async fn create_session(
         &mut parts,
         &creds.into(),
         TokenHeader::SecurityToken,
-        target.region.as_str(),
+        Scope {
+            region: key.endpoint.region().as_str(),
+            service: key.endpoint.service(),
+        },
         Payload::Empty,
     )?;
     let request: Request<ProxyBody> = Request::from_parts(parts, empty());

@@ -48,14 +48,16 @@ async fn start(cli: Cli) -> Result<(), BoxError> {
         }
         None => {}
     }
+    let aws_region = aws_region().await;
     let mut chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder();
-    if let Some(region) = &cli.args.region {
-        // The chain needs a region (for STS); with --region it never asks IMDS for one.
-        chain = chain.region(aws_config::Region::new(region.clone()));
+    if let Some(region) = cli.args.region.clone().or(aws_region.clone()) {
+        // The chain needs a region (for STS); given one, it never asks IMDS for it.
+        chain = chain.region(aws_config::Region::new(region));
     }
     let chain = chain.build().await;
     let credentials = aws_credential_types::provider::SharedCredentialsProvider::new(chain);
-    let config = Config::from_args(&cli.args, credentials)?;
+    let config = Config::from_args(&cli.args, credentials)?
+        .with_aws_region(aws_region.as_deref(), &cli.args);
     let listeners = Listeners {
         proxy: bind(cli.args.listen).await?,
         tls: match cli.args.tls_listen {
@@ -66,6 +68,17 @@ async fn start(cli: Cli) -> Result<(), BoxError> {
     };
     s3x_proxy::run(config, listeners, shutdown_signal()).await?;
     Ok(())
+}
+
+/// The region of the AWS configuration (`AWS_REGION`, `AWS_DEFAULT_REGION`, the profile), never
+/// asking IMDS.
+async fn aws_region() -> Option<String> {
+    use aws_config::meta::region::RegionProviderChain;
+    let chain = RegionProviderChain::first_try(
+        aws_config::environment::EnvironmentVariableRegionProvider::new(),
+    )
+    .or_else(aws_config::profile::ProfileFileRegionProvider::new());
+    chain.region().await.map(|r| r.to_string())
 }
 
 async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, BoxError> {

@@ -9,9 +9,15 @@ pub enum NameError {
     /// The bucket name breaks the directory bucket naming rules.
     #[error("the bucket name is not a valid directory bucket name: {0}")]
     InvalidBucketName(&'static str),
+    /// The bucket name breaks the general-purpose bucket naming rules.
+    #[error("the bucket name is not a valid bucket name: {0}")]
+    InvalidGeneralBucketName(&'static str),
     /// The region string is not a plausible AWS region.
     #[error("invalid region")]
     InvalidRegion,
+    /// The host names a zone other than the bucket's own.
+    #[error("the host names a zone other than the bucket's own")]
+    ZoneMismatch,
 }
 
 /// A directory bucket name (`base--zone--x-s3`) or a directory access point (`base--zone--xa-s3`).
@@ -87,6 +93,75 @@ impl fmt::Display for BucketName {
 impl fmt::Debug for BucketName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}", self.name)
+    }
+}
+
+/// A general-purpose bucket name (S3's naming rules: 3–63 lowercase letters, digits, `.` and
+/// `-`; starting and ending with a letter or digit; not an IP address; none of the reserved
+/// prefixes and suffixes).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GeneralBucketName(String);
+
+impl GeneralBucketName {
+    /// Parses and validates a general-purpose bucket name.
+    pub fn parse(name: &str) -> Result<Self, NameError> {
+        use NameError::InvalidGeneralBucketName as E;
+        let bytes = name.as_bytes();
+        if !(3..=63).contains(&name.len()) {
+            return Err(E("it must be 3 to 63 characters long"));
+        }
+        let allowed =
+            |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-');
+        if !bytes.iter().all(allowed) {
+            return Err(E("only lowercase letters, digits, '.' and '-' are allowed"));
+        }
+        let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        if !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
+            return Err(E("it must start and end with a letter or digit"));
+        }
+        if name.contains("..") || name.contains(".-") || name.contains("-.") {
+            return Err(E("dots must separate labels"));
+        }
+        if name.parse::<std::net::Ipv4Addr>().is_ok() {
+            return Err(E("it must not look like an IP address"));
+        }
+        const PREFIXES: &[&str] = &["xn--", "sthree-", "amzn-s3-demo-"];
+        const SUFFIXES: &[&str] = &[
+            "-s3alias",
+            "--ol-s3",
+            ".mrap",
+            "--x-s3",
+            "--xa-s3",
+            "--table-s3",
+        ];
+        if PREFIXES.iter().any(|p| name.starts_with(p))
+            || SUFFIXES.iter().any(|s| name.ends_with(s))
+        {
+            return Err(E("it uses a reserved prefix or suffix"));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The name as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// True when the name can be a host label (no dots: a TLS wildcard covers one label).
+    pub fn virtual_hostable(&self) -> bool {
+        !self.0.contains('.')
+    }
+}
+
+impl fmt::Display for GeneralBucketName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for GeneralBucketName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
     }
 }
 
@@ -215,11 +290,15 @@ impl RegionResolver {
 
     /// The region for a zone, or `None` when nothing knows it.
     pub fn region_for(&self, zone: &ZoneId) -> Option<Region> {
+        self.known_region(zone).or_else(|| self.fallback.clone())
+    }
+
+    /// The region `--zone-region` or the built-in table gives for a zone (no fallback).
+    pub fn known_region(&self, zone: &ZoneId) -> Option<Region> {
         self.overrides
             .get(zone.as_str())
             .cloned()
             .or_else(|| zone.builtin_region())
-            .or_else(|| self.fallback.clone())
     }
 
     /// The fallback region (`--region`), if any.

@@ -2,6 +2,8 @@
 
 use http::{HeaderMap, Method};
 
+use crate::uri::Query;
+
 /// Session modes of `CreateSession`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Mode {
@@ -31,6 +33,16 @@ pub enum Auth {
     Iam,
     /// The client's own CreateSession: the proxy answers it with placeholder credentials.
     AnswerLocally,
+}
+
+impl Auth {
+    /// A session is only ever used on a Zonal endpoint; anything else signs with IAM.
+    pub fn filter_zonal(self, endpoint: &crate::endpoint::Endpoint) -> Auth {
+        match self {
+            Auth::Session(_) if !endpoint.is_zonal() => Auth::Iam,
+            other => other,
+        }
+    }
 }
 
 macro_rules! operations {
@@ -68,6 +80,7 @@ operations!(
     RenameObject,
     HeadBucket,
     CreateSession,
+    GetBucketLocation,
     ListDirectoryBuckets,
     CreateBucket,
     DeleteBucket,
@@ -125,6 +138,7 @@ impl Operation {
         matches!(
             self,
             ListObjects
+                | GetBucketLocation
                 | ListObjectVersions
                 | GetObjectTagging
                 | PutObjectTagging
@@ -167,6 +181,15 @@ impl Operation {
         )
     }
 
+    /// True for the operations S3 takes IAM-signed on a Zonal endpoint (besides CreateSession,
+    /// which the proxy itself sends).
+    pub fn may_use_iam_on_zonal(self) -> bool {
+        matches!(
+            self,
+            Operation::CopyObject | Operation::UploadPartCopy | Operation::HeadBucket
+        )
+    }
+
     /// Which credentials sign this operation upstream (`per-request` session mode).
     pub fn auth(self) -> Auth {
         use Operation::*;
@@ -189,23 +212,22 @@ pub struct RequestShape<'a> {
     pub method: &'a Method,
     /// Whether the request names an object key (a non-empty path after the bucket).
     pub has_key: bool,
-    /// The raw query string, if any.
-    pub query: Option<&'a str>,
+    /// The query, decoded.
+    pub query: &'a Query,
     /// The request headers.
     pub headers: &'a HeaderMap,
 }
 
 /// Classifies a data-plane (Zonal) request.
 pub fn classify(shape: &RequestShape<'_>) -> Operation {
-    let q = Query::new(shape.query);
     if shape.has_key {
-        classify_object(shape, &q)
+        classify_object(shape, shape.query)
     } else {
-        classify_bucket(shape.method, &q)
+        classify_bucket(shape.method, shape.query)
     }
 }
 
-fn classify_object(shape: &RequestShape<'_>, q: &Query<'_>) -> Operation {
+fn classify_object(shape: &RequestShape<'_>, q: &Query) -> Operation {
     use Operation::*;
     let copy = shape.headers.contains_key("x-amz-copy-source");
     match *shape.method {
@@ -237,11 +259,12 @@ fn classify_object(shape: &RequestShape<'_>, q: &Query<'_>) -> Operation {
     }
 }
 
-fn classify_bucket(method: &Method, q: &Query<'_>) -> Operation {
+fn classify_bucket(method: &Method, q: &Query) -> Operation {
     use Operation::*;
     let sub = |name| q.has(name);
     match *method {
-        Method::GET if sub("session") => CreateSession,
+        Method::GET if q.names_session() => CreateSession,
+        Method::GET if sub("location") => GetBucketLocation,
         Method::GET if q.value("list-type") == Some("2") => ListObjectsV2,
         Method::GET if sub("uploads") => ListMultipartUploads,
         Method::GET if sub("versions") => ListObjectVersions,
@@ -266,17 +289,16 @@ fn classify_bucket(method: &Method, q: &Query<'_>) -> Operation {
         Method::PUT if q.is_empty() => CreateBucket,
         Method::DELETE if q.is_empty() => DeleteBucket,
         // A plain GET on a bucket is ListObjects (v1); directory buckets only have v2.
-        Method::GET if !q.has_unknown_subresource() => ListObjects,
+        Method::GET if !has_unknown_subresource(q) => ListObjects,
         _ => Unknown,
     }
 }
 
 /// Classifies a request to the control-plane host, path-style (`/` or `/BUCKET`).
-pub fn classify_control(method: &Method, has_bucket: bool, query: Option<&str>) -> Operation {
-    let q = Query::new(query);
+pub fn classify_control(method: &Method, has_bucket: bool, q: &Query) -> Operation {
     match (method, has_bucket) {
         (&Method::GET, false) => Operation::ListDirectoryBuckets,
-        (_, true) => match classify_bucket(method, &q) {
+        (_, true) => match classify_bucket(method, q) {
             op if op.is_control_plane() => op,
             _ => Operation::Unknown,
         },
@@ -284,46 +306,17 @@ pub fn classify_control(method: &Method, has_bucket: bool, query: Option<&str>) 
     }
 }
 
-/// The keys of a query string (values are only needed for `list-type`).
-struct Query<'a>(Vec<(&'a str, &'a str)>);
-
-impl<'a> Query<'a> {
-    fn new(query: Option<&'a str>) -> Self {
-        let pairs = query
-            .unwrap_or("")
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| p.split_once('=').unwrap_or((p, "")))
-            .collect();
-        Self(pairs)
-    }
-
-    fn has(&self, key: &str) -> bool {
-        self.0.iter().any(|(k, _)| *k == key)
-    }
-
-    fn value(&self, key: &str) -> Option<&'a str> {
-        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// ListObjects takes these parameters; anything else names a subresource we do not know.
-    fn has_unknown_subresource(&self) -> bool {
-        const LIST_PARAMS: &[&str] = &[
-            "prefix",
-            "delimiter",
-            "marker",
-            "max-keys",
-            "encoding-type",
-            "x-id",
-        ];
-        self.0
-            .iter()
-            .any(|(k, _)| !LIST_PARAMS.contains(k) && !k.starts_with("X-Amz-"))
-    }
+/// ListObjects takes these parameters; anything else names a subresource we do not know.
+fn has_unknown_subresource(q: &Query) -> bool {
+    const LIST_PARAMS: &[&str] = &[
+        "prefix",
+        "delimiter",
+        "marker",
+        "max-keys",
+        "encoding-type",
+        "x-id",
+    ];
+    q.keys().any(|k| !LIST_PARAMS.contains(&k))
 }
 
 #[cfg(test)]
@@ -340,10 +333,11 @@ mod tests {
             );
         }
         let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let query = Query::parse((!query.is_empty()).then_some(query));
         classify(&RequestShape {
             method: &method,
             has_key,
-            query: (!query.is_empty()).then_some(query),
+            query: &query,
             headers: &map,
         })
     }
@@ -384,6 +378,9 @@ mod tests {
                 SelectObjectContent,
             ),
             ("GET", false, "session", &[], CreateSession),
+            ("GET", false, "policy&%73ession", &[], CreateSession),
+            ("GET", false, "session=", &[], CreateSession),
+            ("GET", false, "location", &[], GetBucketLocation),
             ("GET", false, "list-type=2&prefix=a%2F", &[], ListObjectsV2),
             ("GET", false, "", &[], ListObjects),
             ("GET", false, "prefix=a&delimiter=%2F", &[], ListObjects),
@@ -421,15 +418,16 @@ mod tests {
 
     #[test]
     fn control_plane_requests_are_classified_path_style() {
+        let none = Query::default();
         assert_eq!(
-            classify_control(&Method::GET, false, None),
+            classify_control(&Method::GET, false, &none),
             ListDirectoryBuckets
         );
-        assert_eq!(classify_control(&Method::PUT, true, None), CreateBucket);
+        assert_eq!(classify_control(&Method::PUT, true, &none), CreateBucket);
         assert_eq!(
-            classify_control(&Method::DELETE, true, Some("policy")),
+            classify_control(&Method::DELETE, true, &Query::parse(Some("policy"))),
             DeleteBucketPolicy
         );
-        assert_eq!(classify_control(&Method::GET, true, None), Unknown);
+        assert_eq!(classify_control(&Method::GET, true, &none), Unknown);
     }
 }

@@ -1,6 +1,10 @@
 //! Policy: which operations this proxy will forward, and with which session mode.
 
+use http::Method;
+
+use crate::endpoint::Endpoint;
 use crate::operation::{Auth, Mode, Operation};
+use crate::route::Route;
 
 /// Refusals by policy (403, or 501 for what directory buckets do not support).
 #[derive(Debug, thiserror::Error)]
@@ -11,9 +15,15 @@ pub enum PolicyError {
     /// Directory buckets do not support this operation.
     #[error("{0} is not supported on directory buckets")]
     Unsupported(&'static str),
-    /// A CONNECT target that is neither S3 Express nor allowed by --allow-connect.
-    #[error("CONNECT to {0} is not allowed: s3x-proxy only intercepts S3 Express hosts (see --allow-connect)")]
+    /// A CONNECT target that is neither S3 nor allowed by --allow-connect.
+    #[error(
+        "CONNECT to {0} is not allowed: s3x-proxy only intercepts S3 hosts (see --allow-connect)"
+    )]
     ConnectDenied(String),
+    /// A request that would send IAM credentials to a Zonal host for an operation that must
+    /// not carry them there (never reached by routing; a guard).
+    #[error("{0} is never signed with IAM credentials for a Zonal endpoint")]
+    IamToZonal(&'static str),
 }
 
 /// `--session-mode`.
@@ -27,8 +37,26 @@ pub enum SessionMode {
     ReadOnly,
 }
 
-/// Decides how an operation is signed, or refuses it.
-pub fn authorize(operation: Operation, mode: SessionMode) -> Result<Auth, PolicyError> {
+/// Decides how a routed request is signed, or refuses it.
+pub fn authorize(route: &Route, method: &Method, mode: SessionMode) -> Result<Auth, PolicyError> {
+    let operation = route.operation;
+    if let Endpoint::General { .. } = route.endpoint {
+        // General-purpose S3: IAM credentials for everything; read-only mode allows reads.
+        let read = matches!(*method, Method::GET | Method::HEAD);
+        if mode == SessionMode::ReadOnly && !read {
+            return Err(PolicyError::ReadOnly(operation.name()));
+        }
+        return Ok(Auth::Iam);
+    }
+    let auth = authorize_directory(operation, mode)?;
+    if auth == Auth::Iam && route.endpoint.is_zonal() && !operation.may_use_iam_on_zonal() {
+        return Err(PolicyError::IamToZonal(operation.name()));
+    }
+    Ok(auth)
+}
+
+/// Directory buckets: 501 for what they lack, the session mode, and read-only refusals.
+fn authorize_directory(operation: Operation, mode: SessionMode) -> Result<Auth, PolicyError> {
     if operation.is_unsupported() {
         return Err(PolicyError::Unsupported(operation.name()));
     }
@@ -67,40 +95,43 @@ mod tests {
     fn modes_pick_sessions_and_refuse_what_they_must() {
         use SessionMode::*;
         assert_eq!(
-            authorize(GetObject, PerRequest).unwrap(),
+            authorize_directory(GetObject, PerRequest).unwrap(),
             Auth::Session(Mode::ReadOnly)
         );
         assert_eq!(
-            authorize(GetObject, ReadWrite).unwrap(),
+            authorize_directory(GetObject, ReadWrite).unwrap(),
             Auth::Session(Mode::ReadWrite)
         );
         assert_eq!(
-            authorize(PutObject, PerRequest).unwrap(),
+            authorize_directory(PutObject, PerRequest).unwrap(),
             Auth::Session(Mode::ReadWrite)
         );
         assert!(matches!(
-            authorize(PutObject, ReadOnly),
+            authorize_directory(PutObject, ReadOnly),
             Err(PolicyError::ReadOnly(_))
         ));
         assert!(matches!(
-            authorize(CopyObject, ReadOnly),
+            authorize_directory(CopyObject, ReadOnly),
             Err(PolicyError::ReadOnly(_))
         ));
         assert!(matches!(
-            authorize(Unknown, ReadOnly),
+            authorize_directory(Unknown, ReadOnly),
             Err(PolicyError::ReadOnly(_))
         ));
-        assert_eq!(authorize(HeadBucket, ReadOnly).unwrap(), Auth::Iam);
         assert_eq!(
-            authorize(ListObjectsV2, ReadOnly).unwrap(),
+            authorize_directory(HeadBucket, ReadOnly).unwrap(),
+            Auth::Iam
+        );
+        assert_eq!(
+            authorize_directory(ListObjectsV2, ReadOnly).unwrap(),
             Auth::Session(Mode::ReadOnly)
         );
         assert!(matches!(
-            authorize(ListObjects, PerRequest),
+            authorize_directory(ListObjects, PerRequest),
             Err(PolicyError::Unsupported("ListObjects"))
         ));
         assert_eq!(
-            authorize(CreateSession, ReadOnly).unwrap(),
+            authorize_directory(CreateSession, ReadOnly).unwrap(),
             Auth::AnswerLocally
         );
     }

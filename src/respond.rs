@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use aws_smithy_types::date_time::{DateTime, Format};
 use http::{header, Response, StatusCode};
 
-use crate::body::{counting, full, ProxyBody};
+use crate::body::{full, Counted, ProxyBody};
 use crate::metrics::Metrics;
 use crate::record::RequestRecord;
 use crate::sign::strip_hop_by_hop;
@@ -27,9 +27,18 @@ pub fn finish(
         .with_label_values(&[record.operation])
         .observe(record.started.elapsed().as_secs_f64());
     let counter = metrics.bytes_download.clone();
-    let total = record.bytes_down.clone();
-    // The record rides with the body: its access line is written when the body is dropped.
-    response.map(|body| counting(body, counter, total, record))
+    let cuts = metrics.incomplete_download.clone();
+    let tally = record.down.clone();
+    let status = response.status();
+    let body_due = record.method != http::Method::HEAD
+        && status != StatusCode::NO_CONTENT
+        && status != StatusCode::NOT_MODIFIED;
+    // The record rides with the body: its access line is written when the body is dropped,
+    // after the body has said whether it was cut short.
+    response.map(|body| {
+        let counted = Counted::new(body, counter, cuts, tally, body_due, record);
+        http_body_util::BodyExt::boxed_unsync(counted)
+    })
 }
 
 /// The client's own CreateSession, answered with placeholder credentials (never real ones):

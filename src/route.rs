@@ -1,28 +1,40 @@
-//! Route: which bucket, which upstream host and region, and which S3 operation a request is.
+//! Route: which endpoint (rebuilt from validated parts), bucket and S3 operation a request is,
+//! classified on exactly the path and query that will be signed and sent.
 
 use http::request::Parts;
 
-use crate::names::{BucketName, NameError, Region, RegionResolver};
+use crate::endpoint::{zone_matches, AwsHost, Endpoint, Flavor};
+use crate::names::{BucketName, GeneralBucketName, NameError, Region, RegionResolver, ZoneId};
 use crate::operation::{classify, classify_control, Operation, RequestShape};
+use crate::uri::{path_and_query, Query};
 
 /// Why a request could not be routed.
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
-    /// The bucket name is not a valid directory bucket name (400 InvalidBucketName).
+    /// A bucket or region name is not valid (400 InvalidBucketName / InvalidRequest).
     #[error(transparent)]
     InvalidName(#[from] NameError),
-    /// The target host is not an S3 Express host (403: we are not an open proxy).
-    #[error("{0} is not an S3 Express host")]
+    /// The target host is not an S3 host (403: we are not an open proxy).
+    #[error("{0} is not an S3 host")]
     NotS3Host(String),
+    /// General-purpose S3 is turned off (`--general-purpose false`).
+    #[error("{0} is general-purpose S3, which this proxy is configured to refuse")]
+    GeneralPurposeOff(String),
     /// No region is known for the bucket's zone (400).
     #[error("no region is known for zone {0}; pass --zone-region {0}=REGION or --region")]
     UnknownRegion(String),
     /// The request names no host at all (400).
     #[error("the request has no Host header")]
     MissingHost,
-    /// A CONNECT target that is not `host:port` (400).
+    /// A Host header, authority or CONNECT target that is not `host[:port]` (400).
+    #[error("the host must be letters, digits, '.' and '-' (or a bracketed IPv6 address), with an optional numeric port")]
+    BadHost,
+    /// A CONNECT target without a port (400).
     #[error("the CONNECT target must be host:port")]
     BadConnectTarget,
+    /// The query names the `session` subresource on something other than CreateSession (400).
+    #[error("the session subresource is only valid on GET of a bucket (CreateSession)")]
+    SessionSubresource,
 }
 
 /// Where a request came from: the client's address, and whether it arrived directly on a
@@ -36,397 +48,384 @@ pub struct Arrival {
     pub tunnel: Option<std::sync::Arc<str>>,
 }
 
+/// What routing needs to know from the configuration.
+#[derive(Clone, Debug)]
+pub struct RouteSettings {
+    /// Zone → region: `--zone-region`, the built-in table, `--region`.
+    pub regions: RegionResolver,
+    /// Endpoint mode's FIPS / dual-stack choice (`--fips`, `--dualstack`).
+    pub flavor: Flavor,
+    /// Host names the proxy is reached by in endpoint mode: `BUCKET.NAME` is a virtual-hosted
+    /// request for a general-purpose bucket (directory bucket labels are recognised anywhere).
+    pub endpoint_hosts: Vec<String>,
+    /// The region general-purpose requests go to when nothing else names one.
+    pub general_region: Region,
+    /// Whether general-purpose S3 is served (`--general-purpose`).
+    pub general_purpose: bool,
+}
+
 /// The routing decision for one request.
 #[derive(Clone, Debug)]
 pub struct Route {
     /// The S3 operation.
     pub operation: Operation,
-    /// The directory bucket, when the request names one.
+    /// Where it goes (and whose credentials and region sign it).
+    pub endpoint: Endpoint,
+    /// The directory bucket a session is needed for, if any.
     pub bucket: Option<BucketName>,
-    /// The region that signs the request.
-    pub region: Region,
-    /// The upstream host (Zonal or control plane), also the signed `Host`.
-    pub host: String,
-    /// The upstream path and query, still percent-encoded as the client sent them.
+    /// The upstream path and query, in canonical form: exactly what is signed and sent.
     pub path_and_query: String,
+    /// The client's query, decoded (presigned-URL parameters kept apart).
+    pub query: Query,
+}
+
+impl Route {
+    /// The bucket name, of either kind, for logs and metrics.
+    pub fn bucket_name(&self) -> Option<String> {
+        match &self.endpoint {
+            Endpoint::General { bucket, .. } => bucket.as_ref().map(|b| b.to_string()),
+            _ => self.bucket.as_ref().map(|b| b.to_string()),
+        }
+    }
 }
 
 /// Routes a request head.
 pub fn route(
     parts: &Parts,
     arrival: &Arrival,
-    regions: &RegionResolver,
+    settings: &RouteSettings,
 ) -> Result<Route, RouteError> {
-    let (host, explicit_target) = target_host(parts, arrival)?;
+    let (host, explicit) = target_host(parts, arrival)?;
+    let query = Query::parse(parts.uri.query());
     let path = parts.uri.path();
-    let query = parts.uri.query();
-    if let Some(aws) = AwsHost::parse(&host) {
-        return route_aws_host(parts, aws, host.clone(), path, query);
-    }
-    if host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn") {
-        return Err(RouteError::NotS3Host(host));
-    }
-    // Endpoint mode: virtual-hosted (`bucket.anything`) or path-style (`/bucket/key`).
-    let first_label = host.split('.').next().unwrap_or_default();
-    if BucketName::looks_like_directory_bucket(first_label) {
-        let bucket = BucketName::parse(first_label)?;
-        return zonal_or_control(parts, bucket, path, query, regions);
-    }
-    let trimmed = path.trim_start_matches('/');
-    let (segment, rest) = trimmed.split_once('/').unwrap_or((trimmed, ""));
-    if segment.is_empty() {
-        if explicit_target {
+    let route = match AwsHost::parse(&host) {
+        Some(aws) => route_aws(parts, aws, path, query, settings)?,
+        None if explicit
+            || host.ends_with(".amazonaws.com")
+            || host.ends_with(".amazonaws.com.cn") =>
+        {
             return Err(RouteError::NotS3Host(host));
         }
-        return control_root(parts, query, regions);
+        None => route_endpoint_mode(parts, &host, path, query, settings)?,
+    };
+    if route.query.names_session() && route.operation != Operation::CreateSession {
+        return Err(RouteError::SessionSubresource);
     }
-    if explicit_target && !BucketName::looks_like_directory_bucket(segment) {
-        return Err(RouteError::NotS3Host(host));
+    if !settings.general_purpose && matches!(route.endpoint, Endpoint::General { .. }) {
+        return Err(RouteError::GeneralPurposeOff(host));
     }
-    let bucket = BucketName::parse(segment)?;
-    let key_path = format!("/{rest}");
-    zonal_or_control(parts, bucket, &key_path, query, regions)
+    Ok(route)
 }
 
-/// The host a request targets, lowercased and without port, and whether the client named it
-/// explicitly as a proxy target (absolute form or CONNECT) rather than as its endpoint.
+/// The host a request targets, validated, lowercased and without port, and whether the client
+/// named it explicitly as a proxy target (absolute form or CONNECT) rather than as its endpoint.
 fn target_host(parts: &Parts, arrival: &Arrival) -> Result<(String, bool), RouteError> {
     if let Some(host) = &arrival.tunnel {
-        return Ok((normalize_host(host), true));
+        return Ok((host.to_string(), true));
     }
-    if let Some(host) = parts.uri.host() {
+    if let Some(authority) = parts.uri.authority() {
         // Absolute form (HTTP/1.1 through HTTP_PROXY) or an h2 `:authority`.
+        let (host, _) = split_authority(authority.as_str())?;
         let absolute = parts.uri.scheme().is_some() && parts.version < http::Version::HTTP_2;
-        return Ok((normalize_host(host), absolute));
+        return Ok((host, absolute));
     }
-    let host = parts
+    let header = parts
         .headers
         .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
         .ok_or(RouteError::MissingHost)?;
-    let without_port = match host.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h,
-        _ => host,
+    let (host, _) = split_authority(header.to_str().map_err(|_| RouteError::BadHost)?)?;
+    Ok((host, false))
+}
+
+/// Splits and validates `host[:port]`: the host is letters, digits, `.` and `-`, or a bracketed
+/// IPv6 literal; the port is digits. Returns the host lowercased, without a trailing dot.
+pub fn split_authority(authority: &str) -> Result<(String, Option<u16>), RouteError> {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let (inside, after) = rest.split_once(']').ok_or(RouteError::BadHost)?;
+            inside
+                .parse::<std::net::Ipv6Addr>()
+                .map_err(|_| RouteError::BadHost)?;
+            (&authority[..inside.len() + 2], after.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
     };
-    Ok((normalize_host(without_port), false))
-}
-
-fn normalize_host(host: &str) -> String {
-    host.trim_end_matches('.').to_ascii_lowercase()
-}
-
-fn path_and_query(path: &str, query: Option<&str>) -> String {
-    let path = if path.is_empty() { "/" } else { path };
-    match query {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_owned(),
+    let port = match port {
+        None => None,
+        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(p.parse::<u16>().map_err(|_| RouteError::BadHost)?)
+        }
+        Some(_) => return Err(RouteError::BadHost),
+    };
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'-';
+    let valid =
+        host.starts_with('[') || (!host.is_empty() && host.len() <= 253 && host.bytes().all(plain));
+    if !valid {
+        return Err(RouteError::BadHost);
     }
+    Ok((host.trim_end_matches('.').to_ascii_lowercase(), port))
 }
 
-fn route_aws_host(
+/// A request to an AWS host: forward mode (absolute form or a tunnel).
+fn route_aws(
     parts: &Parts,
     aws: AwsHost<'_>,
-    host: String,
     path: &str,
-    query: Option<&str>,
+    query: Query,
+    settings: &RouteSettings,
 ) -> Result<Route, RouteError> {
-    let region = Region::parse(aws.region)?;
-    match aws.bucket {
-        Some(bucket) => {
+    match aws {
+        AwsHost::Zonal {
+            bucket,
+            zone,
+            region,
+            flavor,
+        } => {
             let bucket = BucketName::parse(bucket)?;
-            let operation = classify(&RequestShape {
-                method: &parts.method,
-                has_key: path.len() > 1,
+            zone_matches(&bucket, zone)?;
+            let host_region = Region::parse(region)?;
+            directory(
+                parts,
+                bucket,
+                path,
                 query,
-                headers: &parts.headers,
-            });
+                Some(host_region),
+                flavor,
+                settings,
+            )
+        }
+        AwsHost::Control { region, flavor } => {
+            let region = Region::parse(region)?;
+            let (segment, _) = first_segment(path);
+            let bucket = match segment {
+                "" => None,
+                name => Some(BucketName::parse(name)?),
+            };
+            let operation = classify_control(&parts.method, bucket.is_some(), &query);
+            let path = bucket.as_ref().map_or("/".to_owned(), |b| format!("/{b}"));
             Ok(Route {
                 operation,
-                bucket: Some(bucket),
-                region,
-                host,
-                path_and_query: path_and_query(path, query),
+                endpoint: Endpoint::Control { region, flavor },
+                bucket,
+                path_and_query: path_and_query(&path, &query),
+                query,
             })
         }
-        None => {
-            let trimmed = path.trim_start_matches('/');
-            let segment = trimmed.split('/').next().unwrap_or_default();
-            let bucket = if segment.is_empty() {
-                None
-            } else {
-                Some(BucketName::parse(segment)?)
-            };
-            let operation = classify_control(&parts.method, bucket.is_some(), query);
-            Ok(Route {
-                operation,
-                bucket,
-                region,
-                host,
-                path_and_query: path_and_query(path, query),
-            })
+        AwsHost::General {
+            bucket: Some(bucket),
+            region,
+            flavor,
+        } => {
+            let bucket = GeneralBucketName::parse(bucket)?;
+            general(parts, bucket, path, query, Region::parse(region)?, flavor)
+        }
+        AwsHost::General {
+            bucket: None,
+            region,
+            flavor,
+        } => {
+            let region = Region::parse(region)?;
+            path_style(parts, path, query, Some(region), flavor, settings)
         }
     }
 }
 
-fn zonal_or_control(
+/// Endpoint mode: the request's Host is the proxy; the bucket is in the first label of a
+/// virtual host, or in the first path segment.
+fn route_endpoint_mode(
+    parts: &Parts,
+    host: &str,
+    path: &str,
+    query: Query,
+    settings: &RouteSettings,
+) -> Result<Route, RouteError> {
+    let flavor = settings.flavor;
+    let (label, base) = host.split_once('.').unwrap_or((host, ""));
+    if BucketName::looks_like_directory_bucket(label) {
+        let bucket = BucketName::parse(label)?;
+        return directory(parts, bucket, path, query, None, flavor, settings);
+    }
+    if !base.is_empty() && settings.endpoint_hosts.iter().any(|h| h == base) {
+        let bucket = GeneralBucketName::parse(label)?;
+        return general(
+            parts,
+            bucket,
+            path,
+            query,
+            settings.general_region.clone(),
+            flavor,
+        );
+    }
+    path_style(parts, path, query, None, flavor, settings)
+}
+
+/// Path-style: `/BUCKET/KEY` on the proxy or on a general-purpose regional host; `/` alone is
+/// the control plane's ListDirectoryBuckets (endpoint mode) or ListBuckets (an S3 host).
+fn path_style(
+    parts: &Parts,
+    path: &str,
+    query: Query,
+    host_region: Option<Region>,
+    flavor: Flavor,
+    settings: &RouteSettings,
+) -> Result<Route, RouteError> {
+    let (segment, rest) = first_segment(path);
+    if segment.is_empty() {
+        return match host_region {
+            Some(region) => {
+                let operation = classify(&shape(parts, false, &query));
+                let endpoint = Endpoint::General {
+                    bucket: None,
+                    region,
+                    flavor,
+                };
+                Ok(root_route(operation, endpoint, query))
+            }
+            None => control_root(parts, query, settings),
+        };
+    }
+    if BucketName::looks_like_directory_bucket(segment) {
+        let bucket = BucketName::parse(segment)?;
+        // `/BUCKET//KEY` (the JS SDK v3 with an IP endpoint) is `/BUCKET/KEY`: a directory
+        // bucket's namespace is hierarchical and has no empty directory names.
+        let key = rest
+            .strip_prefix('/')
+            .filter(|_| host_region.is_none())
+            .unwrap_or(rest);
+        let key_path = format!("/{key}");
+        return directory(
+            parts,
+            bucket,
+            &key_path,
+            query,
+            host_region,
+            flavor,
+            settings,
+        );
+    }
+    let bucket = GeneralBucketName::parse(segment)?;
+    let region = host_region.unwrap_or_else(|| settings.general_region.clone());
+    general(parts, bucket, &format!("/{rest}"), query, region, flavor)
+}
+
+/// A directory bucket: its Zonal endpoint, or the control plane for control-plane operations.
+fn directory(
     parts: &Parts,
     bucket: BucketName,
     key_path: &str,
-    query: Option<&str>,
-    regions: &RegionResolver,
+    query: Query,
+    host_region: Option<Region>,
+    flavor: Flavor,
+    settings: &RouteSettings,
 ) -> Result<Route, RouteError> {
     let zone = bucket.zone();
-    let region = regions
-        .region_for(&zone)
-        .ok_or_else(|| RouteError::UnknownRegion(zone.to_string()))?;
-    let operation = classify(&RequestShape {
-        method: &parts.method,
-        has_key: key_path.len() > 1,
-        query,
-        headers: &parts.headers,
-    });
-    let (host, path) = if operation.is_control_plane() {
-        let host = format!("s3express-control.{region}.{}", region.dns_suffix());
-        (host, format!("/{bucket}"))
+    let region = zone_region(&settings.regions, &zone, host_region)?;
+    let operation = classify(&shape(parts, key_path.len() > 1, &query));
+    let (endpoint, path) = if operation.is_control_plane() {
+        (Endpoint::Control { region, flavor }, format!("/{bucket}"))
     } else {
-        let host = format!("{bucket}.s3express-{zone}.{region}.{}", region.dns_suffix());
-        (host, key_path.to_owned())
+        let endpoint = Endpoint::Zonal {
+            bucket: bucket.clone(),
+            region,
+            flavor,
+        };
+        (endpoint, key_path.to_owned())
     };
     Ok(Route {
         operation,
+        endpoint,
+        bucket: Some(bucket),
+        path_and_query: path_and_query(&path, &query),
+        query,
+    })
+}
+
+/// The zone decides the region: `--zone-region`, the built-in table, then the region the
+/// client's host named (forward mode), then `--region`.
+fn zone_region(
+    regions: &RegionResolver,
+    zone: &ZoneId,
+    host_region: Option<Region>,
+) -> Result<Region, RouteError> {
+    regions
+        .known_region(zone)
+        .or(host_region)
+        .or_else(|| regions.fallback().cloned())
+        .ok_or_else(|| RouteError::UnknownRegion(zone.to_string()))
+}
+
+/// A general-purpose bucket request, `key_path` relative to the bucket.
+fn general(
+    parts: &Parts,
+    bucket: GeneralBucketName,
+    key_path: &str,
+    query: Query,
+    region: Region,
+    flavor: Flavor,
+) -> Result<Route, RouteError> {
+    let operation = classify(&shape(parts, key_path.len() > 1, &query));
+    let endpoint = Endpoint::General {
         bucket: Some(bucket),
         region,
-        host,
-        path_and_query: path_and_query(&path, query),
+        flavor,
+    };
+    let path = match endpoint.path_prefix() {
+        Some(prefix) => format!("{prefix}{key_path}"),
+        None => key_path.to_owned(),
+    };
+    Ok(Route {
+        operation,
+        endpoint,
+        bucket: None,
+        path_and_query: path_and_query(&path, &query),
+        query,
     })
 }
 
 fn control_root(
     parts: &Parts,
-    query: Option<&str>,
-    regions: &RegionResolver,
+    query: Query,
+    settings: &RouteSettings,
 ) -> Result<Route, RouteError> {
-    let region = regions.fallback().cloned().ok_or_else(|| {
+    let region = settings.regions.fallback().cloned().ok_or_else(|| {
         RouteError::UnknownRegion("(none: ListDirectoryBuckets needs --region)".into())
     })?;
-    Ok(Route {
-        operation: classify_control(&parts.method, false, query),
-        bucket: None,
-        host: format!("s3express-control.{region}.{}", region.dns_suffix()),
+    let operation = classify_control(&parts.method, false, &query);
+    let endpoint = Endpoint::Control {
         region,
-        path_and_query: path_and_query("/", query),
-    })
+        flavor: settings.flavor,
+    };
+    Ok(root_route(operation, endpoint, query))
 }
 
-/// An AWS S3 Express host name, split into its parts.
-#[derive(Debug, PartialEq, Eq)]
-pub struct AwsHost<'a> {
-    /// The bucket label of a Zonal host; `None` for the control plane.
-    pub bucket: Option<&'a str>,
-    /// The zone id of a Zonal host.
-    pub zone: Option<&'a str>,
-    /// The region label.
-    pub region: &'a str,
+fn root_route(operation: Operation, endpoint: Endpoint, query: Query) -> Route {
+    Route {
+        operation,
+        endpoint,
+        bucket: None,
+        path_and_query: path_and_query("/", &query),
+        query,
+    }
 }
 
-impl<'a> AwsHost<'a> {
-    /// Parses `BUCKET.s3express[-fips]-ZONE[.dualstack].REGION.amazonaws.com[.cn]` and
-    /// `s3express-control[-fips][.dualstack].REGION.amazonaws.com[.cn]`.
-    pub fn parse(host: &'a str) -> Option<Self> {
-        let rest = host
-            .strip_suffix(".amazonaws.com")
-            .or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
-        let mut labels: Vec<&str> = rest.split('.').collect();
-        let region = labels.pop()?;
-        if labels.last() == Some(&"dualstack") {
-            labels.pop();
-        }
-        match labels.as_slice() {
-            [service] if matches!(*service, "s3express-control" | "s3express-control-fips") => {
-                Some(Self {
-                    bucket: None,
-                    zone: None,
-                    region,
-                })
-            }
-            [bucket, service] => {
-                let zone = service.strip_prefix("s3express-")?;
-                let zone = zone.strip_prefix("fips-").unwrap_or(zone);
-                Some(Self {
-                    bucket: Some(bucket),
-                    zone: Some(zone),
-                    region,
-                })
-            }
-            _ => None,
-        }
+fn shape<'a>(parts: &'a Parts, has_key: bool, query: &'a Query) -> RequestShape<'a> {
+    RequestShape {
+        method: &parts.method,
+        has_key,
+        query,
+        headers: &parts.headers,
     }
+}
 
-    /// True when `host` (lowercase, without port) is an S3 Express host this proxy intercepts.
-    pub fn is_s3_express(host: &str) -> bool {
-        AwsHost::<'_>::parse(host).is_some()
-    }
+/// The first path segment and the rest after its slash (`/b/k/x` → `b`, `k/x`).
+fn first_segment(path: &str) -> (&str, &str) {
+    let trimmed = path.strip_prefix('/').unwrap_or(path);
+    trimmed.split_once('/').unwrap_or((trimmed, ""))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::operation::Operation::*;
-
-    fn parts(method: &str, uri: &str, host: Option<&str>) -> Parts {
-        let mut b = http::Request::builder().method(method).uri(uri);
-        if let Some(h) = host {
-            b = b.header("host", h);
-        }
-        b.body(()).unwrap().into_parts().0
-    }
-
-    fn listener() -> Arrival {
-        Arrival {
-            client: "127.0.0.1:1".parse().unwrap(),
-            tunnel: None,
-        }
-    }
-
-    fn resolver() -> RegionResolver {
-        RegionResolver::new(
-            Default::default(),
-            Some(Region::parse("us-west-2").unwrap()),
-        )
-    }
-
-    #[test]
-    fn aws_hosts_parse_in_all_variants() {
-        let h =
-            AwsHost::parse("b--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com").unwrap();
-        assert_eq!(
-            (h.bucket, h.zone, h.region),
-            (Some("b--usw2-az1--x-s3"), Some("usw2-az1"), "us-west-2")
-        );
-        let h = AwsHost::parse(
-            "b--use1-az4--x-s3.s3express-fips-use1-az4.dualstack.us-east-1.amazonaws.com",
-        )
-        .unwrap();
-        assert_eq!((h.zone, h.region), (Some("use1-az4"), "us-east-1"));
-        let h = AwsHost::parse("s3express-control.cn-north-1.amazonaws.com.cn").unwrap();
-        assert_eq!((h.bucket, h.region), (None, "cn-north-1"));
-        assert!(AwsHost::parse("s3.us-west-2.amazonaws.com").is_none());
-        assert!(AwsHost::parse("sts.amazonaws.com").is_none());
-        assert!(AwsHost::parse("example.com").is_none());
-    }
-
-    #[test]
-    fn forward_mode_takes_the_clients_host_as_truth() {
-        let uri = "http://b--usw2-az1--x-s3.s3express-usw2-az1.eu-west-1.amazonaws.com/dir/key?x-id=GetObject";
-        let r = route(&parts("GET", uri, None), &listener(), &resolver()).unwrap();
-        assert_eq!(r.operation, GetObject);
-        assert_eq!(r.region.as_str(), "eu-west-1");
-        assert_eq!(
-            r.host,
-            "b--usw2-az1--x-s3.s3express-usw2-az1.eu-west-1.amazonaws.com"
-        );
-        assert_eq!(r.path_and_query, "/dir/key?x-id=GetObject");
-    }
-
-    #[test]
-    fn endpoint_mode_path_style_and_virtual_host() {
-        let r = route(
-            &parts("PUT", "/b--use1-az4--x-s3/a/b%20c", Some("127.0.0.1:8080")),
-            &listener(),
-            &resolver(),
-        )
-        .unwrap();
-        assert_eq!(r.operation, PutObject);
-        assert_eq!(
-            r.host,
-            "b--use1-az4--x-s3.s3express-use1-az4.us-east-1.amazonaws.com"
-        );
-        assert_eq!(r.path_and_query, "/a/b%20c");
-        let r = route(
-            &parts(
-                "GET",
-                "/?list-type=2",
-                Some("b--use1-az4--x-s3.localhost:8080"),
-            ),
-            &listener(),
-            &resolver(),
-        )
-        .unwrap();
-        assert_eq!(
-            (r.operation, r.path_and_query.as_str()),
-            (ListObjectsV2, "/?list-type=2")
-        );
-        let r = route(
-            &parts("GET", "/b--use1-az4--x-s3?session", Some("127.0.0.1")),
-            &listener(),
-            &resolver(),
-        )
-        .unwrap();
-        assert_eq!(
-            (r.operation, r.path_and_query.as_str()),
-            (CreateSession, "/?session")
-        );
-    }
-
-    #[test]
-    fn control_plane_operations_go_to_the_control_host() {
-        let r = route(
-            &parts("PUT", "/b--use1-az4--x-s3", Some("127.0.0.1")),
-            &listener(),
-            &resolver(),
-        )
-        .unwrap();
-        assert_eq!(
-            (r.operation, r.host.as_str()),
-            (CreateBucket, "s3express-control.us-east-1.amazonaws.com")
-        );
-        assert_eq!(r.path_and_query, "/b--use1-az4--x-s3");
-        let r = route(
-            &parts("GET", "/", Some("127.0.0.1")),
-            &listener(),
-            &resolver(),
-        )
-        .unwrap();
-        assert_eq!(
-            (r.operation, r.host.as_str()),
-            (
-                ListDirectoryBuckets,
-                "s3express-control.us-west-2.amazonaws.com"
-            )
-        );
-    }
-
-    #[test]
-    fn bad_names_and_foreign_hosts_are_refused() {
-        let bad = "http://Bad_Name--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com/k";
-        assert!(matches!(
-            route(&parts("GET", bad, None), &listener(), &resolver()),
-            Err(RouteError::InvalidName(_))
-        ));
-        let foreign = "http://example.com/index.html";
-        assert!(matches!(
-            route(&parts("GET", foreign, None), &listener(), &resolver()),
-            Err(RouteError::NotS3Host(_))
-        ));
-        let gp = "http://s3.us-west-2.amazonaws.com/bucket/key";
-        assert!(matches!(
-            route(&parts("GET", gp, None), &listener(), &resolver()),
-            Err(RouteError::NotS3Host(_))
-        ));
-        let path_style_gp = parts("GET", "/general-purpose-bucket/key", Some("127.0.0.1"));
-        assert!(matches!(
-            route(&path_style_gp, &listener(), &resolver()),
-            Err(RouteError::InvalidName(_))
-        ));
-    }
-
-    #[test]
-    fn tunnel_requests_route_by_the_connect_host() {
-        let arrival = Arrival {
-            tunnel: Some("b--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com".into()),
-            ..listener()
-        };
-        let r = route(&parts("HEAD", "/k", None), &arrival, &resolver()).unwrap();
-        assert_eq!(r.operation, HeadObject);
-    }
-}
+#[path = "route_tests.rs"]
+mod tests;

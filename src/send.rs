@@ -10,11 +10,12 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use tokio::time::Instant;
 
 use crate::body::{full, ProxyBody};
-use crate::create_session::{CreateSessionError, SessionKey, SessionTarget};
+use crate::create_session::{CreateSessionError, SessionKey};
 use crate::metrics::{Lookup, Metrics};
+use crate::names::Region;
 use crate::record::RequestRecord;
 use crate::session::{Session, SessionCache};
-use crate::sign::{self, Payload, SignError, TokenHeader};
+use crate::sign::{self, Payload, Scope, SignError, TokenHeader};
 use crate::upstream::{read_answer, Upstream, UpstreamError};
 use crate::xml;
 
@@ -66,10 +67,8 @@ impl OutBody {
 pub enum Signer {
     /// A session, which S3 may reject (then it is replaced).
     Session {
-        /// The cache key it was found under.
+        /// The cache key it was found under (its Zonal endpoint is the signing scope).
         key: SessionKey,
-        /// Where a replacement would be created.
-        target: SessionTarget,
         /// The session.
         session: Arc<Session>,
     },
@@ -78,7 +77,9 @@ pub enum Signer {
         /// The credentials.
         identity: Identity,
         /// The signing region.
-        region: String,
+        region: Region,
+        /// The signing name (`s3express` or `s3`).
+        service: &'static str,
     },
 }
 
@@ -135,12 +136,7 @@ impl Sender {
                 }
                 Outcome::RetryConnect(error) => return Err(error.into()),
                 Outcome::RetryFreshSession(response, reason) => {
-                    let Signer::Session {
-                        key,
-                        target,
-                        session,
-                    } = &signer
-                    else {
+                    let Signer::Session { key, session } = &signer else {
                         return Ok(response);
                     };
                     if !can_retry {
@@ -153,14 +149,10 @@ impl Sender {
                         "S3 rejected the session token; retrying with a new session"
                     );
                     self.count_retry(reason);
-                    let fresh = self
-                        .sessions
-                        .replace(key, target, session.generation())
-                        .await?;
+                    let fresh = self.sessions.replace(key, session.generation()).await?;
                     record.lookup = Some(Lookup::Miss);
                     signer = Signer::Session {
                         key: key.clone(),
-                        target: target.clone(),
                         session: fresh,
                     };
                 }
@@ -222,17 +214,27 @@ fn signed_request(
     parts.method = head.method.clone();
     parts.uri = head.uri.clone();
     parts.headers = head.headers.clone();
-    let (identity, token, region) = match signer {
-        Signer::Session {
-            session, target, ..
-        } => (
-            session.identity(),
-            TokenHeader::S3Session,
-            target.region.as_str(),
-        ),
-        Signer::Iam { identity, region } => (identity, TokenHeader::SecurityToken, region.as_str()),
+    let (identity, token, scope) = match signer {
+        Signer::Session { session, key } => {
+            let scope = Scope {
+                region: key.endpoint.region().as_str(),
+                service: key.endpoint.service(),
+            };
+            (session.identity(), TokenHeader::S3Session, scope)
+        }
+        Signer::Iam {
+            identity,
+            region,
+            service,
+        } => {
+            let scope = Scope {
+                region: region.as_str(),
+                service,
+            };
+            (identity, TokenHeader::SecurityToken, scope)
+        }
     };
-    sign::sign_parts(&mut parts, identity, token, region, payload)?;
+    sign::sign_parts(&mut parts, identity, token, scope, payload)?;
     Ok(Request::from_parts(parts, body))
 }
 

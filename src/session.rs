@@ -10,13 +10,17 @@ use moka::future::Cache;
 use moka::ops::compute::{CompResult, Op};
 use tokio::time::Instant;
 
-use crate::create_session::{create_session, CreateSessionError, SessionKey, SessionTarget};
+use crate::create_session::{create_session, CreateSessionError, SessionKey};
 use crate::credentials::IamCredentials;
 use crate::metrics::{Lookup, Metrics};
 use crate::upstream::Upstream;
 
 /// After a failed background refresh, how long before a request may start another.
 const REFRESH_RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// Most CreateSession calls in flight at once (a flood of new bucket names waits here).
+const MAX_CONCURRENT_CREATES: usize = 32;
+/// Most failed CreateSession results remembered at once.
+const MAX_REMEMBERED_FAILURES: u64 = 10_000;
 /// One S3 Express session.
 pub struct Session {
     identity: Identity,
@@ -85,10 +89,19 @@ pub struct SessionCache {
 
 struct Inner {
     cache: Cache<SessionKey, Arc<Session>>,
+    /// Recent CreateSession failures, answered again until they expire.
+    failures: moka::sync::Cache<SessionKey, Arc<Failure>>,
+    creating: tokio::sync::Semaphore,
     upstream: Arc<dyn Upstream>,
     iam: Arc<IamCredentials>,
     metrics: Metrics,
     generations: AtomicU64,
+}
+
+/// A failed CreateSession, and until when it is the answer for its key.
+struct Failure {
+    error: CreateSessionError,
+    until: Instant,
 }
 
 struct StaleAt;
@@ -135,6 +148,11 @@ impl SessionCache {
         Self {
             inner: Arc::new(Inner {
                 cache,
+                failures: moka::sync::Cache::builder()
+                    .max_capacity(MAX_REMEMBERED_FAILURES)
+                    .time_to_live(Duration::from_secs(5))
+                    .build(),
+                creating: tokio::sync::Semaphore::new(MAX_CONCURRENT_CREATES),
                 upstream,
                 iam,
                 metrics,
@@ -148,23 +166,18 @@ impl SessionCache {
     pub async fn get(
         &self,
         key: &SessionKey,
-        target: &SessionTarget,
     ) -> Result<(Arc<Session>, Lookup), CreateSessionError> {
-        if let Some(found) = self.get_cached(key, target).await {
+        if let Some(found) = self.get_cached(key).await {
             return Ok(found);
         }
-        let session = self.load(key, target, None).await?;
+        let session = self.load(key, None).await?;
         self.count(Lookup::Miss);
         Ok((session, Lookup::Miss))
     }
 
     /// A cached, usable session for `key` (starting its background refresh when due), or
     /// `None` without creating one.
-    pub async fn get_cached(
-        &self,
-        key: &SessionKey,
-        target: &SessionTarget,
-    ) -> Option<(Arc<Session>, Lookup)> {
+    pub async fn get_cached(&self, key: &SessionKey) -> Option<(Arc<Session>, Lookup)> {
         let session = self.inner.cache.get(key).await?;
         let now = Instant::now();
         if !session.usable(now) {
@@ -173,7 +186,7 @@ impl SessionCache {
         session.used.store(true, Ordering::Relaxed);
         let due = now >= session.refresh_at;
         let lookup = if due && !session.refreshing.swap(true, Ordering::AcqRel) {
-            self.spawn_refresh(key.clone(), target.clone(), session.generation);
+            self.spawn_refresh(key.clone(), session.generation);
             Lookup::Refresh
         } else {
             Lookup::Hit
@@ -195,10 +208,9 @@ impl SessionCache {
     pub async fn replace(
         &self,
         key: &SessionKey,
-        target: &SessionTarget,
         generation: u64,
     ) -> Result<Arc<Session>, CreateSessionError> {
-        self.load(key, target, Some(generation)).await
+        self.load(key, Some(generation)).await
     }
 
     /// Drops the session `generation` from the cache (if it is still the cached one), so the
@@ -219,7 +231,7 @@ impl SessionCache {
     /// At the session's refresh time, renews it if requests have used it meanwhile, so a bucket
     /// in use every few minutes never waits for CreateSession (as the CRT's sweep of used
     /// sessions does). A request that arrives past the refresh time starts the renewal itself.
-    fn renew_when_due(&self, key: SessionKey, target: SessionTarget, session: &Session) {
+    fn renew_when_due(&self, key: SessionKey, session: &Session) {
         let cache = self.clone();
         let (generation, refresh_at) = (session.generation, session.refresh_at);
         tokio::spawn(async move {
@@ -232,16 +244,16 @@ impl SessionCache {
                 return;
             }
             if !current.refreshing.swap(true, Ordering::AcqRel) {
-                cache.spawn_refresh(key, target, generation);
+                cache.spawn_refresh(key, generation);
             }
         });
     }
 
-    fn spawn_refresh(&self, key: SessionKey, target: SessionTarget, generation: u64) {
+    fn spawn_refresh(&self, key: SessionKey, generation: u64) {
         let cache = self.clone();
         tokio::spawn(async move {
-            if let Err(error) = cache.load(&key, &target, Some(generation)).await {
-                tracing::warn!(bucket = %key.bucket, mode = key.mode.as_str(), %error, "background session refresh failed");
+            if let Err(error) = cache.load(&key, Some(generation)).await {
+                tracing::warn!(bucket = %key.bucket(), mode = key.mode.as_str(), %error, "background session refresh failed");
                 // The current session stays in use; let a request try again after a pause, so
                 // a throttled CreateSession is not retried at the request rate.
                 tokio::time::sleep(REFRESH_RETRY_PAUSE).await;
@@ -256,11 +268,11 @@ impl SessionCache {
     async fn load(
         &self,
         key: &SessionKey,
-        target: &SessionTarget,
         replace: Option<u64>,
     ) -> Result<Arc<Session>, CreateSessionError> {
+        self.recent_failure(key)?;
         let this = self.clone();
-        let (owned_key, owned_target) = (key.clone(), target.clone());
+        let owned_key = key.clone();
         let result = self
             .inner
             .cache
@@ -272,7 +284,9 @@ impl SessionCache {
                         return Ok(Op::Nop);
                     }
                 }
-                let session = this.create(&owned_key, &owned_target).await?;
+                // Callers queued behind a failed call get its answer, not a call of their own.
+                this.recent_failure(&owned_key)?;
+                let session = this.create(&owned_key).await?;
                 Ok::<_, CreateSessionError>(Op::Put(Arc::new(session)))
             })
             .await?;
@@ -280,12 +294,12 @@ impl SessionCache {
             CompResult::Inserted(entry) => {
                 self.inner.metrics.cache_entries.inc();
                 let session = entry.into_value();
-                self.renew_when_due(key.clone(), target.clone(), &session);
+                self.renew_when_due(key.clone(), &session);
                 Ok(session)
             }
             CompResult::ReplacedWith(entry) => {
                 let session = entry.into_value();
-                self.renew_when_due(key.clone(), target.clone(), &session);
+                self.renew_when_due(key.clone(), &session);
                 Ok(session)
             }
             CompResult::Unchanged(entry) => Ok(entry.into_value()),
@@ -296,15 +310,30 @@ impl SessionCache {
         }
     }
 
-    async fn create(
-        &self,
-        key: &SessionKey,
-        target: &SessionTarget,
-    ) -> Result<Session, CreateSessionError> {
-        let metrics = &self.inner.metrics;
-        let started = Instant::now();
+    /// The failure a recent CreateSession for `key` ended with, if it still stands.
+    fn recent_failure(&self, key: &SessionKey) -> Result<(), CreateSessionError> {
+        match self.inner.failures.get(key) {
+            Some(failure) if Instant::now() < failure.until => Err(failure.error.clone()),
+            _ => Ok(()),
+        }
+    }
+
+    async fn create(&self, key: &SessionKey) -> Result<Session, CreateSessionError> {
         let inner = &self.inner;
-        let result = create_session(inner.upstream.as_ref(), &inner.iam, key, target).await;
+        let _permit = inner.creating.acquire().await;
+        let metrics = &inner.metrics;
+        let started = Instant::now();
+        let result = create_session(inner.upstream.as_ref(), &inner.iam, key).await;
+        if let Err(error) = &result {
+            let until = Instant::now() + error.cache_for();
+            let failure = Arc::new(Failure {
+                error: error.clone(),
+                until,
+            });
+            inner.failures.insert(key.clone(), failure);
+        } else {
+            inner.failures.invalidate(key);
+        }
         metrics
             .create_session_duration
             .observe(started.elapsed().as_secs_f64());
@@ -315,7 +344,7 @@ impl SessionCache {
             .inc();
         let (identity, lifetime) = result?;
         let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::debug!(bucket = %key.bucket, mode = key.mode.as_str(), generation, lifetime_secs = lifetime.as_secs(), "created session");
+        tracing::debug!(bucket = %key.bucket(), mode = key.mode.as_str(), generation, lifetime_secs = lifetime.as_secs(), "created session");
         Ok(Session::new(identity, generation, lifetime))
     }
 }

@@ -11,10 +11,9 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::Uri;
-use percent_encoding::{percent_decode_str, percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// Why a request could not be signed; nothing was sent.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SignError {
     /// A header value we would have to sign is not visible ASCII.
     #[error("header {0} has a value that is not ASCII; it cannot be signed")]
@@ -29,7 +28,6 @@ pub const SESSION_TOKEN_HEADER: &str = "x-amz-s3session-token";
 /// The payload hash of unsigned aws-chunked bodies with trailers; such bodies pass unchanged.
 pub const STREAMING_UNSIGNED_TRAILER: &str = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
 const STREAMING_SIGNED_PREFIX: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
-const SIGNING_NAME: &str = "s3express";
 
 /// How the request body is declared in the signature.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,18 +74,6 @@ const CLIENT_AUTH: &[&str] = &[
     "x-amz-content-sha256",
 ];
 
-/// Presigned-URL query parameters (compared case-insensitively).
-const PRESIGN_PARAMS: &[&str] = &[
-    "x-amz-algorithm",
-    "x-amz-credential",
-    "x-amz-date",
-    "x-amz-expires",
-    "x-amz-signedheaders",
-    "x-amz-signature",
-    "x-amz-security-token",
-    SESSION_TOKEN_HEADER,
-];
-
 /// Removes hop-by-hop headers, including those named by `Connection`.
 pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     let named: Vec<HeaderName> = headers
@@ -123,70 +109,10 @@ pub fn strip_client_auth(parts: &mut Parts) -> Payload {
     payload
 }
 
-/// Removes presigned-URL parameters from a query string.
-pub fn strip_presign_params(query: &str) -> Option<String> {
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|pair| {
-            let name = pair.split('=').next().unwrap_or_default();
-            !PRESIGN_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(name))
-        })
-        .collect();
-    (!kept.is_empty()).then(|| kept.join("&"))
-}
-
-/// Characters SigV4 leaves unencoded (RFC 3986 unreserved).
-const AWS_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// Re-encodes a path exactly as SigV4 canonicalises it (each segment decoded once, then every
-/// byte but the unreserved ones percent-encoded), so that the path on the wire and the signed
-/// canonical URI agree whatever the client sent (`+`, spaces, `!`, unicode, `//`).
-pub fn canonical_path(path: &str) -> String {
-    let segments: Vec<String> = path
-        .split('/')
-        .map(|segment| {
-            let raw: Vec<u8> = percent_decode_str(segment).collect();
-            percent_encode(&raw, AWS_ENCODE).to_string()
-        })
-        .collect();
-    segments.join("/")
-}
-
-/// Re-encodes a query string the same way, reading it with form rules (`+` is a space), as
-/// aws-sigv4 does when it canonicalises the query. Order and valueless keys are kept.
-pub fn canonical_query(query: &str) -> String {
-    let encode = |part: &str| {
-        let spaced = part.replace('+', " ");
-        let raw: Vec<u8> = percent_decode_str(&spaced).collect();
-        percent_encode(&raw, AWS_ENCODE).to_string()
-    };
-    let pairs: Vec<String> = query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((key, value)) => format!("{}={}", encode(key), encode(value)),
-            None => encode(pair),
-        })
-        .collect();
-    pairs.join("&")
-}
-
-/// Points the request at `https://host/path?query` and sets `Host`.
+/// Points the request at `https://host` + `path_and_query` (already in canonical form, see
+/// `uri`) and sets `Host`.
 pub fn set_target(parts: &mut Parts, host: &str, path_and_query: &str) -> Result<(), SignError> {
-    let (path, query) = match path_and_query.split_once('?') {
-        Some((p, q)) => (p, strip_presign_params(q).map(|q| canonical_query(&q))),
-        None => (path_and_query, None),
-    };
-    let path = canonical_path(path);
-
-    let target = match query {
-        Some(q) => format!("https://{host}{path}?{q}"),
-        None => format!("https://{host}{path}"),
-    };
+    let target = format!("https://{host}{path_and_query}");
     parts.uri = target
         .parse::<Uri>()
         .map_err(|_| SignError::Unsignable("the target is not a valid URI"))?;
@@ -197,12 +123,21 @@ pub fn set_target(parts: &mut Parts, host: &str, path_and_query: &str) -> Result
     Ok(())
 }
 
-/// Signs the request head in place with SigV4 for service `s3express`.
+/// Where a signature is for: the region and the service (`s3express` or `s3`).
+#[derive(Clone, Copy, Debug)]
+pub struct Scope<'a> {
+    /// The signing region.
+    pub region: &'a str,
+    /// The signing name of the service.
+    pub service: &'static str,
+}
+
+/// Signs the request head in place with SigV4.
 pub fn sign_parts(
     parts: &mut Parts,
     identity: &Identity,
     token: TokenHeader,
-    region: &str,
+    scope: Scope<'_>,
     payload: Payload,
 ) -> Result<(), SignError> {
     let mut settings = SigningSettings::default();
@@ -214,8 +149,8 @@ pub fn sign_parts(
     }
     let params = v4::SigningParams::builder()
         .identity(identity)
-        .region(region)
-        .name(SIGNING_NAME)
+        .region(scope.region)
+        .name(scope.service)
         .time(SystemTime::now())
         .settings(settings)
         .build()
@@ -299,38 +234,6 @@ mod tests {
     }
 
     #[test]
-    fn paths_and_queries_are_sent_in_canonical_form() {
-        assert_eq!(
-            canonical_path("/a b/c+d/%7Ee%21/x//y"),
-            "/a%20b/c%2Bd/~e%21/x//y"
-        );
-        assert_eq!(canonical_path("/caf%C3%A9/\u{e9}"), "/caf%C3%A9/%C3%A9");
-        assert_eq!(
-            canonical_path("/already%20encoded%2Bkey"),
-            "/already%20encoded%2Bkey"
-        );
-        assert_eq!(
-            canonical_query("list-type=2&prefix=a+b%2Fc&uploads"),
-            "list-type=2&prefix=a%20b%2Fc&uploads"
-        );
-        assert_eq!(
-            canonical_query("delimiter=&x-id=GetObject"),
-            "delimiter=&x-id=GetObject"
-        );
-    }
-
-    #[test]
-    fn presigned_parameters_are_removed_and_others_kept() {
-        assert_eq!(
-            strip_presign_params(
-                "X-Amz-Algorithm=AWS4-HMAC-SHA256&partNumber=1&X-Amz-Signature=ab&uploadId=u"
-            ),
-            Some("partNumber=1&uploadId=u".into())
-        );
-        assert_eq!(strip_presign_params("X-Amz-Credential=a%2Fb"), None);
-    }
-
-    #[test]
     fn signs_with_the_session_token_header_and_never_the_security_token() {
         let mut p = parts("/k", &[("x-amz-meta-a", "1")]);
         set_target(
@@ -339,13 +242,17 @@ mod tests {
             "/k?x-id=PutObject",
         )
         .unwrap();
+        let scope = Scope {
+            region: "us-west-2",
+            service: "s3express",
+        };
         let identity: Identity =
             Credentials::new("ASIA", "secret", Some("session-token".into()), None, "t").into();
         sign_parts(
             &mut p,
             &identity,
             TokenHeader::S3Session,
-            "us-west-2",
+            scope,
             Payload::Unsigned,
         )
         .unwrap();
@@ -370,11 +277,15 @@ mod tests {
         );
         set_target(&mut p, "h.example", "/k").unwrap();
         let identity: Identity = Credentials::new("A", "S", None, None, "t").into();
+        let scope = Scope {
+            region: "us-west-2",
+            service: "s3",
+        };
         let err = sign_parts(
             &mut p,
             &identity,
             TokenHeader::S3Session,
-            "us-west-2",
+            scope,
             Payload::Unsigned,
         );
         assert!(matches!(err, Err(SignError::NonAsciiHeader(_))));

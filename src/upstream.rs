@@ -20,8 +20,10 @@ use rustls_pki_types::CertificateDer;
 use tokio::net::TcpStream;
 
 use crate::body::{BoxError, ProxyBody};
+use crate::endpoint::AwsHost;
 use crate::logging::chain;
 use crate::names::host_matches;
+use crate::outgoing::outgoing;
 
 /// A future returned by [`Upstream::send`].
 pub type UpstreamFuture =
@@ -198,17 +200,45 @@ impl HyperUpstream {
 impl Upstream for HyperUpstream {
     fn send(&self, request: Request<ProxyBody>) -> UpstreamFuture {
         let host = dialed(request.uri(), &self.resolve);
+        let (parts, body) = request.into_parts();
+        let (body, sent, gate) = outgoing(body);
+        let mut request = Request::from_parts(parts, body.boxed_unsync());
+        if let Some(gate) = &gate {
+            // Added after signing: S3 ignores unsigned standard headers.
+            request.headers_mut().insert(
+                http::header::EXPECT,
+                http::HeaderValue::from_static("100-continue"),
+            );
+            let on_continue = gate.clone();
+            hyper::ext::on_informational(&mut request, move |informational| {
+                if informational.status() == http::StatusCode::CONTINUE {
+                    on_continue.open();
+                }
+            });
+        }
         let response = self.client.request(request);
         let deadline = self.header_timeout;
         Box::pin(async move {
-            match tokio::time::timeout(deadline, response).await {
-                Err(_) => Err(UpstreamError::Timeout("S3's response headers")),
-                Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect {
+            // The deadline for S3's answer starts once the request body has been sent.
+            let answer_deadline = async {
+                let _ = sent.await;
+                tokio::time::sleep(deadline).await;
+            };
+            let result = tokio::select! {
+                result = response => result,
+                () = answer_deadline => return Err(UpstreamError::Timeout("S3's response headers")),
+            };
+            if let Some(gate) = gate {
+                // S3 answered without asking for the body: it is not sent.
+                gate.abort();
+            }
+            match result {
+                Err(e) if e.is_connect() => Err(UpstreamError::Connect {
                     host,
                     source: e.into(),
                 }),
-                Ok(Err(e)) => Err(UpstreamError::Request(e.into())),
-                Ok(Ok(response)) => {
+                Err(e) => Err(UpstreamError::Request(e.into())),
+                Ok(response) => {
                     Ok(response.map(|body| body.map_err(BoxError::from).boxed_unsync()))
                 }
             }
@@ -251,8 +281,15 @@ impl tower_service::Service<Uri> for Connector {
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "URI has no host"))?
                 .to_owned();
             let port = uri.port_u16().unwrap_or(443);
+            let overridden = resolve.lookup(&host);
+            if overridden.is_none() && (!AwsHost::is_s3(&host) || port != 443) {
+                // Hosts are rebuilt from validated parts, so this never happens; but the
+                // credentials the request carries must reach nothing but AWS S3.
+                let why = format!("{host}:{port} is not an AWS S3 endpoint");
+                return Err(io::Error::new(io::ErrorKind::PermissionDenied, why));
+            }
             let connect = async {
-                let addrs: Vec<SocketAddr> = match resolve.lookup(&host) {
+                let addrs: Vec<SocketAddr> = match overridden {
                     Some(addr) => vec![addr],
                     None => tokio::net::lookup_host((host.as_str(), port))
                         .await?
@@ -281,6 +318,34 @@ impl tower_service::Service<Uri> for Connector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tower_service::Service;
+
+    #[tokio::test]
+    async fn the_connector_dials_only_aws_s3_names_or_resolve_matches() {
+        let resolve = ResolveOverrides::new(vec![(
+            "*.example.test".into(),
+            "127.0.0.1:9".parse().unwrap(),
+        )]);
+        let mut connector = Connector {
+            resolve: Arc::new(resolve),
+            connect_timeout: Duration::from_millis(200),
+        };
+        for uri in [
+            "https://localhost/",
+            "https://169.254.169.254/",
+            "https://evil.com/",
+            "https://s3.us-west-2.amazonaws.com:8443/",
+        ] {
+            let error = connector.call(uri.parse().unwrap()).await.unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::PermissionDenied, "{uri}");
+        }
+        // A --resolve match is dialed (and refused by the closed port, not by the guard).
+        let error = connector
+            .call("https://a.example.test/".parse().unwrap())
+            .await
+            .unwrap_err();
+        assert_ne!(error.kind(), io::ErrorKind::PermissionDenied);
+    }
 
     #[test]
     fn resolve_overrides_match_exact_hosts_and_wildcards() {

@@ -8,7 +8,7 @@ use crate::harness::{zonal_host, Harness, Options, BUCKET};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_bucket_name_gets_400_invalid_bucket_name() {
     let h = Harness::start(Options::default()).await;
-    let host = "Bad_Bucket--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com";
+    let host = "xn--bad--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com";
     let reply = h
         .send(
             Method::GET,
@@ -34,7 +34,7 @@ async fn a_bad_bucket_name_gets_400_invalid_bucket_name() {
     let path_style = h
         .send(
             Method::GET,
-            "/general-purpose-bucket/key",
+            "/Not_A_Bucket/key",
             &h.proxy.to_string(),
             &[],
             Bytes::new(),
@@ -70,10 +70,15 @@ async fn unsupported_operations_get_501_not_implemented() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hosts_that_are_not_s3_express_are_refused() {
-    let h = Harness::start(Options::default()).await;
+async fn hosts_that_are_not_s3_are_refused() {
+    let h = Harness::start(Options {
+        extra_args: vec!["--general-purpose".into(), "false".into()],
+        ..Options::default()
+    })
+    .await;
     for host in [
         "example.com",
+        "sts.amazonaws.com",
         "s3.us-west-2.amazonaws.com",
         "169.254.169.254",
     ] {
@@ -92,6 +97,7 @@ async fn hosts_that_are_not_s3_express_are_refused() {
             "{host}"
         );
     }
+    assert_eq!(h.emulator.counters().requests, 0);
     h.stop().await;
 }
 

@@ -183,12 +183,7 @@ async fn thirty_two_parallel_tunnels_all_get_correct_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_to_other_hosts_is_refused_and_bad_targets_rejected() {
     let h = Harness::start(Options::default()).await;
-    for target in [
-        "example.com:443",
-        "sts.amazonaws.com:443",
-        "s3.us-west-2.amazonaws.com:443",
-        "127.0.0.1:22",
-    ] {
+    for target in ["example.com:443", "sts.amazonaws.com:443", "127.0.0.1:22"] {
         let (_, status, text) = connect(&h, target).await;
         assert_eq!(status, 403, "{target}: {text}");
     }
@@ -219,7 +214,7 @@ async fn allow_connect_opens_a_plain_tunnel_to_a_chosen_host() {
         socket.write_all(&buf).await.unwrap();
     });
     let h = Harness::start(Options {
-        extra_args: vec!["--allow-connect".into(), "127.0.0.1".into()],
+        extra_args: vec!["--allow-connect".into(), "127.0.0.1:*".into()],
         ..Options::default()
     })
     .await;

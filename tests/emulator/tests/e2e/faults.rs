@@ -75,6 +75,7 @@ async fn reject_early_answers_before_the_body_and_closes() {
         status: 400,
         code: "EntityTooLarge",
         target: Target::Operation("PutObject"),
+        after: Duration::ZERO,
     });
     // Requests without a body do not use the fault up.
     let r = c
@@ -139,6 +140,7 @@ async fn reject_early_on_h2_answers_and_resets_the_stream() {
         status: 403,
         code: "AccessDenied",
         target: Target::Data,
+        after: Duration::ZERO,
     });
     let body = Bytes::from(vec![1u8; 4 << 20]);
     let r = c

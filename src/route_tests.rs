@@ -1,0 +1,288 @@
+//! Tests of `route.rs`: real client requests, and an attacker's Host headers and queries.
+
+use super::*;
+use crate::operation::Operation::*;
+
+fn parts(method: &str, uri: &str, host: Option<&str>) -> Parts {
+    let mut b = http::Request::builder().method(method).uri(uri);
+    if let Some(h) = host {
+        b = b.header("host", h);
+    }
+    b.body(()).unwrap().into_parts().0
+}
+
+fn listener() -> Arrival {
+    Arrival {
+        client: "127.0.0.1:1".parse().unwrap(),
+        tunnel: None,
+    }
+}
+
+fn settings() -> RouteSettings {
+    RouteSettings {
+        regions: RegionResolver::new(
+            Default::default(),
+            Some(Region::parse("us-west-2").unwrap()),
+        ),
+        flavor: Flavor::default(),
+        endpoint_hosts: vec!["localhost".into()],
+        general_region: Region::parse("us-west-2").unwrap(),
+        general_purpose: true,
+    }
+}
+
+fn ok(method: &str, uri: &str, host: Option<&str>) -> Route {
+    route(&parts(method, uri, host), &listener(), &settings()).unwrap()
+}
+
+fn err(method: &str, uri: &str, host: Option<&str>) -> RouteError {
+    route(&parts(method, uri, host), &listener(), &settings()).unwrap_err()
+}
+
+const ZONAL: &str = "b--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com";
+
+#[test]
+fn forward_mode_rebuilds_the_zonal_host() {
+    let r = ok(
+        "GET",
+        &format!("http://{ZONAL}/dir/key?x-id=GetObject"),
+        None,
+    );
+    assert_eq!(r.operation, GetObject);
+    assert_eq!(r.endpoint.host(), ZONAL);
+    assert_eq!(r.path_and_query, "/dir/key?x-id=GetObject");
+}
+
+#[test]
+fn the_zone_decides_the_region_whatever_region_the_host_names() {
+    // The aws CLI with no region configured builds this host.
+    let host = "b--usw2-az1--x-s3.s3express-usw2-az1.us-east-1.amazonaws.com";
+    let r = ok("GET", &format!("http://{host}/k"), None);
+    assert_eq!(r.endpoint.region().as_str(), "us-west-2");
+    assert_eq!(r.endpoint.host(), ZONAL);
+}
+
+#[test]
+fn a_zone_the_table_does_not_know_takes_the_hosts_region() {
+    let host = "b--zzx9-az1--x-s3.s3express-zzx9-az1.eu-west-3.amazonaws.com";
+    let r = ok("GET", &format!("http://{host}/k"), None);
+    assert_eq!(r.endpoint.region().as_str(), "eu-west-3");
+}
+
+#[test]
+fn crafted_hosts_are_refused_and_never_become_the_upstream() {
+    for host in [
+        "b--usw2-az1--x-s3.s3express-x@localhost:9999/.us-west-2.amazonaws.com",
+        "b--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com:notaport",
+        "b--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com:1:2",
+        "localhost:99999",
+        "a b",
+        "b--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com\\@evil",
+        "[not-ipv6]:80",
+        "",
+    ] {
+        let e = route(&parts("GET", "/k", Some(host)), &listener(), &settings());
+        assert!(
+            matches!(e, Err(RouteError::BadHost | RouteError::MissingHost)),
+            "{host:?}: {e:?}"
+        );
+    }
+    // A zone in the host that is not the bucket's own.
+    let host = "b--usw2-az1--x-s3.s3express-usw2-az2.us-west-2.amazonaws.com";
+    assert!(matches!(
+        err("GET", &format!("http://{host}/k"), None),
+        RouteError::InvalidName(NameError::ZoneMismatch)
+    ));
+    // Userinfo in an absolute-form authority.
+    assert!(matches!(
+        err("GET", &format!("http://user@{ZONAL}/k"), None),
+        RouteError::BadHost
+    ));
+}
+
+#[test]
+fn ipv6_endpoints_are_accepted() {
+    let r = ok("GET", "/b--usw2-az1--x-s3/k", Some("[::1]:8080"));
+    assert_eq!(r.endpoint.host(), ZONAL);
+}
+
+#[test]
+fn endpoint_mode_path_style_and_virtual_host() {
+    let r = ok("PUT", "/b--use1-az4--x-s3/a/b%20c", Some("127.0.0.1:8080"));
+    assert_eq!(r.operation, PutObject);
+    assert_eq!(
+        r.endpoint.host(),
+        "b--use1-az4--x-s3.s3express-use1-az4.us-east-1.amazonaws.com"
+    );
+    assert_eq!(r.path_and_query, "/a/b%20c");
+    let r = ok(
+        "GET",
+        "/?list-type=2",
+        Some("b--use1-az4--x-s3.localhost:8080"),
+    );
+    assert_eq!(
+        (r.operation, r.path_and_query.as_str()),
+        (ListObjectsV2, "/?list-type=2")
+    );
+    let r = ok("GET", "/b--use1-az4--x-s3?session", Some("127.0.0.1"));
+    assert_eq!(r.operation, CreateSession);
+}
+
+#[test]
+fn the_js_sdks_double_slash_after_the_bucket_is_one_slash() {
+    let r = ok(
+        "PUT",
+        "/b--usw2-az1--x-s3//js/small.bin",
+        Some("127.0.0.1:8080"),
+    );
+    assert_eq!(
+        (r.operation, r.path_and_query.as_str()),
+        (PutObject, "/js/small.bin")
+    );
+    let r = ok(
+        "GET",
+        "/b--usw2-az1--x-s3//?session=",
+        Some("127.0.0.1:8080"),
+    );
+    assert_eq!(r.operation, CreateSession);
+    // Only right after the bucket: a key's own double slashes are kept.
+    let r = ok("GET", "/b--usw2-az1--x-s3/a//b", Some("127.0.0.1:8080"));
+    assert_eq!(r.path_and_query, "/a//b");
+}
+
+#[test]
+fn every_spelling_of_the_session_subresource_is_caught() {
+    for query in [
+        "session",
+        "%73ession",
+        "policy&%73ession",
+        "%73%65%73%73%69%6f%6e=",
+        "SESSION",
+    ] {
+        let r = ok("GET", &format!("http://{ZONAL}/?{query}"), None);
+        assert_eq!(r.operation, CreateSession, "{query}");
+    }
+    for (method, path) in [
+        ("GET", "/key?%73ession"),
+        ("PUT", "/?session"),
+        ("GET", "/k?x=1&Session"),
+    ] {
+        assert!(
+            matches!(
+                err(method, &format!("http://{ZONAL}{path}"), None),
+                RouteError::SessionSubresource
+            ),
+            "{method} {path}"
+        );
+    }
+}
+
+#[test]
+fn classification_sees_the_decoded_query_that_is_sent() {
+    let r = ok("GET", &format!("http://{ZONAL}/?%70olicy"), None);
+    assert_eq!(r.operation, GetBucketPolicy);
+    assert_eq!(r.path_and_query, "/b--usw2-az1--x-s3?policy");
+    assert_eq!(
+        r.endpoint.host(),
+        "s3express-control.us-west-2.amazonaws.com"
+    );
+}
+
+#[test]
+fn control_plane_operations_go_to_the_control_host_in_every_mode() {
+    // Forward mode (s3cmd's `info`), a tunnel, endpoint mode.
+    let tunnel = Arrival {
+        tunnel: Some(ZONAL.into()),
+        ..listener()
+    };
+    let via_tunnel = route(&parts("GET", "/?policy", Some(ZONAL)), &tunnel, &settings()).unwrap();
+    let forward = ok("GET", &format!("http://{ZONAL}/?policy"), None);
+    let endpoint = ok("GET", "/b--usw2-az1--x-s3?policy", Some("127.0.0.1"));
+    for r in [via_tunnel, forward, endpoint] {
+        assert_eq!(r.operation, GetBucketPolicy);
+        assert_eq!(
+            r.endpoint.host(),
+            "s3express-control.us-west-2.amazonaws.com"
+        );
+        assert_eq!(r.path_and_query, "/b--usw2-az1--x-s3?policy");
+    }
+    let r = ok("PUT", "/b--use1-az4--x-s3", Some("127.0.0.1"));
+    assert_eq!(
+        (r.operation, r.endpoint.host().as_str()),
+        (CreateBucket, "s3express-control.us-east-1.amazonaws.com")
+    );
+    let r = ok("GET", "/", Some("127.0.0.1"));
+    assert_eq!(
+        (r.operation, r.endpoint.host().as_str()),
+        (
+            ListDirectoryBuckets,
+            "s3express-control.us-west-2.amazonaws.com"
+        )
+    );
+}
+
+#[test]
+fn general_purpose_buckets_route_to_their_regional_host() {
+    let r = ok("GET", "http://logs.s3.eu-west-1.amazonaws.com/a/b", None);
+    assert_eq!(r.endpoint.host(), "logs.s3.eu-west-1.amazonaws.com");
+    assert_eq!(
+        (r.operation, r.path_and_query.as_str()),
+        (GetObject, "/a/b")
+    );
+    assert_eq!(r.endpoint.service(), "s3");
+    let r = ok("GET", "http://s3.amazonaws.com/logs/a", None);
+    assert_eq!(r.endpoint.host(), "logs.s3.us-east-1.amazonaws.com");
+    assert_eq!(r.path_and_query, "/a");
+    let r = ok("PUT", "/my.logs/k", Some("127.0.0.1:8080"));
+    assert_eq!(r.endpoint.host(), "s3.us-west-2.amazonaws.com");
+    assert_eq!(r.path_and_query, "/my.logs/k");
+    let r = ok("GET", "/?list-type=2", Some("logs.localhost:8080"));
+    assert_eq!(r.endpoint.host(), "logs.s3.us-west-2.amazonaws.com");
+    // A host that is not one of --endpoint-host is the proxy's own name: path-style.
+    let r = ok("GET", "/backups/k", Some("s3x-proxy.default.svc:8080"));
+    assert_eq!(r.endpoint.host(), "backups.s3.us-west-2.amazonaws.com");
+    assert_eq!(r.path_and_query, "/k");
+}
+
+#[test]
+fn general_purpose_can_be_turned_off() {
+    let mut off = settings();
+    off.general_purpose = false;
+    let e = route(
+        &parts("GET", "http://s3.amazonaws.com/logs/a", None),
+        &listener(),
+        &off,
+    );
+    assert!(matches!(e, Err(RouteError::GeneralPurposeOff(_))));
+}
+
+#[test]
+fn bad_names_and_foreign_hosts_are_refused() {
+    let bad = "http://Bad_Name--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com/k";
+    assert!(matches!(err("GET", bad, None), RouteError::BadHost));
+    let bad = "http://bad--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com/k";
+    assert!(route(&parts("GET", bad, None), &listener(), &settings()).is_ok());
+    assert!(matches!(
+        err("GET", "http://example.com/index.html", None),
+        RouteError::NotS3Host(_)
+    ));
+    assert!(matches!(
+        err("GET", "http://sts.amazonaws.com/", None),
+        RouteError::NotS3Host(_)
+    ));
+    assert!(matches!(
+        err("GET", "/Invalid_Bucket/k", Some("127.0.0.1")),
+        RouteError::InvalidName(_)
+    ));
+}
+
+#[test]
+fn tunnel_requests_route_by_the_connect_host() {
+    let arrival = Arrival {
+        tunnel: Some(ZONAL.into()),
+        ..listener()
+    };
+    let r = route(&parts("HEAD", "/k", None), &arrival, &settings()).unwrap();
+    assert_eq!(r.operation, HeadObject);
+    assert_eq!(r.endpoint.host(), ZONAL);
+}
