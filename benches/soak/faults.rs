@@ -205,6 +205,7 @@ pub async fn inject(shared: Arc<Shared>, mean: Duration, seed: u64) {
                     status: 400,
                     code: REJECT_CODE,
                     target: Target::Operation("PutObject"),
+                    after: Duration::ZERO,
                 }
             }
             "Delay" => Fault::Delay {
