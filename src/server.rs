@@ -149,6 +149,14 @@ where
 /// HTTP/1.1 and h2 settings: the request head must arrive within the idle timeout, and h2
 /// pings a peer that has gone quiet with requests in flight (an idle h2 connection is closed
 /// by the watchdog before its first ping).
+/// Most h2 streams a client may have open on one connection: with `--max-connections`, this
+/// bounds the requests (and their buffers) one client can hold. Bodies held in memory are
+/// bounded by `--max-buffered-bytes` in any case.
+pub const MAX_H2_STREAMS: u32 = 100;
+/// Most bytes of header fields an h2 client may send (h1's read buffer bounds its own at
+/// about 400 KiB).
+const MAX_HEADER_BYTES: u32 = 64 * 1024;
+
 fn http_builder(idle: Duration) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -159,7 +167,9 @@ fn http_builder(idle: Duration) -> auto::Builder<TokioExecutor> {
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(idle * 2)
-        .keep_alive_timeout(idle);
+        .keep_alive_timeout(idle)
+        .max_concurrent_streams(MAX_H2_STREAMS)
+        .max_header_list_size(MAX_HEADER_BYTES);
     builder
 }
 
