@@ -60,15 +60,17 @@ impl From<UpstreamError> for CreateSessionError {
 }
 
 impl CreateSessionError {
-    /// How long this failure is remembered for the same session key: S3's refusals of the
-    /// request itself (NoSuchBucket, AccessDenied) for 5 s; throttling, server errors and
-    /// unreachable S3 for 1 s.
+    /// How long this failure stays the answer for callers that arrive after it: S3's refusals
+    /// of the request itself (NoSuchBucket, AccessDenied) for 5 s; a transient failure
+    /// (throttling, a server error, an unreachable S3) not at all: it answers the callers that
+    /// were waiting on that call, and the next caller asks again, so one 500 does not fail a
+    /// second's worth of requests.
     pub fn cache_for(&self) -> std::time::Duration {
         match self {
             CreateSessionError::S3 { status, .. } if status.is_client_error() => {
                 std::time::Duration::from_secs(5)
             }
-            _ => std::time::Duration::from_secs(1),
+            _ => std::time::Duration::ZERO,
         }
     }
 }

@@ -40,7 +40,6 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 pub const RETRY_REASONS: &[&str] = &[
     "expired_token",
     "invalid_token",
-    "head_bad_request",
     "connect_error",
     "iam_credentials",
     "wrong_region",

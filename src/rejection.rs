@@ -2,8 +2,6 @@
 //! no longer takes, IAM credentials it no longer takes, or a general-purpose bucket that lives
 //! in another region.
 
-use std::time::Duration;
-
 use http::{Method, Response, StatusCode};
 
 use crate::body::{full, ProxyBody};
@@ -20,6 +18,9 @@ pub enum Rejection {
     IamCredentials,
     /// The bucket lives in this region (`x-amz-bucket-region` on a 301 or 400).
     Region(Region),
+    /// A session-signed HEAD got a bare 400: HEAD answers have no body to name the code, so
+    /// the sender asks with a one-byte GET (see `send`).
+    Unclear,
 }
 
 impl Rejection {
@@ -29,14 +30,15 @@ impl Rejection {
             Rejection::SessionToken(reason) => reason,
             Rejection::IamCredentials => "iam_credentials",
             Rejection::Region(_) => "wrong_region",
+            Rejection::Unclear => "unclear",
         }
     }
 }
 
 /// What the attempt was signed with, as far as reading its answer goes.
 pub enum SignedWith<'a> {
-    /// A session this old.
-    Session(Duration),
+    /// A session.
+    Session,
     /// IAM credentials, for a general-purpose bucket in `region` (None: S3 Express).
     Iam(Option<&'a Region>),
 }
@@ -55,36 +57,37 @@ pub async fn classify(
         }
     }
     let may_be_rejection = match signed {
-        SignedWith::Session(_) => status == StatusCode::BAD_REQUEST,
+        SignedWith::Session => status == StatusCode::BAD_REQUEST,
         SignedWith::Iam(_) => status == StatusCode::BAD_REQUEST || status == StatusCode::FORBIDDEN,
     };
     if !may_be_rejection {
         return Ok((response, None));
     }
     if *method == Method::HEAD {
-        // A HEAD error has no body naming its code. A bare 400 on a session that is not brand
-        // new is most likely an expired token: replace it (at most once a second per session).
-        let stale = matches!(signed, SignedWith::Session(age) if age >= Duration::from_secs(1));
-        let rejection = (stale && status == StatusCode::BAD_REQUEST)
-            .then_some(Rejection::SessionToken("head_bad_request"));
-        return Ok((response, rejection));
+        // A HEAD error has no body naming its code.
+        let unclear = matches!(signed, SignedWith::Session) && status == StatusCode::BAD_REQUEST;
+        return Ok((response, unclear.then_some(Rejection::Unclear)));
     }
     let (parts, body) = response.into_parts();
     let bytes = read_answer(body).await?;
     let code = xml::parse_error(&String::from_utf8_lossy(&bytes)).map(|e| e.code);
     let rejection = match (signed, code.as_deref()) {
-        (SignedWith::Session(_), Ok("ExpiredToken")) => {
-            Some(Rejection::SessionToken("expired_token"))
-        }
-        (SignedWith::Session(_), Ok("InvalidToken")) => {
-            Some(Rejection::SessionToken("invalid_token"))
-        }
+        (SignedWith::Session, Ok(code)) => session_rejected(code).map(Rejection::SessionToken),
         (SignedWith::Iam(_), Ok(code)) if iam_credentials_rejected(code) => {
             Some(Rejection::IamCredentials)
         }
         _ => None,
     };
     Ok((Response::from_parts(parts, full(bytes)), rejection))
+}
+
+/// The retry reason for S3's codes of a session token it no longer takes.
+pub fn session_rejected(code: &str) -> Option<&'static str> {
+    match code {
+        "ExpiredToken" => Some("expired_token"),
+        "InvalidToken" => Some("invalid_token"),
+        _ => None,
+    }
 }
 
 /// S3's codes for IAM credentials it no longer takes.
@@ -193,33 +196,28 @@ mod tests {
             .await,
             None
         );
-        let old = SignedWith::Session(Duration::from_secs(30));
         assert_eq!(
-            rejection(Method::GET, answer(400, None, &error("ExpiredToken")), old).await,
+            rejection(
+                Method::GET,
+                answer(400, None, &error("ExpiredToken")),
+                SignedWith::Session
+            )
+            .await,
             Some(Rejection::SessionToken("expired_token"))
         );
         assert_eq!(
-            rejection(
-                Method::HEAD,
-                answer(400, None, ""),
-                SignedWith::Session(Duration::ZERO)
-            )
-            .await,
-            None,
-            "a brand-new session is not replaced on a bare 400"
+            rejection(Method::HEAD, answer(400, None, ""), SignedWith::Session).await,
+            Some(Rejection::Unclear),
+            "a HEAD's bare 400 names no code"
         );
     }
 
     #[tokio::test]
     async fn the_answer_read_is_given_back_whole() {
         let body = error("InvalidToken");
-        let (response, _) = classify(
-            &Method::GET,
-            answer(400, None, &body),
-            SignedWith::Session(Duration::ZERO),
-        )
-        .await
-        .unwrap();
+        let (response, _) = classify(&Method::GET, answer(400, None, &body), SignedWith::Session)
+            .await
+            .unwrap();
         let bytes = crate::body::collect_limited(response.into_body(), 1 << 16)
             .await
             .unwrap();

@@ -106,7 +106,7 @@ pub enum Signer {
 impl Signer {
     fn signed_with(&self) -> SignedWith<'_> {
         match self {
-            Signer::Session { session, .. } => SignedWith::Session(session.age()),
+            Signer::Session { .. } => SignedWith::Session,
             Signer::Iam { endpoint, .. } => {
                 let general = endpoint.general_bucket().map(|_| endpoint.region());
                 SignedWith::Iam(general)
@@ -198,6 +198,22 @@ impl Sender {
         }
     }
 
+    /// `signer` with the session the cache holds now for its key, if that is another one (a
+    /// long multipart upload outlives sessions: each part uses the current one).
+    pub async fn current(&self, signer: &Signer) -> Signer {
+        if let Signer::Session { key, session } = signer {
+            if let Some(now) = self.sessions.peek(key).await {
+                if now.generation() != session.generation() {
+                    return Signer::Session {
+                        key: key.clone(),
+                        session: now,
+                    };
+                }
+            }
+        }
+        signer.clone()
+    }
+
     /// What the next attempt changes: a fresh session, reloaded IAM credentials, or the
     /// bucket's own region.
     async fn fix(
@@ -281,10 +297,39 @@ impl Sender {
         };
         Ok(
             match classify(&head.method, response, signer.signed_with()).await? {
+                (response, Some(Rejection::Unclear)) => match self.probe(head, signer).await {
+                    Some(reason) => Outcome::Rejected(response, Rejection::SessionToken(reason)),
+                    None => Outcome::Done(response),
+                },
                 (response, Some(rejection)) => Outcome::Rejected(response, rejection),
                 (response, None) => Outcome::Done(response),
             },
         )
+    }
+
+    /// A session-signed HEAD got a bare 400: asks for one byte with a GET on the same session,
+    /// whose error body names the code. Only token errors count; anything else leaves the
+    /// HEAD's answer as it was.
+    async fn probe(&self, head: &Head, signer: &Signer) -> Option<&'static str> {
+        let mut probe = head.clone();
+        probe.method = Method::GET;
+        probe.headers.insert(
+            http::header::RANGE,
+            http::HeaderValue::from_static("bytes=0-0"),
+        );
+        let request =
+            signed_request(&probe, crate::body::empty(), Payload::Unsigned, signer).ok()?;
+        let response = self.upstream.send(request).await.ok()?;
+        if response.status() != http::StatusCode::BAD_REQUEST {
+            return None;
+        }
+        let bytes = crate::upstream::read_answer(response.into_body())
+            .await
+            .ok()?;
+        let code = crate::xml::parse_error(&String::from_utf8_lossy(&bytes))
+            .ok()?
+            .code;
+        crate::rejection::session_rejected(&code)
     }
 
     fn count_retry(&self, reason: &str) {

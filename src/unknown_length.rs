@@ -281,7 +281,7 @@ impl Multipart<'_> {
             headers,
         };
         let body = OutBody::Kept(body);
-        let signer = self.signer.clone();
+        let signer = self.sender.current(&self.signer).await;
         Ok(self
             .sender
             .send(&head, body, Payload::Unsigned, signer, record)

@@ -182,3 +182,46 @@ async fn a_multipart_conversion_relays_every_sse_answer_header() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multipart_conversion_that_outlives_its_session_moves_every_part_to_the_new_one() {
+    let h = Harness::start(Options::default()).await;
+    assert_eq!(
+        h.forward(Method::PUT, BUCKET, "/warm", &[], Bytes::from_static(b"w"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // The session in use expires at the upload's first request; the proxy replaces it once.
+    h.emulator
+        .inject(s3x_emulator::Fault::ExpiredToken { count: 1 });
+    let host = zonal_host(BUCKET);
+    let body = data(25 << 20, 5);
+    let frames: Vec<Result<Frame<Bytes>, Infallible>> = body
+        .chunks(1 << 20)
+        .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+        .collect();
+    let request = Request::builder()
+        .method(Method::PUT)
+        .uri(format!("http://{host}/long"))
+        .header("host", &host)
+        .body(StreamBody::new(futures_util::stream::iter(frames)))
+        .unwrap();
+    let tcp = TcpStream::connect(h.proxy).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        h.emulator.object(BUCKET, "long").as_deref(),
+        Some(&body[..])
+    );
+    let counters = h.emulator.counters();
+    assert_eq!(
+        counters.expired_token, 1,
+        "later parts use the new session: {counters:?}"
+    );
+    h.stop().await;
+}
