@@ -146,7 +146,12 @@ pub fn split_authority(authority: &str) -> Result<(String, Option<u16>), RouteEr
             inside
                 .parse::<std::net::Ipv6Addr>()
                 .map_err(|_| RouteError::BadHost)?;
-            (&authority[..inside.len() + 2], after.strip_prefix(':'))
+            // Only `:port` may follow the literal (`[::1]@evil` is not `[::1]`).
+            let port = match after {
+                "" => None,
+                _ => Some(after.strip_prefix(':').ok_or(RouteError::BadHost)?),
+            };
+            (&authority[..inside.len() + 2], port)
         }
         None => match authority.rsplit_once(':') {
             Some((host, port)) => (host, Some(port)),

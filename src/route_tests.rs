@@ -286,3 +286,23 @@ fn tunnel_requests_route_by_the_connect_host() {
     assert_eq!(r.operation, HeadObject);
     assert_eq!(r.endpoint.host(), ZONAL);
 }
+
+// Found by `fuzz/` (target `authority`): text after a bracketed IPv6 literal was dropped, so
+// `Host: [::1]@evil.example` was accepted as `[::1]` instead of refused like any other host
+// outside the grammar.
+#[test]
+fn only_a_port_may_follow_an_ipv6_literal() {
+    for host in ["[::1]junk", "[::1]@evil.example", "[::1]x:80", "[::1]]:80", "[::1] "] {
+        assert!(
+            matches!(split_authority(host), Err(RouteError::BadHost)),
+            "{host:?}"
+        );
+        let e = route(&parts("GET", "/k", Some(host)), &listener(), &settings());
+        assert!(matches!(e, Err(RouteError::BadHost)), "{host:?}: {e:?}");
+    }
+    assert_eq!(
+        split_authority("[::1]:8080").unwrap(),
+        ("[::1]".to_owned(), Some(8080))
+    );
+    assert_eq!(split_authority("[::1]").unwrap(), ("[::1]".to_owned(), None));
+}
