@@ -32,8 +32,9 @@ pub enum RouteError {
     /// A CONNECT target without a port (400).
     #[error("the CONNECT target must be host:port")]
     BadConnectTarget,
-    /// The query names the `session` subresource on something other than CreateSession (400).
-    #[error("the session subresource is only valid on GET of a bucket (CreateSession)")]
+    /// The query names the `session` subresource on something other than CreateSession of a
+    /// directory bucket (400).
+    #[error("the session subresource is only valid on GET of a directory bucket (CreateSession)")]
     SessionSubresource,
 }
 
@@ -108,7 +109,11 @@ pub fn route(
         }
         None => route_endpoint_mode(parts, &host, path, query, settings)?,
     };
-    if route.query.names_session() && route.operation != Operation::CreateSession {
+    // CreateSession is answered locally only for a directory bucket; on a general-purpose
+    // bucket it would be IAM-signed and sent, which §3.1 of the design forbids.
+    let local_create_session =
+        route.operation == Operation::CreateSession && route.endpoint.is_zonal();
+    if route.query.names_session() && !local_create_session {
         return Err(RouteError::SessionSubresource);
     }
     if !settings.general_purpose && matches!(route.endpoint, Endpoint::General { .. }) {

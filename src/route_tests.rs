@@ -306,3 +306,25 @@ fn only_a_port_may_follow_an_ipv6_literal() {
     );
     assert_eq!(split_authority("[::1]").unwrap(), ("[::1]".to_owned(), None));
 }
+
+// Found by `fuzz/` (target `route`): `?session` on a general-purpose bucket was routed as
+// CreateSession to the general-purpose endpoint, where the policy signs everything with IAM: it
+// would have been signed and sent. Only a directory bucket's CreateSession is answered locally.
+#[test]
+fn session_on_a_general_purpose_bucket_is_refused() {
+    for (uri, host) in [
+        ("/logs?session", Some("127.0.0.1:8080")),
+        ("/?%73ession=", Some("logs.localhost")),
+        ("http://logs.s3.us-west-2.amazonaws.com/?session", None),
+        ("http://s3.amazonaws.com/logs?Session", None),
+    ] {
+        assert!(
+            matches!(err("GET", uri, host), RouteError::SessionSubresource),
+            "{uri} {host:?}"
+        );
+    }
+    assert_eq!(
+        ok("GET", "/b--usw2-az1--x-s3?session", Some("127.0.0.1")).operation,
+        CreateSession
+    );
+}
