@@ -292,7 +292,13 @@ fn tunnel_requests_route_by_the_connect_host() {
 // outside the grammar.
 #[test]
 fn only_a_port_may_follow_an_ipv6_literal() {
-    for host in ["[::1]junk", "[::1]@evil.example", "[::1]x:80", "[::1]]:80", "[::1] "] {
+    for host in [
+        "[::1]junk",
+        "[::1]@evil.example",
+        "[::1]x:80",
+        "[::1]]:80",
+        "[::1] ",
+    ] {
         assert!(
             matches!(split_authority(host), Err(RouteError::BadHost)),
             "{host:?}"
@@ -304,7 +310,10 @@ fn only_a_port_may_follow_an_ipv6_literal() {
         split_authority("[::1]:8080").unwrap(),
         ("[::1]".to_owned(), Some(8080))
     );
-    assert_eq!(split_authority("[::1]").unwrap(), ("[::1]".to_owned(), None));
+    assert_eq!(
+        split_authority("[::1]").unwrap(),
+        ("[::1]".to_owned(), None)
+    );
 }
 
 // Found by `fuzz/` (target `route`): `?session` on a general-purpose bucket was routed as

@@ -10,6 +10,7 @@ mod operate;
 mod operations;
 mod process;
 mod roundtrip;
+mod route_props;
 mod session_clock;
 mod sessions;
 mod steering;
