@@ -18,12 +18,13 @@ fuzz_target!(|data: &[u8]| {
         Some(rest) => {
             let (inside, after) = rest.split_once(']').expect("bracket closes");
             assert!(inside.parse::<std::net::Ipv6Addr>().is_ok(), "{input:?}");
-            let port = match after {
-                "" => None,
-                p => Some(p.strip_prefix(':').unwrap_or_else(|| {
-                    panic!("{input:?}: text after the IPv6 literal accepted")
-                })),
-            };
+            let port =
+                match after {
+                    "" => None,
+                    p => Some(p.strip_prefix(':').unwrap_or_else(|| {
+                        panic!("{input:?}: text after the IPv6 literal accepted")
+                    })),
+                };
             (&input[..inside.len() + 2], port)
         }
         None => match input.split_once(':') {
@@ -45,7 +46,10 @@ fuzz_target!(|data: &[u8]| {
             "{input:?} -> {host:?}"
         );
         assert!(!host.ends_with('.'), "{input:?} -> {host:?}");
-        assert_eq!(host, written_host.trim_end_matches('.').to_ascii_lowercase());
+        assert_eq!(
+            host,
+            written_host.trim_end_matches('.').to_ascii_lowercase()
+        );
     }
     match (written_port, port) {
         (None, None) => {}

@@ -167,10 +167,19 @@ fuzz_target!(|data: &[u8]| {
         headers.insert(http::header::CONTENT_ENCODING, v);
     }
     headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    headers.insert("x-amz-content-sha256", HeaderValue::from_static("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"));
+    headers.insert(
+        "x-amz-content-sha256",
+        HeaderValue::from_static("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
+    );
     if trailer_header {
-        headers.insert("x-amz-trailer", HeaderValue::from_static("x-amz-checksum-crc32"));
-        headers.insert("x-amz-sdk-checksum-algorithm", HeaderValue::from_static("CRC32"));
+        headers.insert(
+            "x-amz-trailer",
+            HeaderValue::from_static("x-amz-checksum-crc32"),
+        );
+        headers.insert(
+            "x-amz-sdk-checksum-algorithm",
+            HeaderValue::from_static("CRC32"),
+        );
     }
     let declared = declared_length(request.headers().get("x-amz-decoded-content-length"));
 
@@ -200,16 +209,25 @@ fuzz_target!(|data: &[u8]| {
     let decoded = decode_signed_chunks(&mut parts, feed.boxed_unsync());
     let (declared, mut decoded) = match (declared, decoded) {
         (Some(declared), Ok(decoded)) => (declared, decoded),
-        (None, Ok(_)) => panic!("an invalid decoded length was accepted: {:?}", parts.headers),
+        (None, Ok(_)) => panic!(
+            "an invalid decoded length was accepted: {:?}",
+            parts.headers
+        ),
         (Some(_), Err(e)) => {
-            assert!(encoding_rejected(&parts.headers), "a valid head was refused: {e}");
+            assert!(
+                encoding_rejected(&parts.headers),
+                "a valid head was refused: {e}"
+            );
             return;
         }
         (None, Err(_)) => return,
     };
     // The head now describes the decoded body.
     let h = &parts.headers;
-    assert_eq!(h.get(http::header::CONTENT_LENGTH), Some(&HeaderValue::from(declared)));
+    assert_eq!(
+        h.get(http::header::CONTENT_LENGTH),
+        Some(&HeaderValue::from(declared))
+    );
     assert!(h.get("x-amz-decoded-content-length").is_none());
     assert!(h.get("x-amz-trailer").is_none());
     if trailer_header {
@@ -218,7 +236,9 @@ fuzz_target!(|data: &[u8]| {
     for value in h.get_all(http::header::CONTENT_ENCODING) {
         let value = value.to_str().expect("ASCII");
         assert!(
-            !value.split(',').any(|c| c.trim().eq_ignore_ascii_case("aws-chunked")),
+            !value
+                .split(',')
+                .any(|c| c.trim().eq_ignore_ascii_case("aws-chunked")),
             "{value:?}"
         );
     }
@@ -236,7 +256,10 @@ fuzz_target!(|data: &[u8]| {
             Poll::Ready(Some(Ok(frame))) => {
                 let data = frame.into_data().expect("only data frames come out");
                 out.extend_from_slice(&data);
-                assert!(out.len() as u64 <= declared, "more than the declared length");
+                assert!(
+                    out.len() as u64 <= declared,
+                    "more than the declared length"
+                );
             }
             Poll::Ready(Some(Err(e))) => {
                 ending = Some(Err(e.to_string()));
@@ -275,4 +298,3 @@ fn encoding_rejected(headers: &HeaderMap) -> bool {
         .iter()
         .any(|v| v.to_str().is_err())
 }
-

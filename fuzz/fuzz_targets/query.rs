@@ -44,7 +44,10 @@ fuzz_target!(|data: &[u8]| {
                 Some(canonical.as_str()),
                 "{raw:?}"
             );
-            assert_eq!(again.keys().collect::<Vec<_>>(), query.keys().collect::<Vec<_>>());
+            assert_eq!(
+                again.keys().collect::<Vec<_>>(),
+                query.keys().collect::<Vec<_>>()
+            );
             for key in query.keys() {
                 assert_eq!(again.value(key), query.value(key), "{raw:?} {key:?}");
             }

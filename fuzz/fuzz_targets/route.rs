@@ -59,7 +59,10 @@ fn tunnel_host(target: &[u8], general_purpose: bool) -> Option<Option<String>> {
     let authority = http::uri::Authority::try_from(target).ok()?;
     let (host, port) = split_authority(authority.as_str()).ok()?;
     port?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let intercepted = match general_purpose {
         true => AwsHost::is_s3(&host),
         false => AwsHost::is_s3_express(&host),
@@ -76,7 +79,11 @@ fn decoded_keys(query: &str) -> Vec<String> {
             let (b, mut out, mut i) = (key.as_bytes(), Vec::new(), 0);
             while i < b.len() {
                 let hex = |c: u8| (c as char).to_digit(16);
-                match (b[i], b.get(i + 1).and_then(|&c| hex(c)), b.get(i + 2).and_then(|&c| hex(c))) {
+                match (
+                    b[i],
+                    b.get(i + 1).and_then(|&c| hex(c)),
+                    b.get(i + 2).and_then(|&c| hex(c)),
+                ) {
                     (b'%', Some(h), Some(l)) => {
                         out.push((h * 16 + l) as u8);
                         i += 3;
@@ -93,7 +100,11 @@ fn decoded_keys(query: &str) -> Vec<String> {
 }
 
 fn names_session(query: Option<&str>) -> bool {
-    query.is_some_and(|q| decoded_keys(q).iter().any(|k| k.eq_ignore_ascii_case("session")))
+    query.is_some_and(|q| {
+        decoded_keys(q)
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case("session"))
+    })
 }
 
 fn is_canonical(s: &str) -> bool {
@@ -135,7 +146,12 @@ fn check(route: &Route, uri: &Uri, explicit: Option<AwsHost<'_>>, settings: &Rou
         ) => {
             assert_eq!(
                 (b, z, r, f),
-                (bucket.as_str(), bucket.zone().as_str(), region.as_str(), *flavor),
+                (
+                    bucket.as_str(),
+                    bucket.zone().as_str(),
+                    region.as_str(),
+                    *flavor
+                ),
                 "{host:?}"
             );
             assert_eq!(route.bucket.as_ref(), Some(bucket), "the session's bucket");
@@ -143,10 +159,20 @@ fn check(route: &Route, uri: &Uri, explicit: Option<AwsHost<'_>>, settings: &Rou
                 assert_eq!(&known, region, "the zone decides the region");
             }
             if let Some(AwsHost::Zonal { bucket: named, .. }) = &explicit {
-                assert_eq!(*named, bucket.as_str(), "forward mode keeps the named bucket");
+                assert_eq!(
+                    *named,
+                    bucket.as_str(),
+                    "forward mode keeps the named bucket"
+                );
             }
         }
-        (Endpoint::Control { region, flavor }, AwsHost::Control { region: r, flavor: f }) => {
+        (
+            Endpoint::Control { region, flavor },
+            AwsHost::Control {
+                region: r,
+                flavor: f,
+            },
+        ) => {
             assert_eq!((r, f), (region.as_str(), *flavor), "{host:?}");
         }
         (
@@ -167,7 +193,10 @@ fn check(route: &Route, uri: &Uri, explicit: Option<AwsHost<'_>>, settings: &Rou
                 (hosted.map(|b| b.as_str()), region.as_str(), *flavor),
                 "{host:?}"
             );
-            assert!(route.bucket.is_none(), "no session for a general-purpose bucket");
+            assert!(
+                route.bucket.is_none(),
+                "no session for a general-purpose bucket"
+            );
             assert!(settings.general_purpose, "general purpose is off");
         }
         (endpoint, parsed) => panic!("{endpoint:?} is built as {host:?}, read as {parsed:?}"),
@@ -175,8 +204,10 @@ fn check(route: &Route, uri: &Uri, explicit: Option<AwsHost<'_>>, settings: &Rou
     if let Some(named) = &explicit {
         let same_kind = matches!(
             (named, &route.endpoint),
-            (AwsHost::Zonal { .. }, Endpoint::Zonal { .. } | Endpoint::Control { .. })
-                | (AwsHost::Control { .. }, Endpoint::Control { .. })
+            (
+                AwsHost::Zonal { .. },
+                Endpoint::Zonal { .. } | Endpoint::Control { .. }
+            ) | (AwsHost::Control { .. }, Endpoint::Control { .. })
                 | (AwsHost::General { .. }, _)
         );
         assert!(same_kind, "{named:?} routed to {:?}", route.endpoint);
@@ -250,9 +281,11 @@ fuzz_target!(|data: &[u8]| {
     let absolute = uri.scheme().is_some() && version < Version::HTTP_2;
     let named = match (&tunnel, uri.authority()) {
         (Some(host), _) => Some(host.clone()),
-        (None, Some(authority)) if absolute => {
-            Some(split_authority(authority.as_str()).expect("routed, so valid").0)
-        }
+        (None, Some(authority)) if absolute => Some(
+            split_authority(authority.as_str())
+                .expect("routed, so valid")
+                .0,
+        ),
         _ => None,
     };
     let explicit = named.as_deref().map(|h| {
