@@ -216,6 +216,34 @@ proptest! {
         prop_assert!(matches_bucket);
     }
 
+    /// Whatever zone a bucket name carries and whatever the flavor, its Zonal host reads back
+    /// (`AwsHost::parse`) to that bucket, zone and flavor.
+    #[test]
+    fn zonal_hosts_read_back_to_the_buckets_own_zone(
+        base in "[a-z0-9]{1,6}",
+        zone in "(fips|[a-z0-9]{1,5})(-[a-z0-9]{1,5}){1,3}",
+        fips in prop::bool::ANY,
+        dualstack in prop::bool::ANY,
+    ) {
+        let bucket = format!("{base}--{zone}--x-s3");
+        let mut settings = settings();
+        settings.flavor = Flavor { fips, dualstack };
+        let (parts, ()) = http::Request::get(format!("/{bucket}/k"))
+            .header(http::header::HOST, "localhost")
+            .body(())
+            .unwrap()
+            .into_parts();
+        if let Ok(route) = route(&parts, &arrival(), &settings) {
+            let host = route.endpoint.host();
+            let read_back = matches!(
+                AwsHost::parse(&host),
+                Some(AwsHost::Zonal { bucket: b, zone: z, flavor: f, .. })
+                    if b == bucket && z == zone && f == settings.flavor
+            );
+            prop_assert!(read_back, "{} reads as {:?}", host, AwsHost::parse(&host));
+        }
+    }
+
     /// No spelling of `session`, among other parameters, reaches anything but CreateSession
     /// (answered locally); every other request naming it is refused.
     #[test]
