@@ -36,7 +36,10 @@ run_one() {
   mkdir -p "corpus/$t" "artifacts/$t"
   echo "==> $t for ${seconds}s (log: fuzz/logs/$t.log)"
   # corpus/$t grows (ignored by git); seeds/$t is the committed starting point.
-  if cargo fuzz run --fuzz-dir . --sanitizer none "$t" "corpus/$t" "seeds/$t" -- \
+  # The machine may be shared: CPU seconds say how much fuzzing the wall-clock time bought.
+  local timer=()
+  if [ -x /usr/bin/time ]; then timer=(/usr/bin/time -f 'cpu_seconds: %U' -o "logs/$t.cpu"); fi
+  if "${timer[@]}" cargo fuzz run --fuzz-dir . --sanitizer none "$t" "corpus/$t" "seeds/$t" -- \
       -max_total_time="$seconds" -print_final_stats=1 -artifact_prefix="artifacts/$t/" \
       ${FUZZ_ARGS:-} >"logs/$t.log" 2>&1; then
     summary "$t" ok
@@ -47,13 +50,15 @@ run_one() {
 }
 summary() {
   local t=$1 verdict=$2 log="logs/$1.log"
-  local runs rate cov ft
+  local runs rate cov ft cpu
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
   ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
-  printf '%-12s %-6s runs=%s exec/s=%s cov=%s ft=%s artifacts=%s\n' "$t" "$verdict" \
-    "${runs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$(ls "artifacts/$t" | wc -l)" | tee -a logs/summary.txt
+  cpu=$(sed -n 's/^cpu_seconds: *//p' "logs/$t.cpu" 2>/dev/null)
+  printf '%-12s %-6s runs=%s exec/s=%s cov=%s ft=%s cpu_s=%s artifacts=%s\n' "$t" "$verdict" \
+    "${runs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "${cpu:-?}" "$(ls "artifacts/$t" | wc -l)" \
+    | tee -a logs/summary.txt
   if [ "$verdict" != ok ]; then
     grep -m1 -A12 -E 'panicked|ERROR: libFuzzer' "$log" || tail -20 "$log"
   fi
