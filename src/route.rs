@@ -32,6 +32,9 @@ pub enum RouteError {
     /// A CONNECT target without a port (400).
     #[error("the CONNECT target must be host:port")]
     BadConnectTarget,
+    /// A request target that is neither a path nor empty: the asterisk form `*` (400).
+    #[error("the request target must be a path starting with '/'")]
+    BadTarget,
     /// The query names the `session` subresource on something other than CreateSession of a
     /// directory bucket (400).
     #[error("the session subresource is only valid on GET of a directory bucket (CreateSession)")]
@@ -99,6 +102,10 @@ pub fn route(
     let (host, explicit) = target_host(parts, arrival)?;
     let query = Query::parse(parts.uri.query());
     let path = parts.uri.path();
+    // `*` names no resource; taken as a key it became `https://HOST%2A` upstream.
+    if !path.is_empty() && !path.starts_with('/') {
+        return Err(RouteError::BadTarget);
+    }
     let route = match AwsHost::parse(&host) {
         Some(aws) => route_aws(parts, aws, path, query, settings)?,
         None if explicit

@@ -337,3 +337,28 @@ fn session_on_a_general_purpose_bucket_is_refused() {
         CreateSession
     );
 }
+
+// Found by `fuzz/` (target `route`, invariant: `path_and_query` starts with '/'): the asterisk
+// form `*` was routed as a key, making `path_and_query` `%2A` and the upstream target
+// `https://HOST%2A`, in every mode.
+#[test]
+fn the_asterisk_form_is_refused() {
+    let tunnel = Arrival {
+        tunnel: Some(ZONAL.into()),
+        ..listener()
+    };
+    for (method, host) in [
+        ("OPTIONS", "localhost"),
+        ("GET", "b-3.localhost"),
+        ("GET", "b--usw2-az1--x-s3.localhost:8080"),
+        ("PUT", "127.0.0.1"),
+    ] {
+        let e = route(&parts(method, "*", Some(host)), &listener(), &settings());
+        assert!(
+            matches!(e, Err(RouteError::BadTarget)),
+            "{method} {host}: {e:?}"
+        );
+    }
+    let e = route(&parts("GET", "*", None), &tunnel, &settings());
+    assert!(matches!(e, Err(RouteError::BadTarget)), "{e:?}");
+}
