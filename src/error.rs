@@ -3,7 +3,8 @@
 
 use http::{Response, StatusCode};
 
-use crate::body::{ClientBodyError, ProxyBody};
+use crate::body::{BodyIdle, ClientBodyError, ProxyBody};
+use crate::budget::OverBudget;
 use crate::create_session::CreateSessionError;
 use crate::credentials::CredentialsUnavailable;
 use crate::policy::PolicyError;
@@ -37,6 +38,9 @@ pub enum ProxyError {
     /// The data request itself got no answer from S3 that could be relayed.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// The proxy holds as many request bodies as `--max-buffered-bytes` allows (503 SlowDown).
+    #[error(transparent)]
+    Busy(#[from] OverBudget),
     /// A fault of the proxy itself (500).
     #[error("internal error: {0}")]
     Internal(String),
@@ -48,6 +52,7 @@ impl From<SendError> for ProxyError {
             SendError::Sign(e) => e.into(),
             SendError::Upstream(e) => e.into(),
             SendError::Session(e) => e.into(),
+            SendError::Credentials(e) => e.into(),
         }
     }
 }
@@ -66,6 +71,13 @@ pub struct ErrorReply {
 impl ProxyError {
     /// The status, code and public message for this error.
     pub fn reply(&self) -> ErrorReply {
+        if self.is_stalled_request_body() {
+            return ErrorReply {
+                status: StatusCode::BAD_REQUEST,
+                code: "RequestTimeout".into(),
+                message: "the request body stalled for longer than the idle timeout".into(),
+            };
+        }
         let (status, code, message): (StatusCode, &str, String) = match self {
             ProxyError::Route(e) => route_reply(e),
             ProxyError::Policy(e @ PolicyError::Unsupported(_)) => {
@@ -82,6 +94,7 @@ impl ProxyError {
             ProxyError::Credentials(_) => credentials_reply(),
             ProxyError::Session(e) => return session_reply(e),
             ProxyError::Upstream(e) => upstream_reply(e),
+            ProxyError::Busy(e) => (StatusCode::SERVICE_UNAVAILABLE, "SlowDown", e.to_string()),
             ProxyError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalError",
@@ -93,6 +106,17 @@ impl ProxyError {
             code: code.to_owned(),
             message,
         }
+    }
+
+    /// True when the client's request body stalled ([`BodyIdle`]), whether the proxy was reading
+    /// it or sending it to S3: the client's fault (S3 says 400 RequestTimeout), not S3's.
+    fn is_stalled_request_body(&self) -> bool {
+        let cause: &(dyn std::error::Error + 'static) = match self {
+            ProxyError::ClientBody(ClientBodyError::Read(e)) => e.as_ref(),
+            ProxyError::Upstream(UpstreamError::Request(e)) => e.as_ref(),
+            _ => return false,
+        };
+        std::iter::successors(Some(cause), |e| e.source()).any(|e| e.is::<BodyIdle>())
     }
 
     /// Turns this error into the S3-style XML response the client receives.

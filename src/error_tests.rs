@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::names::NameError;
+use std::time::Duration;
 
 fn upstream_connect() -> UpstreamError {
     let inner = std::io::Error::new(
@@ -107,7 +108,7 @@ fn every_error_maps_to_the_status_and_code_of_where_it_happened() {
             "BadGateway",
         ),
         (
-            CreateSessionError::Upstream(upstream_connect()).into(),
+            CreateSessionError::from(upstream_connect()).into(),
             502,
             "BadGateway",
         ),
@@ -141,6 +142,27 @@ fn every_error_maps_to_the_status_and_code_of_where_it_happened() {
             "{error:?}"
         );
         assert!(!reply.message.is_empty(), "{error:?}");
+    }
+}
+
+#[test]
+fn a_stalled_request_body_is_the_clients_timeout_wherever_it_surfaced() {
+    let stalled = || -> crate::body::BoxError { Box::new(BodyIdle(Duration::from_secs(60))) };
+    /// As hyper reports a request body that failed while it was being sent.
+    #[derive(Debug, thiserror::Error)]
+    #[error("error from user's Body stream")]
+    struct Sending(#[source] crate::body::BoxError);
+    let sending = Sending(stalled());
+    for error in [
+        ProxyError::from(ClientBodyError::Read(stalled())),
+        ProxyError::from(UpstreamError::Request(Box::new(sending))),
+    ] {
+        let reply = error.reply();
+        assert_eq!(
+            (reply.status.as_u16(), reply.code.as_str()),
+            (400, "RequestTimeout"),
+            "{error:?}"
+        );
     }
 }
 

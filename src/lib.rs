@@ -7,7 +7,9 @@
 //! client ─► server   accept a connection (plain or TLS; HTTP/1.1 or h2) and serve requests on
 //!                    it; a CONNECT is decided by `connect` (intercept an S3 Express host with a
 //!                    leaf `ca` mints, tunnel an --allow-connect host, or refuse), and requests
-//!                    inside an intercepted tunnel go on like plain ones
+//!                    inside an intercepted tunnel go on like plain ones. Every connection holds
+//!                    a slot under --max-connections, tunnels included, and is closed when idle;
+//!                    a body that stalls is cut (`conn`, `body`)
 //!        ─► route    which bucket, upstream host, region and S3 operation (`route`, with the
 //!                    validated names of `names` and the operation table of `operation`)
 //!        ─► policy   refuse what directory buckets or --session-mode do not allow; pick the
@@ -35,8 +37,10 @@
 pub mod admin;
 pub mod aws_chunked;
 pub mod body;
+pub mod budget;
 pub mod ca;
 pub mod config;
+pub mod conn;
 pub mod connect;
 pub mod create_session;
 pub mod credentials;
@@ -46,9 +50,12 @@ pub mod logging;
 pub mod metrics;
 pub mod names;
 pub mod operation;
+pub mod outgoing;
 pub mod policy;
 pub mod proxy;
 pub mod record;
+pub mod redact;
+pub mod rejection;
 pub mod respond;
 pub mod route;
 pub mod send;
@@ -64,10 +71,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::server::graceful::GracefulShutdown;
 use prometheus::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 pub use config::Config;
@@ -128,7 +134,9 @@ pub async fn run_with_upstream(
             allow: config.allow_connect.clone(),
             connect_timeout: config.upstream.connect_timeout,
         },
-        graceful: std::sync::Mutex::new(Some(GracefulShutdown::new())),
+        drain: conn::Drain::default(),
+        connections: Arc::new(Semaphore::new(config.max_connections)),
+        client_idle: config.client_idle_timeout,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
@@ -168,11 +176,8 @@ pub async fn run_with_upstream(
     tracing::info!(grace = ?config.shutdown_grace, "shutting down: no new connections; draining");
     let _ = stop_tx.send(true);
     while accept_loops.join_next().await.is_some() {}
-    let graceful = shared.graceful.lock().ok().and_then(|mut g| g.take());
+    drain(&shared.drain, config.shutdown_grace, &metrics).await;
     drop(shared);
-    if let Some(graceful) = graceful {
-        drain(graceful, config.shutdown_grace, &metrics).await;
-    }
     // The admin listener outlives the drain, so probes see /readyz turn 503 meanwhile.
     let _ = admin_stop_tx.send(true);
     if let Some(admin) = admin {
@@ -201,9 +206,19 @@ pub fn pipeline(
         route: config.route.clone(),
         session_mode: config.session_mode,
         log_names: config.log_object_names,
+        max_buffered_bytes: config.max_buffered_bytes,
     };
-    let sender = send::Sender::new(upstream, sessions.clone(), metrics.clone());
-    Ok(proxy::Proxy::new(settings, sessions, iam, sender, metrics))
+    let regions = endpoint::BucketRegions::default();
+    let sender = send::Sender::new(
+        upstream,
+        sessions.clone(),
+        iam.clone(),
+        regions.clone(),
+        metrics.clone(),
+    );
+    Ok(proxy::Proxy::new(
+        settings, sessions, iam, sender, regions, metrics,
+    ))
 }
 
 /// The certificate of `--tls-listen`: the operator's files, or one our CA mints.
@@ -225,16 +240,23 @@ fn local(listener: &TcpListener) -> String {
         .unwrap_or_default()
 }
 
-/// Waits for in-flight connections to finish, up to `grace`, and says what was cut.
-async fn drain(graceful: GracefulShutdown, grace: Duration, metrics: &metrics::Metrics) {
-    let open = graceful.count();
-    match tokio::time::timeout(grace, graceful.shutdown()).await {
-        Ok(()) => tracing::info!(connections = open, "drained; exiting"),
-        Err(_) => tracing::warn!(
-            grace = ?grace,
-            cut = metrics.connections_active.get(),
-            "shutdown grace ran out; cutting the connections still open"
-        ),
+/// Asks every connection to finish, waits for them up to `grace`, and says what was cut. The
+/// counts are client connections, tunnels included; uninspected `--allow-connect` tunnels cannot
+/// be asked to finish, so the drain does not wait for them.
+async fn drain(drain: &conn::Drain, grace: Duration, metrics: &metrics::Metrics) {
+    let open = metrics.connections_active.get();
+    let finished = tokio::time::timeout(grace, drain.run()).await.is_ok();
+    let cut = metrics.connections_active.get();
+    if !finished {
+        tracing::warn!(grace = ?grace, cut, "shutdown grace ran out; cutting the connections still open");
+    } else if cut > 0 {
+        tracing::info!(
+            connections = open,
+            cut,
+            "drained; cutting the tunnels still open"
+        );
+    } else {
+        tracing::info!(connections = open, "drained; exiting");
     }
 }
 

@@ -1,5 +1,5 @@
-//! Logging: the tracing setup of the binary (filter, format, writer thread), and how errors are
-//! written into log lines (their whole cause chain, once).
+//! Logging: the tracing setup of the binary (filter, format, redaction, writer thread), and how
+//! errors are written into log lines (their whole cause chain, once).
 
 use std::io::IsTerminal;
 
@@ -35,8 +35,9 @@ pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The filter: `RUST_LOG` when set, else `info` with [`QUIET_DEFAULTS`]. aws-sigv4 traces
-/// canonical requests (with token headers) at trace level: it is capped at warn whatever
-/// `RUST_LOG` says.
+/// canonical requests (with token headers) at trace level: `aws_sigv4=warn` is added last, so it
+/// replaces a user's `aws_sigv4=…`, but a more specific directive (`aws_sigv4::http_request=trace`)
+/// still wins. That is only a first line of defence: [`init`] redacts every byte written.
 pub fn filter(rust_log: Option<&str>) -> EnvFilter {
     let filter = match rust_log.map(EnvFilter::try_new) {
         Some(Ok(filter)) => filter,
@@ -52,8 +53,9 @@ fn static_directive(directive: &str) -> tracing_subscriber::filter::Directive {
 }
 
 /// Sets up logging to stderr through a writer thread, so a request never waits on a
-/// `write(2)`; when the queue is full, callers wait rather than lose lines. Hold the guard
-/// until exit: dropping it flushes the lines still queued.
+/// `write(2)`; when the queue is full, callers wait rather than lose lines. Every event is
+/// redacted ([`crate::redact`]) before it is queued, in both formats and whatever the filter.
+/// Hold the guard until exit: dropping it flushes the lines still queued.
 pub fn init(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let rust_log = std::env::var("RUST_LOG").ok();
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
@@ -61,7 +63,7 @@ pub fn init(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
         .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter(rust_log.as_deref()))
-        .with_writer(writer)
+        .with_writer(crate::redact::Redacting(writer))
         .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),

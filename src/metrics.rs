@@ -26,6 +26,8 @@ pub mod names {
     pub const CONNECTIONS_ACTIVE: &str = "s3x_proxy_connections_active";
     /// Requests sent to S3 again, by reason.
     pub const UPSTREAM_RETRIES: &str = "s3x_proxy_upstream_retries_total";
+    /// Bodies cut short, by direction.
+    pub const BODIES_INCOMPLETE: &str = "s3x_proxy_bodies_incomplete_total";
 }
 
 /// Latency buckets, 100 µs to 30 s.
@@ -40,6 +42,8 @@ pub const RETRY_REASONS: &[&str] = &[
     "invalid_token",
     "head_bad_request",
     "connect_error",
+    "iam_credentials",
+    "wrong_region",
 ];
 
 /// Result label values of session cache lookups.
@@ -85,6 +89,10 @@ pub struct Metrics {
     pub bytes_upload: IntCounter,
     /// `s3x_proxy_bytes_total{direction="download"}`.
     pub bytes_download: IntCounter,
+    /// `s3x_proxy_bodies_incomplete_total{direction="upload"}`.
+    pub incomplete_upload: IntCounter,
+    /// `s3x_proxy_bodies_incomplete_total{direction="download"}`.
+    pub incomplete_download: IntCounter,
     /// `s3x_proxy_connections_active`.
     pub connections_active: IntGauge,
     /// `s3x_proxy_upstream_retries_total{reason}`.
@@ -106,6 +114,13 @@ impl Metrics {
         };
         let bytes = IntCounterVec::new(
             Opts::new(names::BYTES, "Body bytes relayed, by direction."),
+            &["direction"],
+        )?;
+        let incomplete = IntCounterVec::new(
+            Opts::new(
+                names::BODIES_INCOMPLETE,
+                "Bodies cut short (failed or abandoned before their end), by direction.",
+            ),
             &["direction"],
         )?;
         let metrics = Self {
@@ -148,6 +163,8 @@ impl Metrics {
             cache_entries: IntGauge::new(names::CACHE_ENTRIES, "Sessions in the cache.")?,
             bytes_upload: bytes.with_label_values(&["upload"]),
             bytes_download: bytes.with_label_values(&["download"]),
+            incomplete_upload: incomplete.with_label_values(&["upload"]),
+            incomplete_download: incomplete.with_label_values(&["download"]),
             connections_active: IntGauge::new(
                 names::CONNECTIONS_ACTIVE,
                 "Client connections open now.",
@@ -169,6 +186,7 @@ impl Metrics {
         registry.register(Box::new(metrics.cache_lookups.clone()))?;
         registry.register(Box::new(metrics.cache_entries.clone()))?;
         registry.register(Box::new(bytes))?;
+        registry.register(Box::new(incomplete))?;
         registry.register(Box::new(metrics.connections_active.clone()))?;
         registry.register(Box::new(metrics.upstream_retries.clone()))?;
         // Series that alerts and dashboards rate() exist from the start, at zero.

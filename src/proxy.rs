@@ -8,12 +8,14 @@ use http::{header, HeaderMap, Method, Request, Response};
 use tracing::Instrument;
 
 use crate::body::{ClientBodyError, ProxyBody};
+use crate::budget::{Budget, Reserved};
 use crate::create_session::SessionKey;
 use crate::credentials::IamCredentials;
+use crate::endpoint::BucketRegions;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::operation::{Auth, Mode};
-use crate::policy::{authorize, SessionMode};
+use crate::policy::{authorize, presigned_fresh, SessionMode};
 use crate::record::{RequestIds, RequestRecord};
 use crate::respond::{finish, local_create_session};
 use crate::route::{route, Arrival, Route, RouteSettings};
@@ -35,11 +37,15 @@ pub struct PipelineSettings {
     pub session_mode: SessionMode,
     /// Whether bucket and key appear in access log lines.
     pub log_names: bool,
+    /// `--max-buffered-bytes`: request body bytes held in memory at once.
+    pub max_buffered_bytes: u64,
 }
 
 /// The request pipeline, shared by every connection.
 pub struct Proxy {
     settings: PipelineSettings,
+    regions: BucketRegions,
+    budget: Budget,
     sessions: SessionCache,
     iam: Arc<IamCredentials>,
     sender: Sender,
@@ -62,9 +68,12 @@ impl Proxy {
         sessions: SessionCache,
         iam: Arc<IamCredentials>,
         sender: Sender,
+        regions: BucketRegions,
         metrics: Metrics,
     ) -> Self {
         Self {
+            regions,
+            budget: Budget::new(settings.max_buffered_bytes),
             settings,
             sessions,
             iam,
@@ -101,10 +110,22 @@ impl Proxy {
         let (parts, body) = request.into_parts();
         let mut record = self.record(&parts.method, arrival);
         let span = tracing::info_span!("request", id = %record.request_id, method = %parts.method, operation = tracing::field::Empty);
-        let result = self
-            .pipeline(parts, body, arrival, &mut record)
+        let unread = Unread::of(&parts);
+        let http10 = parts.version == http::Version::HTTP_10;
+        let mut body = Some(record.count_upload(body, &self.metrics));
+        let mut result = self
+            .pipeline(parts, &mut body, arrival, &mut record)
             .instrument(span.clone())
             .await;
+        if http10 {
+            result = match result {
+                Ok(response) => with_length(response).await,
+                error => error,
+            };
+        }
+        if let Some(body) = body {
+            unread.discard(body);
+        }
         let _entered = span.enter();
         self.respond(result, record)
     }
@@ -129,24 +150,26 @@ impl Proxy {
         finish(response, record, &self.metrics)
     }
 
+    /// Runs the stages; takes `body` only once it is sent (a refusal leaves it for draining).
     async fn pipeline(
         &self,
         mut parts: Parts,
-        body: ProxyBody,
+        body: &mut Option<ProxyBody>,
         arrival: &Arrival,
         record: &mut RequestRecord,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let route = route(&parts, arrival, &self.settings.route)?;
+        let route = route(&parts, arrival, &self.settings.route, &self.regions)?;
         note_route(&route, record);
         let auth = authorize(&route, &parts.method, self.settings.session_mode)?;
+        presigned_fresh(&route.query, std::time::SystemTime::now())?;
         if auth == Auth::AnswerLocally {
-            return Ok(local_create_session(&record.request_id));
+            return Ok(local_create_session(&record.request_id, &parts.headers));
         }
         let payload = sign::strip_client_auth(&mut parts);
         sign::set_target(&mut parts, &route.endpoint.host(), &route.path_and_query)?;
-        let body = record.count_upload(body, &self.metrics);
-        let (payload, body) = prepare_body(&mut parts, body, payload).await?;
         let signer = self.signer(auth, &route, &parts.headers, record).await?;
+        let body = body.take().unwrap_or_else(crate::body::empty);
+        let (payload, body, _held) = prepare_body(&mut parts, body, payload, &self.budget).await?;
         let head = Head {
             method: parts.method,
             uri: parts.uri,
@@ -159,8 +182,8 @@ impl Proxy {
                 .await?),
             Prepared::UnknownLength(body) => {
                 let operation = route.operation;
-                unknown_length::send(&self.sender, operation, head, body, payload, signer, record)
-                    .await
+                let upload = unknown_length::Upload::new(&self.sender, &self.budget, signer);
+                upload.send(operation, head, body, payload, record).await
             }
         }
     }
@@ -174,11 +197,10 @@ impl Proxy {
         record: &mut RequestRecord,
     ) -> Result<Signer, ProxyError> {
         let Auth::Session(mode) = auth.filter_zonal(&route.endpoint) else {
-            let creds = self.iam.get().await?;
+            let loaded = self.iam.get_loaded().await?;
             return Ok(Signer::Iam {
-                identity: creds.into(),
-                region: route.endpoint.region().clone(),
-                service: route.endpoint.service(),
+                loaded,
+                endpoint: route.endpoint.clone(),
             });
         };
         if mode == Mode::ReadOnly && self.settings.session_mode == SessionMode::PerRequest {
@@ -217,33 +239,104 @@ fn object_key(path_and_query: &str) -> Option<String> {
     })
 }
 
-/// Decides whether the body is kept (small, replayable) or streamed, and rewrites framing the
-/// proxy cannot re-sign.
+/// Decides whether the body is kept (small, replayable; held against the budget, returned
+/// with it) or streamed, and rewrites framing the proxy cannot re-sign.
 async fn prepare_body(
     parts: &mut Parts,
     body: ProxyBody,
     payload: Payload,
-) -> Result<(Payload, Prepared), ProxyError> {
+    budget: &Budget,
+) -> Result<(Payload, Prepared, Option<Reserved>), ProxyError> {
     if payload == Payload::SignedChunks {
         let decoded =
             crate::aws_chunked::decode_signed_chunks(parts, body).map_err(ClientBodyError::from)?;
-        return Ok((
-            Payload::Unsigned,
-            Prepared::Known(OutBody::Streaming(Some(decoded))),
-        ));
+        let prepared = Prepared::Known(OutBody::Streaming(Some(decoded)));
+        return Ok((Payload::Unsigned, prepared, None));
     }
     let length = content_length(&parts.headers);
     let empty = http_body::Body::is_end_stream(&body);
     if length.is_none() && !empty && payload == Payload::Unsigned {
-        return Ok((payload, Prepared::UnknownLength(body)));
+        return Ok((payload, Prepared::UnknownLength(body), None));
     }
     if empty || length.is_some_and(|n| n <= RETAIN_BODY_LIMIT) {
+        let held = budget.reserve(length.unwrap_or(0))?;
         let kept: Bytes = crate::body::collect_limited(body, RETAIN_BODY_LIMIT as usize)
             .await
             .map_err(ClientBodyError::Read)?;
-        return Ok((payload, Prepared::Known(OutBody::Kept(kept))));
+        return Ok((payload, Prepared::Known(OutBody::Kept(kept)), Some(held)));
     }
-    Ok((payload, Prepared::Known(OutBody::Streaming(Some(body)))))
+    Ok((
+        payload,
+        Prepared::Known(OutBody::Streaming(Some(body))),
+        None,
+    ))
+}
+
+/// The longest answer without a length that an HTTP/1.0 client gets with one.
+const HTTP10_LENGTH_LIMIT: usize = 1 << 20;
+
+/// An HTTP/1.0 client reads an answer without Content-Length until the connection closes, so
+/// it cannot tell a cut from the end. S3 gives object data a length; an answer without one
+/// (chunked XML) is read first (up to 1 MiB) and given its length, so a cut becomes a 502.
+async fn with_length(response: Response<ProxyBody>) -> Result<Response<ProxyBody>, ProxyError> {
+    let unknown = !response.headers().contains_key(header::CONTENT_LENGTH)
+        && !http_body::Body::is_end_stream(response.body());
+    if !unknown {
+        return Ok(response);
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = crate::body::collect_limited(body, HTTP10_LENGTH_LIMIT)
+        .await
+        .map_err(crate::upstream::UpstreamError::Answer)?;
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, bytes.len().into());
+    Ok(Response::from_parts(parts, crate::body::full(bytes)))
+}
+
+/// How much of a refused request's body is read and thrown away, so that the client sees the
+/// answer: over h2, a stream ended before the client finished sending is reset, and some
+/// clients (curl 7.88) then report a framing error instead of the proxy's answer.
+const DRAIN_LIMIT: u64 = 1 << 20;
+/// How long that may take.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What is done with a request body the pipeline did not send.
+struct Unread {
+    /// An HTTP/1.1 client waiting for 100 Continue has sent nothing: reading would ask for it.
+    awaits_continue: bool,
+}
+
+impl Unread {
+    fn of(parts: &Parts) -> Self {
+        let expect = parts
+            .headers
+            .get(header::EXPECT)
+            .and_then(|v| v.to_str().ok());
+        let awaits_continue = parts.version < http::Version::HTTP_2
+            && expect.is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+        Self { awaits_continue }
+    }
+
+    /// Reads and drops what the client is still sending, up to [`DRAIN_LIMIT`] bytes and
+    /// [`DRAIN_TIME`], beside the answer (which is not delayed).
+    fn discard(self, mut body: ProxyBody) {
+        if self.awaits_continue || http_body::Body::is_end_stream(&body) {
+            return;
+        }
+        tokio::spawn(async move {
+            let mut read = 0;
+            let drain = async {
+                while let Some(Ok(frame)) = http_body_util::BodyExt::frame(&mut body).await {
+                    read += frame.data_ref().map_or(0, |d| d.len() as u64);
+                    if read > DRAIN_LIMIT {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+        });
+    }
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use crate::body::{counting, ProxyBody};
+use crate::body::{Counted, ProxyBody, Tally};
 use crate::metrics::{Lookup, Metrics};
 
 /// Everything the access log line says about one request.
@@ -38,10 +38,10 @@ pub struct RequestRecord {
     pub started: Instant,
     /// The span the line is written in (the body may finish on another task, as h2 streams do).
     pub span: tracing::Span,
-    /// Request body bytes sent upstream.
-    pub bytes_up: Arc<AtomicU64>,
-    /// Response body bytes sent to the client.
-    pub bytes_down: Arc<AtomicU64>,
+    /// The request body (client → S3).
+    pub up: Arc<Tally>,
+    /// The response body (S3 → client).
+    pub down: Arc<Tally>,
 }
 
 impl RequestRecord {
@@ -60,19 +60,36 @@ impl RequestRecord {
             upstream: None,
             started: Instant::now(),
             span: tracing::Span::current(),
-            bytes_up: Arc::default(),
-            bytes_down: Arc::default(),
+            up: Arc::default(),
+            down: Arc::default(),
         }
     }
 
-    /// Wraps a request body so its bytes count toward the upload metric and this record.
+    /// Wraps a request body so its bytes (and whether it was cut short) count toward the
+    /// upload metrics and this record.
     pub fn count_upload(&self, body: ProxyBody, metrics: &Metrics) -> ProxyBody {
-        counting(
+        let counted = Counted::new(
             body,
             metrics.bytes_upload.clone(),
-            self.bytes_up.clone(),
+            metrics.incomplete_upload.clone(),
+            self.up.clone(),
+            true,
             (),
-        )
+        );
+        http_body_util::BodyExt::boxed_unsync(counted)
+    }
+
+    /// What was cut short: `-`, `upload`, `download` or `both`.
+    fn incomplete(&self) -> &'static str {
+        match (
+            self.up.cut.load(Ordering::Relaxed),
+            self.down.cut.load(Ordering::Relaxed),
+        ) {
+            (false, false) => "-",
+            (true, false) => "upload",
+            (false, true) => "download",
+            (true, true) => "both",
+        }
     }
 }
 
@@ -97,8 +114,9 @@ impl Drop for RequestRecord {
             bucket = bucket.unwrap_or("-"),
             key = key.unwrap_or("-"),
             status = self.status,
-            bytes_up = self.bytes_up.load(Ordering::Relaxed),
-            bytes_down = self.bytes_down.load(Ordering::Relaxed),
+            bytes_up = self.up.bytes.load(Ordering::Relaxed),
+            bytes_down = self.down.bytes.load(Ordering::Relaxed),
+            incomplete = self.incomplete(),
             total_ms = millis(self.started.elapsed()),
             upstream_ms = self.upstream.map(millis),
             session = self.lookup.map(Lookup::as_str).unwrap_or("-"),

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use aws_smithy_types::date_time::{DateTime, Format};
 use http::{header, Response, StatusCode};
 
-use crate::body::{counting, full, ProxyBody};
+use crate::body::{full, Counted, ProxyBody};
 use crate::metrics::Metrics;
 use crate::record::RequestRecord;
 use crate::sign::strip_hop_by_hop;
@@ -27,14 +27,25 @@ pub fn finish(
         .with_label_values(&[record.operation])
         .observe(record.started.elapsed().as_secs_f64());
     let counter = metrics.bytes_download.clone();
-    let total = record.bytes_down.clone();
-    // The record rides with the body: its access line is written when the body is dropped.
-    response.map(|body| counting(body, counter, total, record))
+    let cuts = metrics.incomplete_download.clone();
+    let tally = record.down.clone();
+    let status = response.status();
+    let body_due = record.method != http::Method::HEAD
+        && status != StatusCode::NO_CONTENT
+        && status != StatusCode::NOT_MODIFIED;
+    // The record rides with the body: its access line is written when the body is dropped,
+    // after the body has said whether it was cut short.
+    response.map(|body| {
+        let counted = Counted::new(body, counter, cuts, tally, body_due, record);
+        http_body_util::BodyExt::boxed_unsync(counted)
+    })
 }
 
 /// The client's own CreateSession, answered with placeholder credentials (never real ones):
-/// the proxy strips whatever the client later signs with them.
-pub fn local_create_session(request_id: &str) -> Response<ProxyBody> {
+/// the proxy strips whatever the client later signs with them. SSE settings the client asked
+/// for are answered as S3 answers them (the proxy's own CreateSession carries them, from the
+/// client's data requests).
+pub fn local_create_session(request_id: &str, request: &http::HeaderMap) -> Response<ProxyBody> {
     let expires = SystemTime::now() + Duration::from_secs(300);
     let secs = expires
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -49,13 +60,19 @@ pub fn local_create_session(request_id: &str) -> Response<ProxyBody> {
         &format!("s3x-proxy-placeholder-token-{request_id}"),
         &expiration,
     );
-    Response::builder()
+    let mut response = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/xml")
         .header(header::CONTENT_LENGTH, body.len())
         .header("x-amz-request-id", request_id)
         .body(full(body))
-        .unwrap_or_else(|_| Response::new(crate::body::empty()))
+        .unwrap_or_else(|_| Response::new(crate::body::empty()));
+    for name in crate::create_session::SSE_HEADERS {
+        if let Some(value) = request.get(*name) {
+            response.headers_mut().insert(*name, value.clone());
+        }
+    }
+    response
 }
 
 /// Builds an S3-style XML error response (no body for HEAD, as S3 does).

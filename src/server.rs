@@ -14,17 +14,15 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use std::sync::Mutex;
-
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
-use crate::body::{BoxError, ProxyBody};
+use crate::body::{idle_limited, BoxError, ProxyBody};
 use crate::ca::CertificateAuthority;
+use crate::conn::{drive, Drain, InFlight, Slot};
 use crate::connect::{ConnectPolicy, Tunnel};
 use crate::proxy::Proxy;
 use crate::route::Arrival;
@@ -37,11 +35,16 @@ pub struct Shared {
     pub ca: Arc<CertificateAuthority>,
     /// What CONNECT may open.
     pub connect: ConnectPolicy,
-    /// Tracks connections for graceful shutdown; taken when the drain starts.
-    pub graceful: Mutex<Option<GracefulShutdown>>,
+    /// Tells connections to finish at shutdown.
+    pub drain: Drain,
+    /// One permit per open client connection (`--max-connections`), across listeners.
+    pub connections: Arc<Semaphore>,
+    /// `--client-idle-timeout`.
+    pub client_idle: Duration,
 }
 
-/// Accepts connections until `stop` flips, serving each on its own task.
+/// Accepts connections until `stop` flips, serving each on its own task. At
+/// `--max-connections` it stops accepting until a connection closes.
 pub async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
@@ -49,6 +52,10 @@ pub async fn accept_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
+        let permit = tokio::select! {
+            _ = stop.changed() => break,
+            permit = permit(&shared.connections) => permit,
+        };
         let (stream, peer) = tokio::select! {
             _ = stop.changed() => break,
             accepted = listener.accept() => match accepted {
@@ -61,10 +68,23 @@ pub async fn accept_loop(
                 }
             },
         };
-        let shared = shared.clone();
-        let tls = tls.clone();
+        let gauge = &shared.proxy.metrics().connections_active;
+        let slot = Slot::open(permit, gauge, shared.client_idle);
         let span = tracing::info_span!("conn", client.addr = %peer);
-        tokio::spawn(serve_tcp(stream, peer, tls, shared).instrument(span));
+        let serve = serve_tcp(stream, peer, tls.clone(), shared.clone(), slot);
+        tokio::spawn(serve.instrument(span));
+    }
+}
+
+/// A connection permit, waiting (and saying so) when every one is taken.
+async fn permit(connections: &Arc<Semaphore>) -> OwnedSemaphorePermit {
+    if let Ok(permit) = connections.clone().try_acquire_owned() {
+        return permit;
+    }
+    tracing::debug!("--max-connections reached: not accepting until a connection closes");
+    match connections.clone().acquire_owned().await {
+        Ok(permit) => permit,
+        Err(_) => std::future::pending().await, // Never closed.
     }
 }
 
@@ -73,82 +93,114 @@ async fn serve_tcp(
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
+    slot: Arc<Slot>,
 ) {
     let _ = stream.set_nodelay(true);
-    let gauge = shared.proxy.metrics().connections_active.clone();
-    gauge.inc();
+    let stream = slot.track(stream);
     let arrival = Arrival {
         client: peer,
         tunnel: None,
     };
     match tls {
-        None => serve_http(stream, arrival, shared).await,
-        Some(acceptor) => match handshake(acceptor.accept(stream)).await {
-            Ok(stream) => serve_http(stream, arrival, shared).await,
+        None => serve_http(stream, arrival, shared, slot).await,
+        Some(acceptor) => match handshake(acceptor.accept(stream), &slot).await {
+            Ok(stream) => serve_http(stream, arrival, shared, slot).await,
             Err(error) => tracing::debug!(%error, %peer, "TLS handshake failed"),
         },
     }
-    gauge.dec();
 }
 
-/// Serves HTTP/1.1 or h2 on one connection, with CONNECT upgrades, until it closes.
-/// (Boxed: a tunnel serves its inner connection with this same function.)
+/// Serves HTTP/1.1 or h2 on one connection, with CONNECT upgrades, until it closes, the drain
+/// closes it, or it sits idle. (Boxed: a tunnel serves its inner connection with this same
+/// function.)
 fn serve_http<I>(
     io: I,
     arrival: Arrival,
     shared: Arc<Shared>,
+    slot: Arc<Slot>,
 ) -> Pin<Box<dyn Future<Output = ()> + Send>>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     Box::pin(async move {
-        let service_shared = shared.clone();
-        let service = service_fn(move |request: Request<Incoming>| -> ServiceFuture {
-            let shared = service_shared.clone();
-            let arrival = arrival.clone();
-            Box::pin(async move { Ok(dispatch(request, arrival, shared).await) })
-        });
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(60));
-        builder.http2().timer(TokioTimer::new());
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-        let watcher = shared
-            .graceful
-            .lock()
-            .ok()
-            .and_then(|g| g.as_ref().map(GracefulShutdown::watcher));
-        let Some(watcher) = watcher else {
+        let Some(mut drain) = shared.drain.watch() else {
             return; // Draining: a tunnel opened just now gets no new connection.
         };
-        if let Err(error) = watcher.watch(connection.into_owned()).await {
+        let service_shared = shared.clone();
+        let service_slot = slot.clone();
+        let service = service_fn(move |request: Request<Incoming>| -> ServiceFuture {
+            let in_flight = service_slot.begin();
+            let shared = service_shared.clone();
+            let arrival = arrival.clone();
+            Box::pin(async move { Ok(dispatch(request, arrival, shared, in_flight).await) })
+        });
+        let builder = http_builder(slot.idle_timeout());
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+        let shutdown = |c: Pin<&mut _>| auto::UpgradeableConnection::graceful_shutdown(c);
+        if let Err(error) = drive(connection, shutdown, &slot, &mut drain).await {
             tracing::debug!(%error, "connection ended with an error");
         }
+        // The slot goes before the watch, so a finished drain finds the gauge down.
+        drop(slot);
+        drop(drain);
     })
+}
+
+/// HTTP/1.1 and h2 settings: the request head must arrive within the idle timeout, and h2
+/// pings a peer that has gone quiet with requests in flight (an idle h2 connection is closed
+/// by the watchdog before its first ping).
+/// Most h2 streams a client may have open on one connection: with `--max-connections`, this
+/// bounds the requests (and their buffers) one client can hold. Bodies held in memory are
+/// bounded by `--max-buffered-bytes` in any case.
+pub const MAX_H2_STREAMS: u32 = 100;
+/// Most bytes of header fields an h2 client may send (h1's read buffer bounds its own at
+/// about 400 KiB).
+const MAX_HEADER_BYTES: u32 = 64 * 1024;
+
+fn http_builder(idle: Duration) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(idle * 2)
+        .keep_alive_timeout(idle)
+        .max_concurrent_streams(MAX_H2_STREAMS)
+        .max_header_list_size(MAX_HEADER_BYTES);
+    builder
 }
 
 type ServiceFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
 
+/// Routes one request: CONNECT opens a tunnel; anything else goes through the pipeline, with
+/// both bodies cut when they stall for the idle timeout. `in_flight` drops with the response
+/// head.
 async fn dispatch(
     request: Request<Incoming>,
     arrival: Arrival,
     shared: Arc<Shared>,
+    in_flight: InFlight,
 ) -> Response<ProxyBody> {
     if request.method() == Method::CONNECT {
-        return connect(request, &arrival, shared).await;
+        return connect(request, &arrival, shared, in_flight.slot().clone()).await;
     }
-    let request = request.map(|body| body.map_err(BoxError::from).boxed_unsync());
-    shared.proxy.handle(request, &arrival).await
+    let idle = shared.client_idle;
+    let request =
+        request.map(|body| idle_limited(body.map_err(BoxError::from).boxed_unsync(), idle));
+    let response = shared.proxy.handle(request, &arrival).await;
+    response.map(|body| idle_limited(body, idle))
 }
 
 /// Answers a CONNECT through the same record/response path as every request, and spawns the
-/// tunnel it opens.
+/// tunnel it opens; the tunnel keeps the connection's slot.
 async fn connect(
     request: Request<Incoming>,
     arrival: &Arrival,
     shared: Arc<Shared>,
+    slot: Arc<Slot>,
 ) -> Response<ProxyBody> {
     let mut record = shared.proxy.record(request.method(), arrival);
     record.operation = "CONNECT";
@@ -158,12 +210,11 @@ async fn connect(
         match tunnel {
             Tunnel::Intercept { host, acceptor } => {
                 let span = tracing::info_span!("tunnel", %host);
-                tokio::spawn(
-                    intercept(request, host, client, acceptor, shared.clone()).instrument(span),
-                );
+                let tunnel = intercept(request, host, client, acceptor, shared.clone(), slot);
+                tokio::spawn(tunnel.instrument(span));
             }
             Tunnel::Plain(upstream) => {
-                tokio::spawn(plain_tunnel(request, upstream).in_current_span());
+                tokio::spawn(plain_tunnel(request, upstream, slot).in_current_span());
             }
         }
         let mut response = Response::new(crate::body::empty());
@@ -180,46 +231,58 @@ async fn intercept(
     client: SocketAddr,
     acceptor: TlsAcceptor,
     shared: Arc<Shared>,
+    slot: Arc<Slot>,
 ) {
     let upgraded = match hyper::upgrade::on(request).await {
         Ok(upgraded) => upgraded,
         Err(error) => return tracing::debug!(%error, "CONNECT upgrade failed"),
     };
-    match handshake(acceptor.accept(TokioIo::new(upgraded))).await {
+    match handshake(acceptor.accept(TokioIo::new(upgraded)), &slot).await {
         Ok(tls) => {
             let arrival = Arrival {
                 client,
                 tunnel: Some(host.into()),
             };
-            serve_http(tls, arrival, shared).await
+            serve_http(tls, arrival, shared, slot).await
         }
         Err(error) => tracing::debug!(%error, "TLS handshake inside the tunnel failed"),
     }
 }
 
-/// A client TLS handshake, bounded so a silent client cannot hold a connection open.
+/// A client TLS handshake, bounded so a silent or dawdling client cannot hold a connection
+/// open: it must finish within [`TLS_HANDSHAKE_TIMEOUT`], and bytes must keep moving.
 async fn handshake<T>(
     accept: tokio_rustls::Accept<T>,
+    slot: &Slot,
 ) -> std::io::Result<tokio_rustls::server::TlsStream<T>>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept)
-        .await
-        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+    tokio::select! {
+        done = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept) => {
+            done.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+        }
+        () = slot.quiet() => Err(std::io::ErrorKind::TimedOut.into()),
+    }
 }
 
 /// How long a client may take to complete its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Copies bytes both ways between the client and an allowed host.
-async fn plain_tunnel(request: Request<Incoming>, mut upstream: TcpStream) {
+/// Copies bytes both ways between the client and an allowed host, until either side closes or
+/// no byte has moved for the idle timeout.
+async fn plain_tunnel(request: Request<Incoming>, mut upstream: TcpStream, slot: Arc<Slot>) {
     let upgraded = match hyper::upgrade::on(request).await {
         Ok(upgraded) => upgraded,
         Err(error) => return tracing::debug!(%error, "CONNECT upgrade failed"),
     };
     let mut client = TokioIo::new(upgraded);
-    if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-        tracing::debug!(%error, "tunnel closed with an error");
+    tokio::select! {
+        copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
+            if let Err(error) = copied {
+                tracing::debug!(%error, "tunnel closed with an error");
+            }
+        }
+        () = slot.quiet() => tracing::debug!(idle = ?slot.idle_timeout(), "closing an idle tunnel"),
     }
 }

@@ -17,6 +17,10 @@ use crate::upstream::Upstream;
 
 /// After a failed background refresh, how long before a request may start another.
 const REFRESH_RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// Most CreateSession calls in flight at once (a flood of new bucket names waits here).
+const MAX_CONCURRENT_CREATES: usize = 32;
+/// Most failed CreateSession results remembered at once.
+const MAX_REMEMBERED_FAILURES: u64 = 10_000;
 /// One S3 Express session.
 pub struct Session {
     identity: Identity,
@@ -85,10 +89,19 @@ pub struct SessionCache {
 
 struct Inner {
     cache: Cache<SessionKey, Arc<Session>>,
+    /// Recent CreateSession failures, answered again until they expire.
+    failures: moka::sync::Cache<SessionKey, Arc<Failure>>,
+    creating: tokio::sync::Semaphore,
     upstream: Arc<dyn Upstream>,
     iam: Arc<IamCredentials>,
     metrics: Metrics,
     generations: AtomicU64,
+}
+
+/// A failed CreateSession, and until when it is the answer for its key.
+struct Failure {
+    error: CreateSessionError,
+    until: Instant,
 }
 
 struct StaleAt;
@@ -135,6 +148,11 @@ impl SessionCache {
         Self {
             inner: Arc::new(Inner {
                 cache,
+                failures: moka::sync::Cache::builder()
+                    .max_capacity(MAX_REMEMBERED_FAILURES)
+                    .time_to_live(Duration::from_secs(5))
+                    .build(),
+                creating: tokio::sync::Semaphore::new(MAX_CONCURRENT_CREATES),
                 upstream,
                 iam,
                 metrics,
@@ -252,6 +270,7 @@ impl SessionCache {
         key: &SessionKey,
         replace: Option<u64>,
     ) -> Result<Arc<Session>, CreateSessionError> {
+        self.recent_failure(key)?;
         let this = self.clone();
         let owned_key = key.clone();
         let result = self
@@ -265,6 +284,8 @@ impl SessionCache {
                         return Ok(Op::Nop);
                     }
                 }
+                // Callers queued behind a failed call get its answer, not a call of their own.
+                this.recent_failure(&owned_key)?;
                 let session = this.create(&owned_key).await?;
                 Ok::<_, CreateSessionError>(Op::Put(Arc::new(session)))
             })
@@ -289,11 +310,30 @@ impl SessionCache {
         }
     }
 
+    /// The failure a recent CreateSession for `key` ended with, if it still stands.
+    fn recent_failure(&self, key: &SessionKey) -> Result<(), CreateSessionError> {
+        match self.inner.failures.get(key) {
+            Some(failure) if Instant::now() < failure.until => Err(failure.error.clone()),
+            _ => Ok(()),
+        }
+    }
+
     async fn create(&self, key: &SessionKey) -> Result<Session, CreateSessionError> {
-        let metrics = &self.inner.metrics;
-        let started = Instant::now();
         let inner = &self.inner;
+        let _permit = inner.creating.acquire().await;
+        let metrics = &inner.metrics;
+        let started = Instant::now();
         let result = create_session(inner.upstream.as_ref(), &inner.iam, key).await;
+        if let Err(error) = &result {
+            let until = Instant::now() + error.cache_for();
+            let failure = Arc::new(Failure {
+                error: error.clone(),
+                until,
+            });
+            inner.failures.insert(key.clone(), failure);
+        } else {
+            inner.failures.invalidate(key);
+        }
         metrics
             .create_session_duration
             .observe(started.elapsed().as_secs_f64());

@@ -13,7 +13,7 @@ use http::request::Parts;
 use http::Uri;
 
 /// Why a request could not be signed; nothing was sent.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SignError {
     /// A header value we would have to sign is not visible ASCII.
     #[error("header {0} has a value that is not ASCII; it cannot be signed")]

@@ -9,6 +9,7 @@ use http::{Method, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 
 use crate::body::{full, ClientBodyError, ProxyBody};
+use crate::budget::{Budget, Reserved};
 use crate::error::ProxyError;
 use crate::operation::Operation;
 use crate::record::RequestRecord;
@@ -25,22 +26,27 @@ fn part_size(number: usize) -> usize {
     (FIRST_PART << ((number - 1) / 1000).min(3)).min(MAX_PART)
 }
 
-/// Reads a body in parts of a chosen size, carrying over what a frame brings past the end.
+/// Reads a body in parts of a chosen size, carrying over what a frame brings past the end;
+/// what it holds (the part in flight and the carry) is held against the budget.
 struct PartReader {
     body: ProxyBody,
     carry: BytesMut,
     ended: bool,
+    held: Reserved,
 }
 
 impl PartReader {
-    /// The next part of at most `size` bytes, and whether the body has ended with it.
-    async fn next(&mut self, size: usize) -> Result<(Bytes, bool), ClientBodyError> {
+    /// The next part of at most `size` bytes, and whether the body has ended with it. The part
+    /// before it must have been sent (its bytes go back to the budget now).
+    async fn next(&mut self, size: usize) -> Result<(Bytes, bool), ProxyError> {
+        self.held.shrink_to(self.carry.len() as u64);
         while self.carry.len() < size && !self.ended {
             match self.body.frame().await {
                 None => self.ended = true,
-                Some(Err(e)) => return Err(ClientBodyError::Read(e)),
+                Some(Err(e)) => return Err(ClientBodyError::Read(e).into()),
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
+                        self.held.grow(data.len() as u64)?;
                         self.carry.extend_from_slice(&data);
                     }
                 }
@@ -52,48 +58,69 @@ impl PartReader {
     }
 }
 
-/// Sends a request whose body has no declared length: with its length when it fits in one
-/// part, else (a PutObject) as a multipart upload.
-pub async fn send(
-    sender: &Sender,
-    operation: Operation,
-    mut head: Head,
-    body: ProxyBody,
-    payload: Payload,
+/// A request whose body has no declared length.
+pub struct Upload<'a> {
+    sender: &'a Sender,
+    budget: &'a Budget,
     signer: Signer,
-    record: &mut RequestRecord,
-) -> Result<Response<ProxyBody>, ProxyError> {
-    let mut reader = PartReader {
-        body,
-        carry: BytesMut::new(),
-        ended: false,
-    };
-    let (first, ended) = reader.next(FIRST_PART).await?;
-    if ended {
-        head.headers
-            .insert(header::CONTENT_LENGTH, first.len().into());
-        let kept = OutBody::Kept(first);
-        return Ok(sender.send(&head, kept, payload, signer, record).await?);
+}
+
+impl<'a> Upload<'a> {
+    /// An upload sent through `sender`, holding its parts against `budget`.
+    pub fn new(sender: &'a Sender, budget: &'a Budget, signer: Signer) -> Self {
+        Self {
+            sender,
+            budget,
+            signer,
+        }
     }
-    if operation != Operation::PutObject {
-        return Err(ClientBodyError::LengthRequired.into());
+
+    /// Sends it with its length when it fits in one part, else (a PutObject) as a multipart
+    /// upload.
+    pub async fn send(
+        self,
+        operation: Operation,
+        mut head: Head,
+        body: ProxyBody,
+        payload: Payload,
+        record: &mut RequestRecord,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let mut reader = PartReader {
+            body,
+            carry: BytesMut::new(),
+            ended: false,
+            held: self.budget.reserve(0)?,
+        };
+        let (first, ended) = reader.next(FIRST_PART).await?;
+        if ended {
+            head.headers
+                .insert(header::CONTENT_LENGTH, first.len().into());
+            let kept = OutBody::Kept(first);
+            return Ok(self
+                .sender
+                .send(&head, kept, payload, self.signer, record)
+                .await?);
+        }
+        if operation != Operation::PutObject {
+            return Err(ClientBodyError::LengthRequired.into());
+        }
+        let multipart = Multipart {
+            sender: self.sender,
+            uri: head.uri.clone(),
+            signer: self.signer,
+        };
+        multipart.run(head.headers, first, reader, record).await
     }
-    let upload = Upload {
-        sender,
-        uri: head.uri.clone(),
-        signer,
-    };
-    upload.run(head.headers, first, reader, record).await
 }
 
 /// One PutObject turned into a multipart upload.
-struct Upload<'a> {
+struct Multipart<'a> {
     sender: &'a Sender,
     uri: Uri,
     signer: Signer,
 }
 
-impl Upload<'_> {
+impl Multipart<'_> {
     async fn run(
         &self,
         headers: HeaderMap,
@@ -131,10 +158,7 @@ impl Upload<'_> {
             let read = match uploaded {
                 Ok(etag) => {
                     etags.push(etag);
-                    reader
-                        .next(part_size(number + 1))
-                        .await
-                        .map_err(|e| Err(e.into()))
+                    reader.next(part_size(number + 1)).await.map_err(Err)
                 }
                 Err(outcome) => Err(outcome),
             };
@@ -205,13 +229,11 @@ impl Upload<'_> {
             return Ok(failed(done, &text));
         }
         let mut response = Response::new(crate::body::empty());
-        for name in [
-            "x-amz-request-id",
-            "x-amz-id-2",
-            "x-amz-server-side-encryption",
-        ] {
-            if let Some(value) = done.headers().get(name) {
-                response.headers_mut().insert(name, value.clone());
+        // Everything S3 said about the object (encryption, KMS key, bucket key, checksums,
+        // version): the client asked for a PutObject and gets its answer's headers.
+        for (name, value) in done.headers() {
+            if name.as_str().starts_with("x-amz-") {
+                response.headers_mut().append(name, value.clone());
             }
         }
         if let Some(etag) = element(&text, "ETag").and_then(|e| HeaderValue::from_str(&e).ok()) {
@@ -356,24 +378,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_part_reader_past_the_budget_is_refused() {
+        let frames: Vec<Result<http_body::Frame<Bytes>, crate::body::BoxError>> =
+            vec![Ok(http_body::Frame::data(Bytes::from(vec![0u8; 50])))];
+        let body =
+            http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
+        let budget = Budget::new(40);
+        let mut reader = PartReader {
+            body,
+            carry: BytesMut::new(),
+            ended: false,
+            held: budget.reserve(0).unwrap(),
+        };
+        assert!(matches!(reader.next(100).await, Err(ProxyError::Busy(_))));
+    }
+
+    #[tokio::test]
     async fn the_part_reader_cuts_exact_parts_across_frames() {
         let frames: Vec<Result<http_body::Frame<Bytes>, crate::body::BoxError>> = (0..10)
             .map(|i| Ok(http_body::Frame::data(Bytes::from(vec![i as u8; 7]))))
             .collect();
         let body =
             http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
+        let budget = Budget::new(40);
         let mut reader = PartReader {
             body,
             carry: BytesMut::new(),
             ended: false,
+            held: budget.reserve(0).unwrap(),
         };
         let (a, end_a) = reader.next(30).await.unwrap();
+        assert_eq!(
+            budget.used(),
+            35,
+            "the part in flight and the carry are held"
+        );
         let (b, end_b) = reader.next(30).await.unwrap();
         let (c, end_c) = reader.next(30).await.unwrap();
         assert_eq!(
             (a.len(), end_a, b.len(), end_b, c.len(), end_c),
             (30, false, 30, false, 10, true)
         );
+        drop(reader);
+        assert_eq!(budget.used(), 0);
         assert_eq!(&a[28..30], &[4, 4]);
     }
 }

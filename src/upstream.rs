@@ -23,6 +23,7 @@ use crate::body::{BoxError, ProxyBody};
 use crate::endpoint::AwsHost;
 use crate::logging::chain;
 use crate::names::host_matches;
+use crate::outgoing::outgoing;
 
 /// A future returned by [`Upstream::send`].
 pub type UpstreamFuture =
@@ -199,17 +200,45 @@ impl HyperUpstream {
 impl Upstream for HyperUpstream {
     fn send(&self, request: Request<ProxyBody>) -> UpstreamFuture {
         let host = dialed(request.uri(), &self.resolve);
+        let (parts, body) = request.into_parts();
+        let (body, sent, gate) = outgoing(body);
+        let mut request = Request::from_parts(parts, body.boxed_unsync());
+        if let Some(gate) = &gate {
+            // Added after signing: S3 ignores unsigned standard headers.
+            request.headers_mut().insert(
+                http::header::EXPECT,
+                http::HeaderValue::from_static("100-continue"),
+            );
+            let on_continue = gate.clone();
+            hyper::ext::on_informational(&mut request, move |informational| {
+                if informational.status() == http::StatusCode::CONTINUE {
+                    on_continue.open();
+                }
+            });
+        }
         let response = self.client.request(request);
         let deadline = self.header_timeout;
         Box::pin(async move {
-            match tokio::time::timeout(deadline, response).await {
-                Err(_) => Err(UpstreamError::Timeout("S3's response headers")),
-                Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect {
+            // The deadline for S3's answer starts once the request body has been sent.
+            let answer_deadline = async {
+                let _ = sent.await;
+                tokio::time::sleep(deadline).await;
+            };
+            let result = tokio::select! {
+                result = response => result,
+                () = answer_deadline => return Err(UpstreamError::Timeout("S3's response headers")),
+            };
+            if let Some(gate) = gate {
+                // S3 answered without asking for the body: it is not sent.
+                gate.abort();
+            }
+            match result {
+                Err(e) if e.is_connect() => Err(UpstreamError::Connect {
                     host,
                     source: e.into(),
                 }),
-                Ok(Err(e)) => Err(UpstreamError::Request(e.into())),
-                Ok(Ok(response)) => {
+                Err(e) => Err(UpstreamError::Request(e.into())),
+                Ok(response) => {
                     Ok(response.map(|body| body.map_err(BoxError::from).boxed_unsync()))
                 }
             }

@@ -117,3 +117,46 @@ async fn curl_uses_h2_through_https_proxy() {
 async fn curl_uses_http1_through_https_proxy() {
     curl_over_https_proxy("--http1.1").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_over_h2_reaches_curl_as_the_proxys_answer_every_time() {
+    let h = Harness::start(Options {
+        extra_args: vec!["--session-mode".into(), "read-only".into()],
+        ..Options::default()
+    })
+    .await;
+    let file = h.dir.path().join("refused.bin");
+    std::fs::write(&file, data(256 * 1024, 5)).unwrap();
+    let url = format!("https://{}/refused.bin", zonal_host(BUCKET));
+    let vars = vec![("https_proxy", format!("http://{}", h.proxy))];
+    let ca = h.proxy_ca().await;
+    for attempt in 0..20 {
+        let mut c = curl(&vars);
+        // Not --fail-with-body: the 403 is the expected answer.
+        c.args([
+            "--http2",
+            "-o",
+            "-",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "PUT",
+            "--cacert",
+        ])
+        .arg(&ca)
+        .arg("--data-binary")
+        .arg(format!("@{}", file.display()))
+        .arg(&url);
+        let output = tokio::task::spawn_blocking(move || c.output().unwrap())
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            stdout.contains("<Code>AccessDenied</Code>") && stdout.ends_with("403"),
+            "attempt {attempt}: curl said {}: {stdout}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert_eq!(h.emulator.counters().requests, 0);
+    h.stop().await;
+}

@@ -341,3 +341,14 @@ pub fn assert_metric(text: &str, name: &str, labels: &[(&str, &str)], expected: 
         "{name}{labels:?} is {value}, expected {expected}; the exposition:\n{text}"
     );
 }
+
+/// Now, as a presigned URL's `X-Amz-Date` writes it (`20240101T000000Z`).
+pub fn presign_date() -> String {
+    let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
+    let text = now
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap();
+    let basic: String = text.chars().filter(|c| *c != '-' && *c != ':').collect();
+    // Drop fractional seconds if any: YYYYMMDDTHHMMSS + Z.
+    format!("{}Z", &basic[..15])
+}

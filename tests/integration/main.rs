@@ -2,17 +2,25 @@
 
 mod harness;
 
+mod bounds;
+mod budget;
 mod clients;
+mod clients_more;
 mod curl;
 mod errors;
+mod http10;
 mod layout;
+mod limits;
 mod operate;
 mod operations;
 mod process;
+mod redaction;
 mod roundtrip;
 mod route_props;
+mod scripted;
 mod session_clock;
 mod sessions;
 mod steering;
 mod streaming;
 mod tunnel;
+mod uploads;

@@ -262,6 +262,45 @@ async fn create_session_errors_reach_the_client_with_s3s_code() {
     let next = h
         .forward(Method::GET, BUCKET, "/k", &[], Bytes::new())
         .await;
-    assert_eq!(next.status, StatusCode::NOT_FOUND, "errors are not cached");
+    assert_eq!(
+        (next.status, next.code().as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "SlowDown"),
+        "a failure is the answer for a second, without a second call"
+    );
+    assert_eq!(h.emulator.counters().by_operation["CreateSession"], 1);
     h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifteen_requests_to_a_missing_bucket_make_one_create_session() {
+    let h = Arc::new(Harness::start(Options::default()).await);
+    let missing = "missing--usw2-az1--x-s3";
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..15 {
+        let h = h.clone();
+        tasks.spawn(async move {
+            let reply = h
+                .forward(Method::GET, missing, &format!("/k{i}"), &[], Bytes::new())
+                .await;
+            (reply.status, reply.code())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (status, code) = done.unwrap();
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::NOT_FOUND, "NoSuchBucket")
+        );
+    }
+    let again = h
+        .forward(Method::PUT, missing, "/k", &[], Bytes::from_static(b"x"))
+        .await;
+    assert_eq!(
+        again.code(),
+        "NoSuchBucket",
+        "another mode asks S3 once more"
+    );
+    let counters = h.emulator.counters();
+    assert_eq!(counters.by_operation["CreateSession"], 2, "{counters:?}");
+    Arc::into_inner(h).unwrap().stop().await;
 }

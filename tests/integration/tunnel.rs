@@ -214,7 +214,7 @@ async fn allow_connect_opens_a_plain_tunnel_to_a_chosen_host() {
         socket.write_all(&buf).await.unwrap();
     });
     let h = Harness::start(Options {
-        extra_args: vec!["--allow-connect".into(), "127.0.0.1".into()],
+        extra_args: vec!["--allow-connect".into(), "127.0.0.1:*".into()],
         ..Options::default()
     })
     .await;

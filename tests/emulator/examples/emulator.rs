@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use s3x_emulator::{CaPem, Config, Emulator, CA_CERT_FILE};
 
-const USAGE: &str = "usage: cargo run --example emulator -- [--port N (default 9443, 0 = random)] [--dir DIR (CA directory)] [--bucket NAME]... [--session-lifetime SECS]
+const USAGE: &str = "usage: cargo run --example emulator -- [--port N (default 9443, 0 = random)] [--dir DIR (CA directory)] [--bucket NAME]... [--general-purpose NAME=REGION]... [--session-lifetime SECS]
 
 The CA (ca.pem, ca-key.pem) is kept in DIR and reused at every start, so a proxy that trusts it
 keeps working when the emulator restarts. S3X_EMULATOR_LOG=1 prints one line per request.";
@@ -17,6 +17,7 @@ struct Args {
     port: u16,
     dir: PathBuf,
     buckets: Vec<String>,
+    general_purpose: Vec<(String, String)>,
     session_lifetime: Option<u64>,
 }
 
@@ -25,6 +26,7 @@ fn parse_args() -> Result<Args, String> {
         port: DEFAULT_PORT,
         dir: CaPem::default_dir(),
         buckets: Vec::new(),
+        general_purpose: Vec::new(),
         session_lifetime: None,
     };
     let mut it = std::env::args().skip(1);
@@ -34,6 +36,13 @@ fn parse_args() -> Result<Args, String> {
             "--port" => args.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
             "--dir" => args.dir = PathBuf::from(value()?),
             "--bucket" => args.buckets.push(value()?),
+            "--general-purpose" => {
+                let v = value()?;
+                let (name, region) = v
+                    .split_once('=')
+                    .ok_or(format!("--general-purpose takes NAME=REGION, not {v:?}"))?;
+                args.general_purpose.push((name.into(), region.into()));
+            }
             "--session-lifetime" => {
                 let secs = value()?;
                 let secs = secs
@@ -69,6 +78,7 @@ async fn main() {
         .unwrap_or_else(|e| fail(format!("CA directory {}: {e}", args.dir.display())));
     let mut config = Config {
         buckets: args.buckets.clone(),
+        general_purpose_buckets: args.general_purpose.clone(),
         ca: Some(ca),
         ..Config::default()
     };
@@ -99,6 +109,12 @@ async fn main() {
     println!("directory buckets:");
     for b in &args.buckets {
         println!("  {b}");
+    }
+    if !args.general_purpose.is_empty() {
+        println!("general-purpose buckets:");
+        for (b, region) in &args.general_purpose {
+            println!("  {b} ({region})");
+        }
     }
     println!();
     println!("IAM test credentials (for the proxy's environment):");

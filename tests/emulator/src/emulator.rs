@@ -216,6 +216,16 @@ impl Emulator {
             .count()
     }
 
+    /// The secrets of every session CreateSession has issued and not forgotten: (session token,
+    /// session secret access key). Log tests search for them.
+    pub fn session_secrets(&self) -> Vec<(String, String)> {
+        self.state
+            .sessions()
+            .iter()
+            .map(|(token, s)| (token.clone(), s.secret_access_key.clone()))
+            .collect()
+    }
+
     /// Stops accepting, lets open connections finish for up to a second, then ends them.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {

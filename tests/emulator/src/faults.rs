@@ -71,6 +71,8 @@ pub enum Fault {
         status: u16,
         code: &'static str,
         target: Target,
+        /// How long S3 takes to decide, reading none of the body meanwhile.
+        after: Duration,
     },
     /// The next `count` matching GetObject responses declare their full Content-Length, send
     /// `after_bytes` of the body (at most the whole body), then abort the connection: the TCP
@@ -93,6 +95,7 @@ pub enum Fault {
 pub(crate) struct Early {
     pub status: u16,
     pub code: &'static str,
+    pub after: Duration,
 }
 
 /// A pending fault with its remaining count.
@@ -160,9 +163,16 @@ impl Faults {
                 status,
                 code,
                 target,
-            } => self
-                .early
-                .push(pending(count, target, Early { status, code })),
+                after,
+            } => self.early.push(pending(
+                count,
+                target,
+                Early {
+                    status,
+                    code,
+                    after,
+                },
+            )),
             Fault::ResetMidBody {
                 count,
                 after_bytes,
@@ -264,6 +274,7 @@ mod tests {
             status: 400,
             code: "EntityTooLarge",
             target: Target::Operation("PutObject"),
+            after: Duration::ZERO,
         });
         f.add(Fault::ResetMidBody {
             count: 1,

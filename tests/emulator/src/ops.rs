@@ -125,7 +125,8 @@ pub(crate) async fn handle(
             let has_body = !http_body::Body::is_end_stream(&incoming);
             let early = has_body.then(|| state.faults().take_early(req)).flatten();
             if let Some(early) = early {
-                // Answer now, read nothing: the body is dropped undrained.
+                // Answer after `after`, reading nothing: the body is dropped undrained.
+                tokio::time::sleep(early.after).await;
                 drop(incoming);
                 close = http1;
                 Err(S3Error::new(

@@ -152,6 +152,20 @@ impl Client {
         headers: &[(String, String)],
         body: Bytes,
     ) -> Resp {
+        self.try_raw(method, path_and_query, headers, body)
+            .await
+            .unwrap()
+    }
+
+    /// [`Client::raw`], with what was received before a failure: the status and headers, and
+    /// the body bytes that arrived, or the error.
+    pub async fn try_raw(
+        &mut self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(String, String)],
+        body: Bytes,
+    ) -> Result<Resp, (Option<Resp>, String)> {
         let uri = if self.h2 {
             format!("https://{}{path_and_query}", self.host)
         } else {
@@ -168,15 +182,30 @@ impl Client {
         }
         let req = b.body(Full::new(body)).unwrap();
         let resp = match &mut self.sender {
-            Sender::H1(s) => s.send_request(req).await.unwrap(),
-            Sender::H2(s) => s.send_request(req).await.unwrap(),
-        };
-        let (parts, body) = resp.into_parts();
-        let body = body.collect().await.unwrap().to_bytes();
-        Resp {
+            Sender::H1(s) => s.send_request(req).await,
+            Sender::H2(s) => s.send_request(req).await,
+        }
+        .map_err(|e| (None, e.to_string()))?;
+        let (parts, mut body) = resp.into_parts();
+        let mut got = Vec::new();
+        let mut failure = None;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => got.extend_from_slice(f.data_ref().map_or(&[][..], |d| &d[..])),
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        let resp = Resp {
             status: parts.status,
             headers: parts.headers,
-            body,
+            body: got.into(),
+        };
+        match failure {
+            None => Ok(resp),
+            Some(e) => Err((Some(resp), e)),
         }
     }
 

@@ -75,6 +75,7 @@ async fn reject_early_answers_before_the_body_and_closes() {
         status: 400,
         code: "EntityTooLarge",
         target: Target::Operation("PutObject"),
+        after: Duration::ZERO,
     });
     // Requests without a body do not use the fault up.
     let r = c
@@ -139,6 +140,7 @@ async fn reject_early_on_h2_answers_and_resets_the_stream() {
         status: 403,
         code: "AccessDenied",
         target: Target::Data,
+        after: Duration::ZERO,
     });
     let body = Bytes::from(vec![1u8; 4 << 20]);
     let r = c
@@ -200,6 +202,50 @@ async fn reset_mid_body_sends_part_of_the_body_then_resets() {
         .send("GET", "obj", &[], vec![], Bytes::new(), &s, None)
         .await;
     assert_eq!(r.body, data);
+}
+
+#[tokio::test]
+async fn reset_mid_body_on_h2_cuts_the_connection() {
+    let emu = start().await;
+    let mut c = Client::connect(&emu, &host(BUCKET), true).await;
+    let s = c.create_session(None).await.unwrap();
+    let data = vec![7u8; 300_000];
+    c.send("PUT", "obj", &[], vec![], data.clone(), &s, None)
+        .await;
+    emu.inject(Fault::ResetMidBody {
+        count: 1,
+        after_bytes: 50_000,
+        target: Target::Data,
+    });
+    let mut headers = vec![];
+    support::sign(
+        "GET",
+        &host(BUCKET),
+        "/obj",
+        "",
+        &mut headers,
+        "UNSIGNED-PAYLOAD",
+        &s,
+    );
+    let (partial, error) =
+        tokio::time::timeout(BOUND, c.try_raw("GET", "/obj", &headers, Bytes::new()))
+            .await
+            .unwrap()
+            .expect_err("the body fails");
+    let partial = partial.expect("the response head arrived");
+    assert_eq!(partial.status, StatusCode::OK);
+    assert_eq!(partial.header("content-length").unwrap(), "300000");
+    assert!(
+        partial.body.len() <= 50_000,
+        "{} bytes, {error}",
+        partial.body.len()
+    );
+    // The connection is gone; a new one works.
+    let mut c = Client::connect(&emu, &host(BUCKET), true).await;
+    let r = c
+        .send("GET", "obj", &[], vec![], Bytes::new(), &s, None)
+        .await;
+    assert_eq!(r.body.len(), data.len());
 }
 
 #[tokio::test]

@@ -53,7 +53,17 @@ async fn every_request_is_logged_with_its_credentials_and_scope() {
     c.send("HEAD", "", &[], vec![], Bytes::new(), &iam(), None)
         .await;
 
+    // A presigned credential names its credentials too.
+    let presigned = "/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEMULATOREXAMPLE%2F20240101%2Fus-west-2%2Fs3express%2Faws4_request&X-Amz-Signature=00";
+    let r = c.raw("GET", presigned, &[], Bytes::new()).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
     let log = emu.requests_log();
+    let presigned = log.last().unwrap();
+    assert_eq!(presigned.auth, AuthKind::Iam);
+    assert_eq!(presigned.service.as_deref(), Some("s3express"));
+    assert_eq!(presigned.operation, "GetObject");
+    let log = &log[..log.len() - 1];
     let summary: Vec<(&str, AuthKind, bool, u16)> = log
         .iter()
         .map(|r| (r.operation.as_str(), r.auth, r.signature_verified, r.status))
@@ -70,7 +80,7 @@ async fn every_request_is_logged_with_its_credentials_and_scope() {
             ("HeadBucket", AuthKind::Iam, true, 200),
         ]
     );
-    for r in &log {
+    for r in log {
         assert_eq!(r.endpoint, EndpointKind::Zonal);
         assert_eq!(r.sni.as_deref(), Some(host(BUCKET).as_str()));
         assert!(!r.request_id.is_empty());

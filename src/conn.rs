@@ -1,0 +1,260 @@
+//! Client connections: the slot each holds (a `--max-connections` permit, counted in
+//! `s3x_proxy_connections_active`), the watchdog that closes it when idle, and the drain.
+//!
+//! A [`Slot`] lives as long as the client socket and everything serving it: the socket's
+//! [`Tracked`] wrapper, the task serving it, requests in flight, and any tunnel a CONNECT on it
+//! opened (the tunnel rides the same socket, so it is the same connection). When the last of
+//! these lets go, the permit returns and the gauge goes down.
+//!
+//! Idleness costs the hot path one relaxed atomic increment per read or write that moved bytes,
+//! and two per request; the watchdog reads the counters every quarter of the idle timeout.
+
+use std::future::Future;
+use std::io;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use prometheus::IntGauge;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{watch, OwnedSemaphorePermit};
+use tokio::time::{Instant, MissedTickBehavior};
+
+/// How many watchdog looks make up one idle timeout.
+const LOOKS_PER_TIMEOUT: u32 = 4;
+
+/// One open client connection.
+pub struct Slot {
+    /// Bumped whenever bytes move on the client socket.
+    progress: AtomicU64,
+    /// Requests whose response head has not gone out yet.
+    in_flight: AtomicUsize,
+    idle: Duration,
+    gauge: IntGauge,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Slot {
+    /// A connection that was just accepted under `permit`; counted in `gauge` until dropped.
+    pub fn open(permit: OwnedSemaphorePermit, gauge: &IntGauge, idle: Duration) -> Arc<Slot> {
+        gauge.inc();
+        Arc::new(Slot {
+            progress: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            idle,
+            gauge: gauge.clone(),
+            _permit: permit,
+        })
+    }
+
+    /// `--client-idle-timeout`.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle
+    }
+
+    /// Wraps the client socket so that the bytes moving on it count as progress.
+    pub fn track<I>(self: &Arc<Self>, io: I) -> Tracked<I> {
+        Tracked {
+            io,
+            slot: self.clone(),
+        }
+    }
+
+    /// Marks a request in flight until the returned guard drops (at the response head).
+    pub fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// Resolves once no request has been in flight and no byte has moved for the idle timeout
+    /// (it notices within a quarter of the timeout more).
+    pub async fn quiet(&self) {
+        let period = (self.idle / LOOKS_PER_TIMEOUT).max(Duration::from_millis(1));
+        let mut looks = tokio::time::interval_at(Instant::now() + period, period);
+        looks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut seen = self.progress.load(Relaxed);
+        let mut quiet_looks = 0;
+        while quiet_looks < LOOKS_PER_TIMEOUT {
+            looks.tick().await;
+            let progress = self.progress.load(Relaxed);
+            if progress != seen || self.in_flight.load(Relaxed) > 0 {
+                seen = progress;
+                quiet_looks = 0;
+            } else {
+                quiet_looks += 1;
+            }
+        }
+    }
+
+    /// How long a connection asked to close while idle gets before it is dropped.
+    fn close_grace(&self) -> Duration {
+        self.idle / LOOKS_PER_TIMEOUT
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+/// A request in flight on a [`Slot`].
+pub struct InFlight(Arc<Slot>);
+
+impl InFlight {
+    /// The connection the request arrived on.
+    pub fn slot(&self) -> &Arc<Slot> {
+        &self.0
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Serves `conn` until it ends. When the drain starts, or the slot has been quiet for its idle
+/// timeout, `shutdown` asks the connection to close gracefully (h2 sends GOAWAY; an h1
+/// connection between requests closes at once); an idle one still open a quarter of the
+/// timeout later is dropped.
+pub async fn drive<C, E>(
+    conn: C,
+    shutdown: impl Fn(Pin<&mut C>),
+    slot: &Slot,
+    drain: &mut DrainWatch,
+) -> Result<(), E>
+where
+    C: Future<Output = Result<(), E>>,
+{
+    let mut conn = pin!(conn);
+    let mut quiet = pin!(slot.quiet());
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => return result,
+            () = drain.started(), if !draining => {
+                draining = true;
+                shutdown(conn.as_mut());
+            }
+            () = quiet.as_mut() => break,
+        }
+    }
+    tracing::debug!(idle = ?slot.idle, "closing an idle connection");
+    if !draining {
+        shutdown(conn.as_mut());
+    }
+    match tokio::time::timeout(slot.close_grace(), conn).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::debug!("the idle connection did not close; dropped it");
+            Ok(())
+        }
+    }
+}
+
+/// Tells every connection to finish at shutdown, and knows when all have.
+pub struct Drain(watch::Sender<bool>);
+
+impl Default for Drain {
+    fn default() -> Self {
+        Drain(watch::Sender::new(false))
+    }
+}
+
+impl Drain {
+    /// A watch for one connection being served, or `None` once the drain has started.
+    pub fn watch(&self) -> Option<DrainWatch> {
+        let watch = self.0.subscribe();
+        let started = *watch.borrow();
+        (!started).then_some(DrainWatch(watch))
+    }
+
+    /// Asks every watched connection to finish, and waits until all have dropped their watch.
+    pub async fn run(&self) {
+        self.0.send_replace(true);
+        self.0.closed().await;
+    }
+}
+
+/// Held by a connection while it is served; see [`Drain`].
+pub struct DrainWatch(watch::Receiver<bool>);
+
+impl DrainWatch {
+    /// Resolves once the drain has started.
+    pub async fn started(&mut self) {
+        let _ = self.0.wait_for(|started| *started).await;
+    }
+}
+
+/// A client socket whose reads and writes that move bytes count as progress of its [`Slot`].
+pub struct Tracked<I> {
+    io: I,
+    slot: Arc<Slot>,
+}
+
+impl<I> Tracked<I> {
+    fn moved(&self) {
+        self.slot.progress.fetch_add(1, Relaxed);
+    }
+
+    fn count<T>(
+        &self,
+        poll: Poll<io::Result<T>>,
+        moved: impl FnOnce(&T) -> bool,
+    ) -> Poll<io::Result<T>> {
+        if let Poll::Ready(Ok(value)) = &poll {
+            if moved(value) {
+                self.moved();
+            }
+        }
+        poll
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Tracked<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.io).poll_read(cx, buf);
+        let grew = buf.filled().len() > before;
+        self.count(poll, |()| grew)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.count(poll, |n| *n > 0)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.count(poll, |n| *n > 0)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
