@@ -322,7 +322,7 @@ fn only_a_port_may_follow_an_ipv6_literal() {
             matches!(split_authority(host), Err(RouteError::BadHost)),
             "{host:?}"
         );
-        let e = route(&parts("GET", "/k", Some(host)), &listener(), &settings());
+        let e = route_(&parts("GET", "/k", Some(host)), &listener(), &settings());
         assert!(matches!(e, Err(RouteError::BadHost)), "{host:?}: {e:?}");
     }
     assert_eq!(
@@ -372,12 +372,12 @@ fn the_asterisk_form_is_refused() {
         ("GET", "b--usw2-az1--x-s3.localhost:8080"),
         ("PUT", "127.0.0.1"),
     ] {
-        let e = route(&parts(method, "*", Some(host)), &listener(), &settings());
+        let e = route_(&parts(method, "*", Some(host)), &listener(), &settings());
         assert!(
             matches!(e, Err(RouteError::BadTarget)),
             "{method} {host}: {e:?}"
         );
     }
-    let e = route(&parts("GET", "*", None), &tunnel, &settings());
+    let e = route_(&parts("GET", "*", None), &tunnel, &settings());
     assert!(matches!(e, Err(RouteError::BadTarget)), "{e:?}");
 }

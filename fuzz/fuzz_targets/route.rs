@@ -18,7 +18,8 @@
 //! Host header value ("-": no Host header)
 //! CONNECT target of the tunnel the request came through ("" or "-": none)
 //! options: 2 = HTTP/2, 0 = HTTP/1.0, f = --fips, d = --dualstack,
-//!          g = --general-purpose false, r = no --region, z = --zone-region zzx9-az1=eu-west-3
+//!          g = --general-purpose false, r = no --region, z = --zone-region zzx9-az1=eu-west-3,
+//!          l = S3 said bucket `logs` is in eu-central-1 and `my.logs` in cn-north-1
 //! ```
 #![no_main]
 
@@ -26,8 +27,8 @@ use std::collections::HashMap;
 
 use http::{HeaderValue, Method, Uri, Version};
 use libfuzzer_sys::fuzz_target;
-use s3x_proxy::endpoint::{AwsHost, Endpoint, Flavor};
-use s3x_proxy::names::{Region, RegionResolver};
+use s3x_proxy::endpoint::{AwsHost, BucketRegions, Endpoint, Flavor};
+use s3x_proxy::names::{GeneralBucketName, Region, RegionResolver};
 use s3x_proxy::operation::Operation;
 use s3x_proxy::route::{route, split_authority, Arrival, Route, RouteSettings};
 use s3x_proxy::uri::{canonical_path, Query};
@@ -274,7 +275,14 @@ fuzz_target!(|data: &[u8]| {
         client: "127.0.0.1:1".parse().unwrap(),
         tunnel: tunnel.as_deref().map(Into::into),
     };
-    let Ok(routed) = route(&parts, &arrival, &settings) else {
+    let learned = BucketRegions::default();
+    if options.contains('l') {
+        for (bucket, region) in [("logs", "eu-central-1"), ("my.logs", "cn-north-1")] {
+            let bucket = GeneralBucketName::parse(bucket).unwrap();
+            learned.learn(&bucket, Region::parse(region).unwrap());
+        }
+    }
+    let Ok(routed) = route(&parts, &arrival, &settings, &learned) else {
         return;
     };
     // The host the client named as its target, if it named one (tunnel, or HTTP/1 absolute form).

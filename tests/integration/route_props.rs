@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use proptest::prelude::*;
-use s3x_proxy::endpoint::{AwsHost, Endpoint, Flavor};
+use s3x_proxy::endpoint::{AwsHost, BucketRegions, Endpoint, Flavor};
 use s3x_proxy::names::{Region, RegionResolver};
 use s3x_proxy::operation::Operation;
 use s3x_proxy::route::{route, Arrival, Route, RouteError, RouteSettings};
@@ -40,7 +40,12 @@ fn try_route(method: &str, target: &str, host: Option<&str>) -> Option<Result<Ro
         request = request.header(http::header::HOST, host);
     }
     let (parts, ()) = request.body(()).ok()?.into_parts();
-    Some(route(&parts, &arrival(), &settings()))
+    Some(route(
+        &parts,
+        &arrival(),
+        &settings(),
+        &BucketRegions::default(),
+    ))
 }
 
 /// Zones and the region each must be served from (built-in table, `--zone-region`).
@@ -233,7 +238,7 @@ proptest! {
             .body(())
             .unwrap()
             .into_parts();
-        if let Ok(route) = route(&parts, &arrival(), &settings) {
+        if let Ok(route) = route(&parts, &arrival(), &settings, &BucketRegions::default()) {
             let host = route.endpoint.host();
             let read_back = matches!(
                 AwsHost::parse(&host),
@@ -302,7 +307,12 @@ proptest! {
         let mut tunnel_parts = http::Request::builder().method(method).uri(&in_bucket).body(()).unwrap().into_parts().0;
         tunnel_parts.headers.insert(http::header::HOST, zonal.parse().unwrap());
         let through_tunnel = Arrival { tunnel: Some(zonal.as_str().into()), ..arrival() };
-        let tunnel = route(&tunnel_parts, &through_tunnel, &settings());
+        let tunnel = route(
+            &tunnel_parts,
+            &through_tunnel,
+            &settings(),
+            &BucketRegions::default(),
+        );
         let summary = |r: Result<Route, RouteError>| {
             r.map(|r| (r.endpoint, r.operation, r.path_and_query, r.bucket)).map_err(|e| e.to_string())
         };
