@@ -305,3 +305,79 @@ fn tunnel_requests_route_by_the_connect_host() {
     assert_eq!(r.operation, HeadObject);
     assert_eq!(r.endpoint.host(), ZONAL);
 }
+
+// Found by `fuzz/` (target `authority`): text after a bracketed IPv6 literal was dropped, so
+// `Host: [::1]@evil.example` was accepted as `[::1]` instead of refused like any other host
+// outside the grammar.
+#[test]
+fn only_a_port_may_follow_an_ipv6_literal() {
+    for host in [
+        "[::1]junk",
+        "[::1]@evil.example",
+        "[::1]x:80",
+        "[::1]]:80",
+        "[::1] ",
+    ] {
+        assert!(
+            matches!(split_authority(host), Err(RouteError::BadHost)),
+            "{host:?}"
+        );
+        let e = route_(&parts("GET", "/k", Some(host)), &listener(), &settings());
+        assert!(matches!(e, Err(RouteError::BadHost)), "{host:?}: {e:?}");
+    }
+    assert_eq!(
+        split_authority("[::1]:8080").unwrap(),
+        ("[::1]".to_owned(), Some(8080))
+    );
+    assert_eq!(
+        split_authority("[::1]").unwrap(),
+        ("[::1]".to_owned(), None)
+    );
+}
+
+// Found by `fuzz/` (target `route`): `?session` on a general-purpose bucket was routed as
+// CreateSession to the general-purpose endpoint, where the policy signs everything with IAM: it
+// would have been signed and sent. Only a directory bucket's CreateSession is answered locally.
+#[test]
+fn session_on_a_general_purpose_bucket_is_refused() {
+    for (uri, host) in [
+        ("/logs?session", Some("127.0.0.1:8080")),
+        ("/?%73ession=", Some("logs.localhost")),
+        ("http://logs.s3.us-west-2.amazonaws.com/?session", None),
+        ("http://s3.amazonaws.com/logs?Session", None),
+    ] {
+        assert!(
+            matches!(err("GET", uri, host), RouteError::SessionSubresource),
+            "{uri} {host:?}"
+        );
+    }
+    assert_eq!(
+        ok("GET", "/b--usw2-az1--x-s3?session", Some("127.0.0.1")).operation,
+        CreateSession
+    );
+}
+
+// Found by `fuzz/` (target `route`, invariant: `path_and_query` starts with '/'): the asterisk
+// form `*` was routed as a key, making `path_and_query` `%2A` and the upstream target
+// `https://HOST%2A`, in every mode.
+#[test]
+fn the_asterisk_form_is_refused() {
+    let tunnel = Arrival {
+        tunnel: Some(ZONAL.into()),
+        ..listener()
+    };
+    for (method, host) in [
+        ("OPTIONS", "localhost"),
+        ("GET", "b-3.localhost"),
+        ("GET", "b--usw2-az1--x-s3.localhost:8080"),
+        ("PUT", "127.0.0.1"),
+    ] {
+        let e = route_(&parts(method, "*", Some(host)), &listener(), &settings());
+        assert!(
+            matches!(e, Err(RouteError::BadTarget)),
+            "{method} {host}: {e:?}"
+        );
+    }
+    let e = route_(&parts("GET", "*", None), &tunnel, &settings());
+    assert!(matches!(e, Err(RouteError::BadTarget)), "{e:?}");
+}

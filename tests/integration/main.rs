@@ -17,6 +17,7 @@ mod operations;
 mod process;
 mod redaction;
 mod roundtrip;
+mod route_props;
 mod scripted;
 mod session_clock;
 mod sessions;
