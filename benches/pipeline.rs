@@ -1,0 +1,158 @@
+//! The per-request pipeline without I/O: what the proxy's own code costs per request, apart
+//! from sockets and TLS. Each scenario runs in a loop, five samples after a warm-up, and the
+//! median is printed in ns per operation. `cargo bench --bench pipeline`.
+//!
+//! - `route_forward_get`: routing a forward-mode GetObject (host parse, query, canonical path).
+//! - `sign_session_get`: aws-sigv4 signing a GetObject with session credentials.
+//! - `pipeline_get_warm_session`: `Proxy::handle` for a GetObject, session cached, against an
+//!   upstream that answers 200 with 1 KiB at once (route + policy + session lookup + sign +
+//!   record + metrics + respond), body read to the end; no log subscriber.
+//! - `pipeline_get_warm_session_access_log`: the same with the access log on at `info`,
+//!   formatted as text into a sink.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use s3x_proxy::body::{full, ProxyBody};
+use s3x_proxy::endpoint::BucketRegions;
+use s3x_proxy::route::{route, Arrival};
+use s3x_proxy::upstream::{Upstream, UpstreamFuture};
+
+const HOST: &str = "demo--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com";
+
+/// Answers CreateSession with a far-off expiry and everything else with 1 KiB, at once.
+struct Instant200;
+
+impl Upstream for Instant200 {
+    fn send(&self, request: Request<ProxyBody>) -> UpstreamFuture {
+        let session = request.uri().query() == Some("session");
+        Box::pin(async move {
+            if session {
+                let body = "<CreateSessionResult><Credentials><SessionToken>t</SessionToken><SecretAccessKey>s</SecretAccessKey><AccessKeyId>k</AccessKeyId><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials></CreateSessionResult>";
+                return Ok(Response::new(full(body)));
+            }
+            let mut response = Response::new(full(Bytes::from_static(&[7u8; 1024])));
+            response.headers_mut().insert("content-length", 1024.into());
+            Ok(response)
+        })
+    }
+}
+
+fn request() -> Request<ProxyBody> {
+    Request::builder()
+        .uri(format!("http://{HOST}/dir/object-1.bin?x-id=GetObject"))
+        .header("host", HOST)
+        .header("user-agent", "bench")
+        .header("accept", "*/*")
+        .body(s3x_proxy::body::empty())
+        .unwrap()
+}
+
+/// Runs `op` `n` times per sample; prints the median of five samples in ns per op.
+fn measure(name: &str, n: u32, mut op: impl FnMut()) {
+    for _ in 0..n / 10 {
+        op();
+    }
+    let mut samples: Vec<f64> = (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..n {
+                op();
+            }
+            started.elapsed().as_nanos() as f64 / f64::from(n)
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    println!(
+        "{name:<40} {:>9.0} ns/op   (samples {:.0}–{:.0})",
+        samples[2], samples[0], samples[4]
+    );
+}
+
+fn config() -> s3x_proxy::Config {
+    let dir = std::env::temp_dir().join("s3x-bench-ca");
+    let cli = <s3x_proxy::config::Cli as clap::Parser>::try_parse_from([
+        "s3x-proxy",
+        "--ca-dir",
+        dir.to_str().unwrap(),
+        "--region",
+        "us-west-2",
+    ])
+    .unwrap();
+    let creds = aws_credential_types::Credentials::new("AKID", "SECRET", None, None, "bench");
+    s3x_proxy::Config::from_args(
+        &cli.args,
+        aws_credential_types::provider::SharedCredentialsProvider::new(creds),
+    )
+    .unwrap()
+}
+
+fn bench_pipeline(name: &str, runtime: &tokio::runtime::Runtime) {
+    let registry = prometheus::Registry::new();
+    let proxy = s3x_proxy::pipeline(&config(), Arc::new(Instant200), &registry).unwrap();
+    let arrival = Arrival {
+        client: "127.0.0.1:40000".parse().unwrap(),
+        tunnel: None,
+    };
+    measure(name, 20_000, || {
+        runtime.block_on(async {
+            let response = proxy.handle(black_box(request()), &arrival).await;
+            let _ = black_box(response.into_body().collect().await);
+        })
+    });
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+
+    let settings = config().route;
+    let learned = BucketRegions::default();
+    let arrival = Arrival {
+        client: "127.0.0.1:40000".parse().unwrap(),
+        tunnel: None,
+    };
+    let (parts, _) = request().into_parts();
+    measure("route_forward_get", 200_000, || {
+        let _ = black_box(route(black_box(&parts), &arrival, &settings, &learned));
+    });
+
+    let identity: aws_smithy_runtime_api::client::identity::Identity =
+        aws_credential_types::Credentials::new("ASIASESSION", "secret", Some("token".into()), None, "b")
+            .into();
+    let scope = s3x_proxy::sign::Scope {
+        region: "us-west-2",
+        service: "s3express",
+    };
+    measure("sign_session_get", 50_000, || {
+        let (mut parts, _) = request().into_parts();
+        s3x_proxy::sign::set_target(&mut parts, HOST, "/dir/object-1.bin?x-id=GetObject").unwrap();
+        s3x_proxy::sign::sign_parts(
+            &mut parts,
+            &identity,
+            s3x_proxy::sign::TokenHeader::S3Session,
+            scope,
+            s3x_proxy::sign::Payload::Unsigned,
+        )
+        .unwrap();
+        black_box(parts);
+    });
+
+    bench_pipeline("pipeline_get_warm_session", &runtime);
+
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("info")
+        .with_writer(std::io::sink)
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        bench_pipeline("pipeline_get_warm_session_access_log", &runtime);
+    });
+}
