@@ -418,8 +418,21 @@ fn upstream_proxy_flag(args: &Args) -> Result<Option<Egress>, ConfigError> {
     match args.upstream_proxy.as_ref().map(|url| url.0.trim()) {
         None | Some("") => Ok(None),
         Some(none) if none.eq_ignore_ascii_case("none") => Ok(None),
-        Some(url) => egress("--upstream-proxy", url).map(Some),
+        Some(url) => {
+            let egress = egress("--upstream-proxy", url)?;
+            match listeners(args).any(|addr| egress.proxy.is_listener(addr)) {
+                true => Err(ConfigError::EgressProxy {
+                    origin: "--upstream-proxy",
+                    reason: "it is this proxy's own listener".into(),
+                }),
+                false => Ok(Some(egress)),
+            }
+        }
     }
+}
+
+fn listeners(args: &Args) -> impl Iterator<Item = SocketAddr> {
+    std::iter::once(args.listen).chain(args.tls_listen)
 }
 
 fn egress(origin: &'static str, url: &str) -> Result<Egress, ConfigError> {
@@ -435,7 +448,8 @@ fn egress(origin: &'static str, url: &str) -> Result<Egress, ConfigError> {
 impl Config {
     /// Applies the standard proxy variables: `HTTPS_PROXY` (else `https_proxy`) when
     /// `--upstream-proxy` was not given at all, and `NO_PROXY` (else `no_proxy`) to whichever
-    /// egress proxy is in effect, as curl does.
+    /// egress proxy is in effect, as curl does. A variable that names this proxy's own
+    /// listener is ignored, with a warning.
     pub fn with_proxy_variables(
         mut self,
         variables: &ProxyVariables,
@@ -443,7 +457,16 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         if args.upstream_proxy.is_none() {
             if let Some((origin, url)) = variables.https() {
-                self.upstream.egress = Some(egress(origin, url)?);
+                let egress = egress(origin, url)?;
+                if listeners(args).any(|addr| egress.proxy.is_listener(addr)) {
+                    // A shell that ran `eval "$(s3x-proxy env)"` and then started the proxy.
+                    tracing::warn!(
+                        variable = origin,
+                        "ignoring the egress proxy variable: it is this proxy's own listener"
+                    );
+                } else {
+                    self.upstream.egress = Some(egress);
+                }
             }
         }
         if let Some(egress) = &mut self.upstream.egress {

@@ -163,3 +163,52 @@ fn an_unusable_egress_proxy_stops_start_up_without_echoing_its_url() {
     let debug = format!("{variables:?}");
     assert!(!debug.contains("s3cret"), "{debug}");
 }
+
+#[test]
+fn the_proxy_is_never_its_own_egress_proxy() {
+    let creds = SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
+        "AK", "SK", None, None, "t",
+    ));
+    // What `eval "$(s3x-proxy env)"` leaves in the shell that then starts the proxy.
+    let variables = ProxyVariables {
+        https_proxy: Some(ProxyUrl("http://127.0.0.1:8080".into())),
+        ..ProxyVariables::default()
+    };
+    let cli = Cli::try_parse_from(["s3x-proxy", "--ca-dir", "/tmp/x"]).unwrap();
+    let config = Config::from_args(&cli.args, creds.clone()).unwrap();
+    let config = config.with_proxy_variables(&variables, &cli.args).unwrap();
+    assert_eq!(config.upstream.egress, None);
+    let cli = Cli::try_parse_from([
+        "s3x-proxy",
+        "--ca-dir",
+        "/tmp/x",
+        "--listen",
+        "0.0.0.0:3128",
+    ])
+    .unwrap();
+    let config = Config::from_args(&cli.args, creds.clone()).unwrap();
+    let config = config.with_proxy_variables(&variables, &cli.args).unwrap();
+    assert!(
+        config.upstream.egress.is_some(),
+        "another port is another proxy"
+    );
+    for url in [
+        "http://localhost:3128",
+        "http://[::1]:3128",
+        "http://0.0.0.0:3128",
+    ] {
+        let argv = [
+            "s3x-proxy",
+            "--listen",
+            "0.0.0.0:3128",
+            "--upstream-proxy",
+            url,
+        ];
+        let cli = Cli::try_parse_from(argv).unwrap();
+        let error = Config::from_args(&cli.args, creds.clone()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "--upstream-proxy: it is this proxy's own listener"
+        );
+    }
+}

@@ -23,7 +23,28 @@ use tokio::net::TcpStream;
 
 use crate::egress_proxy::{Egress, EgressProxy};
 use crate::endpoint::AwsHost;
-use crate::upstream::ResolveOverrides;
+use crate::names::host_matches;
+
+/// `--resolve HOST=IP:PORT` entries: exact hosts, or `*.suffix` wildcards. The most specific
+/// entry wins: an exact host, else the longest matching suffix.
+#[derive(Clone, Debug, Default)]
+pub struct ResolveOverrides(Vec<(String, SocketAddr)>);
+
+impl ResolveOverrides {
+    /// Builds the table from `(pattern, address)` pairs.
+    pub fn new(entries: Vec<(String, SocketAddr)>) -> Self {
+        Self(entries)
+    }
+
+    /// Where to connect for `host`, if an entry matches.
+    pub fn lookup(&self, host: &str) -> Option<SocketAddr> {
+        self.0
+            .iter()
+            .filter(|(pattern, _)| host_matches(pattern, host))
+            .max_by_key(|(pattern, _)| (!pattern.starts_with("*."), pattern.len()))
+            .map(|(_, addr)| *addr)
+    }
+}
 
 /// The largest answer head an egress proxy may send to CONNECT.
 pub const MAX_CONNECT_ANSWER: usize = 8 * 1024;

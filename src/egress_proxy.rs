@@ -2,7 +2,7 @@
 //! parsed once at start-up, and which hosts go through the proxy. `egress` dials.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use base64::Engine as _;
 use percent_encoding::percent_decode_str;
@@ -56,6 +56,19 @@ impl EgressProxy {
     /// True when the proxy carries credentials (sent as `Proxy-Authorization: Basic`).
     pub fn has_credentials(&self) -> bool {
         self.authorization.is_some()
+    }
+
+    /// True when the proxy is `addr`, a listener of this machine: the same port on a loopback
+    /// address or `localhost`, or on `addr`'s own address. (`eval "$(s3x-proxy env)"` in the
+    /// shell that then starts the proxy would make it its own egress proxy.)
+    pub fn is_listener(&self, addr: SocketAddr) -> bool {
+        if addr.port() == 0 || addr.port() != self.port {
+            return false;
+        }
+        match self.host.parse::<IpAddr>() {
+            Ok(ip) => ip.is_loopback() || ip.is_unspecified() || ip == addr.ip(),
+            Err(_) => self.host == "localhost" || self.host.ends_with(".localhost"),
+        }
     }
 }
 

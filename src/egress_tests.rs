@@ -241,3 +241,30 @@ async fn the_connect_timeout_covers_the_proxy_answer() {
     );
     assert!(silent.await.unwrap().is_ok(), "the proxy was reached");
 }
+
+#[test]
+fn resolve_overrides_match_exact_hosts_and_wildcards() {
+    let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+    let table = ResolveOverrides::new(vec![
+        ("exact.example.com".into(), a),
+        ("*.amazonaws.com".into(), b),
+    ]);
+    assert_eq!(table.lookup("exact.example.com"), Some(a));
+    assert_eq!(
+        table.lookup("b.s3express-usw2-az1.us-west-2.amazonaws.com"),
+        Some(b)
+    );
+    assert_eq!(table.lookup("amazonaws.com"), None);
+    assert_eq!(table.lookup("evilamazonaws.com"), None);
+    assert_eq!(table.lookup("other.example.com"), None);
+    let c: SocketAddr = "127.0.0.1:3".parse().unwrap();
+    let specific = ResolveOverrides::new(vec![
+        ("*.amazonaws.com".into(), a),
+        ("*.us-west-2.amazonaws.com".into(), b),
+        ("h.us-west-2.amazonaws.com".into(), c),
+    ]);
+    assert_eq!(specific.lookup("h.us-west-2.amazonaws.com"), Some(c));
+    assert_eq!(specific.lookup("x.us-west-2.amazonaws.com"), Some(b));
+    assert_eq!(specific.lookup("x.us-east-1.amazonaws.com"), Some(a));
+}

@@ -1,8 +1,8 @@
 //! Upstream: the seam around S3 I/O (the [`Upstream`] trait), its production implementation (a
-//! pooled, always-verified HTTPS client), and reading S3's small answers.
+//! pooled, always-verified HTTPS client over the `egress` connector), and reading S3's small
+//! answers.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,8 +20,9 @@ use crate::body::{BoxError, ProxyBody};
 use crate::egress::Connector;
 use crate::egress_proxy::Egress;
 use crate::logging::chain;
-use crate::names::host_matches;
 use crate::outgoing::outgoing;
+
+pub use crate::egress::ResolveOverrides;
 
 /// A future returned by [`Upstream::send`].
 pub type UpstreamFuture =
@@ -87,27 +88,6 @@ pub async fn read_answer(body: ProxyBody) -> Result<bytes::Bytes, UpstreamError>
     crate::body::collect_limited(body, MAX_ANSWER_BODY)
         .await
         .map_err(UpstreamError::Answer)
-}
-
-/// `--resolve HOST=IP:PORT` entries: exact hosts, or `*.suffix` wildcards. The most specific
-/// entry wins: an exact host, else the longest matching suffix.
-#[derive(Clone, Debug, Default)]
-pub struct ResolveOverrides(Vec<(String, SocketAddr)>);
-
-impl ResolveOverrides {
-    /// Builds the table from `(pattern, address)` pairs.
-    pub fn new(entries: Vec<(String, SocketAddr)>) -> Self {
-        Self(entries)
-    }
-
-    /// Where to connect for `host`, if an entry matches.
-    pub fn lookup(&self, host: &str) -> Option<SocketAddr> {
-        self.0
-            .iter()
-            .filter(|(pattern, _)| host_matches(pattern, host))
-            .max_by_key(|(pattern, _)| (!pattern.starts_with("*."), pattern.len()))
-            .map(|(_, addr)| *addr)
-    }
 }
 
 /// Settings of the upstream client.
@@ -257,37 +237,5 @@ fn dialed(uri: &Uri, resolve: &ResolveOverrides) -> String {
     match resolve.lookup(host) {
         Some(addr) => format!("{host}:{port} (--resolve {addr})"),
         None => format!("{host}:{port}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resolve_overrides_match_exact_hosts_and_wildcards() {
-        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
-        let table = ResolveOverrides::new(vec![
-            ("exact.example.com".into(), a),
-            ("*.amazonaws.com".into(), b),
-        ]);
-        assert_eq!(table.lookup("exact.example.com"), Some(a));
-        assert_eq!(
-            table.lookup("b.s3express-usw2-az1.us-west-2.amazonaws.com"),
-            Some(b)
-        );
-        assert_eq!(table.lookup("amazonaws.com"), None);
-        assert_eq!(table.lookup("evilamazonaws.com"), None);
-        assert_eq!(table.lookup("other.example.com"), None);
-        let c: SocketAddr = "127.0.0.1:3".parse().unwrap();
-        let specific = ResolveOverrides::new(vec![
-            ("*.amazonaws.com".into(), a),
-            ("*.us-west-2.amazonaws.com".into(), b),
-            ("h.us-west-2.amazonaws.com".into(), c),
-        ]);
-        assert_eq!(specific.lookup("h.us-west-2.amazonaws.com"), Some(c));
-        assert_eq!(specific.lookup("x.us-west-2.amazonaws.com"), Some(b));
-        assert_eq!(specific.lookup("x.us-east-1.amazonaws.com"), Some(a));
     }
 }

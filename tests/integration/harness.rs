@@ -40,6 +40,9 @@ pub struct Options {
     pub min_part_size: u64,
     /// Pass `--upstream-ca` with the emulator's CA (the proxy must verify upstream TLS).
     pub trust_emulator: bool,
+    /// Pass `--resolve '*.amazonaws.com=EMULATOR'`; without it upstream names resolve as in
+    /// production (the egress tests route them through a CONNECT proxy instead).
+    pub resolve: bool,
 }
 
 impl Default for Options {
@@ -50,6 +53,7 @@ impl Default for Options {
             tls_listener: false,
             min_part_size: 5 * 1024 * 1024,
             trust_emulator: true,
+            resolve: true,
         }
     }
 }
@@ -91,13 +95,17 @@ impl Harness {
             "s3x-proxy".into(),
             "--ca-dir".into(),
             dir.path().join("ca").display().to_string(),
-            "--resolve".into(),
-            format!("*.amazonaws.com={}", emulator.addr()),
             "--region".into(),
             "us-west-2".into(),
             "--shutdown-grace".into(),
             "5s".into(),
         ];
+        if options.resolve {
+            argv.extend([
+                "--resolve".into(),
+                format!("*.amazonaws.com={}", emulator.addr()),
+            ]);
+        }
         if options.trust_emulator {
             argv.extend(["--upstream-ca".into(), emulator_ca.display().to_string()]);
         }
