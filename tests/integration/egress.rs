@@ -359,3 +359,33 @@ async fn lowercase_https_proxy_is_honoured_and_the_flag_none_turns_it_off() {
         "--upstream-proxy none went direct"
     );
 }
+
+#[tokio::test]
+async fn an_https_egress_proxy_with_an_untrusted_certificate_is_a_502_that_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = s3x_proxy::ca::CertificateAuthority::load_or_create(dir.path()).unwrap();
+    let names = ["127.0.0.1".to_string()];
+    let tls = tokio_rustls::TlsAcceptor::from(ca.server_config_for_names(&names).unwrap());
+    let egress = ConnectProxy::start(None, Some(tls)).await;
+    let h = Harness::start(Options {
+        resolve: false,
+        extra_args: vec!["--upstream-proxy".into(), egress.url("https", "")],
+        ..Options::default()
+    })
+    .await;
+    egress.point_at(h.emulator.addr());
+    let reply = h
+        .forward(Method::GET, BUCKET, "/key", &[], Bytes::new())
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.text());
+    let text = reply.text();
+    assert!(
+        text.contains(
+            "TLS with the egress proxy failed: its certificate&apos;s issuer is not trusted"
+        ),
+        "{text}"
+    );
+    assert!(!mentions(&text, egress.addr), "{text}");
+    assert!(egress.seen().is_empty(), "no CONNECT outside TLS");
+    h.stop().await;
+}
