@@ -3,7 +3,7 @@
 
 use http::request::Parts;
 
-use crate::endpoint::{zone_matches, AwsHost, Endpoint, Flavor};
+use crate::endpoint::{zone_matches, AwsHost, BucketRegions, Endpoint, Flavor};
 use crate::names::{BucketName, GeneralBucketName, NameError, Region, RegionResolver, ZoneId};
 use crate::operation::{classify, classify_control, Operation, RequestShape};
 use crate::uri::{path_and_query, Query};
@@ -94,6 +94,7 @@ pub fn route(
     parts: &Parts,
     arrival: &Arrival,
     settings: &RouteSettings,
+    learned: &BucketRegions,
 ) -> Result<Route, RouteError> {
     let (host, explicit) = target_host(parts, arrival)?;
     let query = Query::parse(parts.uri.query());
@@ -110,6 +111,12 @@ pub fn route(
     };
     if route.query.names_session() && route.operation != Operation::CreateSession {
         return Err(RouteError::SessionSubresource);
+    }
+    // A general-purpose bucket's region, once S3 said it, beats the host's and the default.
+    let mut route = route;
+    let known = route.endpoint.general_bucket().and_then(|b| learned.get(b));
+    if let Some(moved) = known.and_then(|region| route.endpoint.in_region(region)) {
+        route.endpoint = moved;
     }
     if !settings.general_purpose && matches!(route.endpoint, Endpoint::General { .. }) {
         return Err(RouteError::GeneralPurposeOff(host));

@@ -31,12 +31,16 @@ fn settings() -> RouteSettings {
     }
 }
 
+fn route_(parts: &Parts, arrival: &Arrival, settings: &RouteSettings) -> Result<Route, RouteError> {
+    route(parts, arrival, settings, &BucketRegions::default())
+}
+
 fn ok(method: &str, uri: &str, host: Option<&str>) -> Route {
-    route(&parts(method, uri, host), &listener(), &settings()).unwrap()
+    route_(&parts(method, uri, host), &listener(), &settings()).unwrap()
 }
 
 fn err(method: &str, uri: &str, host: Option<&str>) -> RouteError {
-    route(&parts(method, uri, host), &listener(), &settings()).unwrap_err()
+    route_(&parts(method, uri, host), &listener(), &settings()).unwrap_err()
 }
 
 const ZONAL: &str = "b--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com";
@@ -81,7 +85,7 @@ fn crafted_hosts_are_refused_and_never_become_the_upstream() {
         "[not-ipv6]:80",
         "",
     ] {
-        let e = route(&parts("GET", "/k", Some(host)), &listener(), &settings());
+        let e = route_(&parts("GET", "/k", Some(host)), &listener(), &settings());
         assert!(
             matches!(e, Err(RouteError::BadHost | RouteError::MissingHost)),
             "{host:?}: {e:?}"
@@ -195,7 +199,7 @@ fn control_plane_operations_go_to_the_control_host_in_every_mode() {
         tunnel: Some(ZONAL.into()),
         ..listener()
     };
-    let via_tunnel = route(&parts("GET", "/?policy", Some(ZONAL)), &tunnel, &settings()).unwrap();
+    let via_tunnel = route_(&parts("GET", "/?policy", Some(ZONAL)), &tunnel, &settings()).unwrap();
     let forward = ok("GET", &format!("http://{ZONAL}/?policy"), None);
     let endpoint = ok("GET", "/b--usw2-az1--x-s3?policy", Some("127.0.0.1"));
     for r in [via_tunnel, forward, endpoint] {
@@ -245,10 +249,25 @@ fn general_purpose_buckets_route_to_their_regional_host() {
 }
 
 #[test]
+fn a_learned_bucket_region_beats_the_hosts() {
+    let learned = BucketRegions::default();
+    learned.learn(
+        &GeneralBucketName::parse("logs").unwrap(),
+        Region::parse("ap-south-1").unwrap(),
+    );
+    let p = parts("GET", "http://logs.s3.amazonaws.com/a", None);
+    let r = route(&p, &listener(), &settings(), &learned).unwrap();
+    assert_eq!(r.endpoint.host(), "logs.s3.ap-south-1.amazonaws.com");
+    let p = parts("GET", "/logs/a", Some("127.0.0.1"));
+    let r = route(&p, &listener(), &settings(), &learned).unwrap();
+    assert_eq!(r.endpoint.region().as_str(), "ap-south-1");
+}
+
+#[test]
 fn general_purpose_can_be_turned_off() {
     let mut off = settings();
     off.general_purpose = false;
-    let e = route(
+    let e = route_(
         &parts("GET", "http://s3.amazonaws.com/logs/a", None),
         &listener(),
         &off,
@@ -261,7 +280,7 @@ fn bad_names_and_foreign_hosts_are_refused() {
     let bad = "http://Bad_Name--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com/k";
     assert!(matches!(err("GET", bad, None), RouteError::BadHost));
     let bad = "http://bad--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com/k";
-    assert!(route(&parts("GET", bad, None), &listener(), &settings()).is_ok());
+    assert!(route_(&parts("GET", bad, None), &listener(), &settings()).is_ok());
     assert!(matches!(
         err("GET", "http://example.com/index.html", None),
         RouteError::NotS3Host(_)
@@ -282,7 +301,7 @@ fn tunnel_requests_route_by_the_connect_host() {
         tunnel: Some(ZONAL.into()),
         ..listener()
     };
-    let r = route(&parts("HEAD", "/k", None), &arrival, &settings()).unwrap();
+    let r = route_(&parts("HEAD", "/k", None), &arrival, &settings()).unwrap();
     assert_eq!(r.operation, HeadObject);
     assert_eq!(r.endpoint.host(), ZONAL);
 }
