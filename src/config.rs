@@ -10,6 +10,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use clap::{Parser, Subcommand};
 
 use crate::connect::AllowRule;
+use crate::egress_proxy::{redact_userinfo, Egress, EgressProxy, NoProxy};
 use crate::endpoint::Flavor;
 pub use crate::logging::LogFormat;
 use crate::names::{Region, RegionResolver, ZoneId};
@@ -106,6 +107,17 @@ pub struct Args {
     /// CLI reads it.
     #[arg(long, global = true, env = "AWS_CA_BUNDLE")]
     pub aws_ca_bundle: Option<PathBuf>,
+    /// Egress proxy for the proxy's own connections to S3, http://[USER:PASS@]HOST:PORT
+    /// (https:// for TLS to the proxy), reached with CONNECT; `none` or empty ignores
+    /// HTTPS_PROXY [default: HTTPS_PROXY or https_proxy; NO_PROXY is honoured].
+    #[arg(
+        long,
+        global = true,
+        env = "S3X_PROXY_UPSTREAM_PROXY",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub upstream_proxy: Option<ProxyUrl>,
     /// What a CONNECT may open a plain, uninspected tunnel to (repeatable): HOST, *.SUFFIX or
     /// an IP, with :PORT or :* (443 when none is given), e.g. sts.us-west-2.amazonaws.com.
     #[arg(
@@ -170,6 +182,80 @@ pub struct Args {
     pub endpoint_host: Vec<String>,
 }
 
+/// A proxy URL as given, which may carry a password: `Debug` redacts its userinfo, and it is
+/// parsed (into an [`EgressProxy`]) only by [`Config`], whose errors never repeat it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProxyUrl(pub String);
+
+impl From<String> for ProxyUrl {
+    fn from(url: String) -> Self {
+        Self(url)
+    }
+}
+
+impl std::fmt::Debug for ProxyUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ProxyUrl")
+            .field(&redact_userinfo(&self.0))
+            .finish()
+    }
+}
+
+/// The standard proxy variables, read through clap like every other variable, but kept out of
+/// [`Args`] (and so out of [`Config::from_args`]): tests build `Args` from argv and must not
+/// pick up the machine's proxy. `main` reads them with [`ProxyVariables::from_env`] and applies
+/// them with [`Config::with_proxy_variables`]. Each name wins over its lowercase twin, as in
+/// aws-config's own HTTP client.
+#[derive(Parser, Debug, Clone, Default)]
+#[command(name = "s3x-proxy", no_binary_name = true)]
+pub struct ProxyVariables {
+    /// `HTTPS_PROXY`.
+    #[arg(long, env = "HTTPS_PROXY", hide_env_values = true)]
+    pub https_proxy: Option<ProxyUrl>,
+    /// `https_proxy`.
+    #[arg(long, env = "https_proxy", hide_env_values = true)]
+    pub https_proxy_lowercase: Option<ProxyUrl>,
+    /// `NO_PROXY`.
+    #[arg(long, env = "NO_PROXY")]
+    pub no_proxy: Option<String>,
+    /// `no_proxy`.
+    #[arg(long, env = "no_proxy")]
+    pub no_proxy_lowercase: Option<String>,
+}
+
+impl ProxyVariables {
+    /// Reads the variables from the environment (and nothing from the command line).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::try_parse_from(std::iter::empty::<String>()).map_err(|_| ConfigError::EgressProxy {
+            origin: "HTTPS_PROXY, https_proxy, NO_PROXY, no_proxy",
+            reason: "not valid UTF-8".into(),
+        })
+    }
+
+    /// The egress proxy URL and the variable it came from: the first one set and not empty.
+    fn https(&self) -> Option<(&'static str, &str)> {
+        [
+            ("HTTPS_PROXY", &self.https_proxy),
+            ("https_proxy", &self.https_proxy_lowercase),
+        ]
+        .into_iter()
+        .find_map(|(name, url)| {
+            let url = url.as_ref()?.0.as_str();
+            (!url.trim().is_empty()).then_some((name, url))
+        })
+    }
+
+    /// The `NO_PROXY` list: the first variable set and not empty.
+    fn no(&self) -> &str {
+        [&self.no_proxy, &self.no_proxy_lowercase]
+            .into_iter()
+            .flatten()
+            .map(|list| list.as_str())
+            .find(|list| !list.trim().is_empty())
+            .unwrap_or_default()
+    }
+}
+
 /// Parses a duration such as `25s`, `500ms`, `2m` or `1h 30m` (humantime), or a bare number
 /// of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -209,6 +295,15 @@ pub enum ConfigError {
     Invalid {
         /// The flag.
         flag: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The egress proxy's URL is unusable. The reason never repeats the URL (it may hold a
+    /// password).
+    #[error("{origin}: {reason}")]
+    EgressProxy {
+        /// `--upstream-proxy`, or the variable the URL came from.
+        origin: &'static str,
         /// What is wrong.
         reason: String,
     },
@@ -292,6 +387,7 @@ impl Config {
                 extra_roots,
                 resolve: resolve(&args.resolve)?,
                 connect_timeout: args.connect_timeout,
+                egress: upstream_proxy_flag(args)?,
                 header_timeout: args.response_header_timeout,
                 idle_timeout: Duration::from_secs(60),
             },
@@ -313,6 +409,70 @@ impl Config {
             max_connections: args.max_connections as usize,
             credentials,
         })
+    }
+}
+
+/// The egress proxy `--upstream-proxy` names (not `none` or empty), without `NO_PROXY` (see
+/// [`Config::with_proxy_variables`]).
+fn upstream_proxy_flag(args: &Args) -> Result<Option<Egress>, ConfigError> {
+    match args.upstream_proxy.as_ref().map(|url| url.0.trim()) {
+        None | Some("") => Ok(None),
+        Some(none) if none.eq_ignore_ascii_case("none") => Ok(None),
+        Some(url) => {
+            let egress = egress("--upstream-proxy", url)?;
+            match listeners(args).any(|addr| egress.proxy.is_listener(addr)) {
+                true => Err(ConfigError::EgressProxy {
+                    origin: "--upstream-proxy",
+                    reason: "it is this proxy's own listener".into(),
+                }),
+                false => Ok(Some(egress)),
+            }
+        }
+    }
+}
+
+fn listeners(args: &Args) -> impl Iterator<Item = SocketAddr> {
+    std::iter::once(args.listen).chain(args.tls_listen)
+}
+
+fn egress(origin: &'static str, url: &str) -> Result<Egress, ConfigError> {
+    let proxy =
+        EgressProxy::parse(url).map_err(|reason| ConfigError::EgressProxy { origin, reason })?;
+    Ok(Egress {
+        proxy,
+        no_proxy: NoProxy::default(),
+        source: origin,
+    })
+}
+
+impl Config {
+    /// Applies the standard proxy variables: `HTTPS_PROXY` (else `https_proxy`) when
+    /// `--upstream-proxy` was not given at all, and `NO_PROXY` (else `no_proxy`) to whichever
+    /// egress proxy is in effect, as curl does. A variable that names this proxy's own
+    /// listener is ignored, with a warning.
+    pub fn with_proxy_variables(
+        mut self,
+        variables: &ProxyVariables,
+        args: &Args,
+    ) -> Result<Self, ConfigError> {
+        if args.upstream_proxy.is_none() {
+            if let Some((origin, url)) = variables.https() {
+                let egress = egress(origin, url)?;
+                if listeners(args).any(|addr| egress.proxy.is_listener(addr)) {
+                    // A shell that ran `eval "$(s3x-proxy env)"` and then started the proxy.
+                    tracing::warn!(
+                        variable = origin,
+                        "ignoring the egress proxy variable: it is this proxy's own listener"
+                    );
+                } else {
+                    self.upstream.egress = Some(egress);
+                }
+            }
+        }
+        if let Some(egress) = &mut self.upstream.egress {
+            egress.no_proxy = NoProxy::parse(variables.no());
+        }
+        Ok(self)
     }
 }
 

@@ -19,7 +19,8 @@
 //!                    the CreateSession call itself is `create_session`, IAM keys `credentials`)
 //!        ─► sign     strip the client's auth and hop-by-hop headers, SigV4 with the session and
 //!                    x-amz-s3session-token (`sign`; `aws_chunked` decodes client-signed chunks)
-//!        ─► send     sign each attempt and send it through the `upstream` seam (pooled HTTPS);
+//!        ─► send     sign each attempt and send it through the `upstream` seam (pooled HTTPS,
+//!                    dialed by `egress`: S3 names only, --resolve, an egress proxy);
 //!                    again after a connect error or, with a fresh session, after ExpiredToken
 //!                    or InvalidToken, when the body was kept (`send`); a PutObject of unknown
 //!                    length becomes a multipart upload (`unknown_length`, on top of `send`)
@@ -44,6 +45,8 @@ pub mod conn;
 pub mod connect;
 pub mod create_session;
 pub mod credentials;
+pub mod egress;
+pub mod egress_proxy;
 pub mod endpoint;
 pub mod error;
 pub mod logging;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use s3x_proxy::config::{Cli, Command, Config};
+use s3x_proxy::config::{Cli, Command, Config, ProxyVariables};
 use s3x_proxy::{ca::CertificateAuthority, Listeners};
 use tokio::net::TcpListener;
 
@@ -57,7 +57,8 @@ async fn start(cli: Cli) -> Result<(), BoxError> {
     let chain = chain.build().await;
     let credentials = aws_credential_types::provider::SharedCredentialsProvider::new(chain);
     let config = Config::from_args(&cli.args, credentials)?
-        .with_aws_region(aws_region.as_deref(), &cli.args);
+        .with_aws_region(aws_region.as_deref(), &cli.args)
+        .with_proxy_variables(&ProxyVariables::from_env()?, &cli.args)?;
     let listeners = Listeners {
         proxy: bind(cli.args.listen).await?,
         tls: match cli.args.tls_listen {

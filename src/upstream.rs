@@ -1,29 +1,28 @@
 //! Upstream: the seam around S3 I/O (the [`Upstream`] trait), its production implementation (a
-//! pooled, always-verified HTTPS client), and reading S3's small answers.
+//! pooled, always-verified HTTPS client over the `egress` connector), and reading S3's small
+//! answers.
 
 use std::future::Future;
-use std::io;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response, Uri};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
-use tokio::net::TcpStream;
 
 use crate::body::{BoxError, ProxyBody};
-use crate::endpoint::AwsHost;
+use crate::egress::Connector;
+use crate::egress_proxy::Egress;
 use crate::logging::chain;
-use crate::names::host_matches;
 use crate::outgoing::outgoing;
+
+pub use crate::egress::ResolveOverrides;
 
 /// A future returned by [`Upstream::send`].
 pub type UpstreamFuture =
@@ -91,27 +90,6 @@ pub async fn read_answer(body: ProxyBody) -> Result<bytes::Bytes, UpstreamError>
         .map_err(UpstreamError::Answer)
 }
 
-/// `--resolve HOST=IP:PORT` entries: exact hosts, or `*.suffix` wildcards. The most specific
-/// entry wins: an exact host, else the longest matching suffix.
-#[derive(Clone, Debug, Default)]
-pub struct ResolveOverrides(Vec<(String, SocketAddr)>);
-
-impl ResolveOverrides {
-    /// Builds the table from `(pattern, address)` pairs.
-    pub fn new(entries: Vec<(String, SocketAddr)>) -> Self {
-        Self(entries)
-    }
-
-    /// Where to connect for `host`, if an entry matches.
-    pub fn lookup(&self, host: &str) -> Option<SocketAddr> {
-        self.0
-            .iter()
-            .filter(|(pattern, _)| host_matches(pattern, host))
-            .max_by_key(|(pattern, _)| (!pattern.starts_with("*."), pattern.len()))
-            .map(|(_, addr)| *addr)
-    }
-}
-
 /// Settings of the upstream client.
 #[derive(Clone, Debug)]
 pub struct UpstreamSettings {
@@ -121,6 +99,9 @@ pub struct UpstreamSettings {
     pub resolve: ResolveOverrides,
     /// TCP connect deadline.
     pub connect_timeout: Duration,
+    /// The egress proxy upstream connections go through (`--upstream-proxy`, `HTTPS_PROXY`),
+    /// with the hosts `NO_PROXY` sends direct.
+    pub egress: Option<Egress>,
     /// Deadline for S3's response head once the request is sent.
     pub header_timeout: Duration,
     /// How long an idle pooled connection is kept.
@@ -176,14 +157,17 @@ impl HyperUpstream {
             .with_root_certificates(roots)
             .with_no_client_auth();
         let resolve = Arc::new(settings.resolve.clone());
+        let dialer = Connector::new(
+            resolve.clone(),
+            settings.egress.clone(),
+            Arc::new(tls.clone()),
+            settings.connect_timeout,
+        );
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_only()
             .enable_http1()
-            .wrap_connector(Connector {
-                resolve: resolve.clone(),
-                connect_timeout: settings.connect_timeout,
-            });
+            .wrap_connector(dialer);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(settings.idle_timeout)
             .pool_timer(TokioTimer::new())
@@ -253,124 +237,5 @@ fn dialed(uri: &Uri, resolve: &ResolveOverrides) -> String {
     match resolve.lookup(host) {
         Some(addr) => format!("{host}:{port} (--resolve {addr})"),
         None => format!("{host}:{port}"),
-    }
-}
-
-/// A TCP connector that honours `--resolve` and a connect deadline.
-#[derive(Clone)]
-pub struct Connector {
-    resolve: Arc<ResolveOverrides>,
-    connect_timeout: Duration,
-}
-
-impl tower_service::Service<Uri> for Connector {
-    type Response = TokioIo<TcpStream>;
-    type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = io::Result<TokioIo<TcpStream>>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let resolve = self.resolve.clone();
-        let deadline = self.connect_timeout;
-        Box::pin(async move {
-            let host = uri
-                .host()
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "URI has no host"))?
-                .to_owned();
-            let port = uri.port_u16().unwrap_or(443);
-            let overridden = resolve.lookup(&host);
-            if overridden.is_none() && (!AwsHost::is_s3(&host) || port != 443) {
-                // Hosts are rebuilt from validated parts, so this never happens; but the
-                // credentials the request carries must reach nothing but AWS S3.
-                let why = format!("{host}:{port} is not an AWS S3 endpoint");
-                return Err(io::Error::new(io::ErrorKind::PermissionDenied, why));
-            }
-            let connect = async {
-                let addrs: Vec<SocketAddr> = match overridden {
-                    Some(addr) => vec![addr],
-                    None => tokio::net::lookup_host((host.as_str(), port))
-                        .await?
-                        .collect(),
-                };
-                let mut last = io::Error::new(io::ErrorKind::NotFound, "no addresses");
-                for addr in addrs {
-                    match TcpStream::connect(addr).await {
-                        Ok(stream) => {
-                            stream.set_nodelay(true)?;
-                            return Ok(stream);
-                        }
-                        Err(e) => last = io::Error::new(e.kind(), format!("{addr}: {e}")),
-                    }
-                }
-                Err(last)
-            };
-            let stream = tokio::time::timeout(deadline, connect)
-                .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-            Ok(TokioIo::new(stream))
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tower_service::Service;
-
-    #[tokio::test]
-    async fn the_connector_dials_only_aws_s3_names_or_resolve_matches() {
-        let resolve = ResolveOverrides::new(vec![(
-            "*.example.test".into(),
-            "127.0.0.1:9".parse().unwrap(),
-        )]);
-        let mut connector = Connector {
-            resolve: Arc::new(resolve),
-            connect_timeout: Duration::from_millis(200),
-        };
-        for uri in [
-            "https://localhost/",
-            "https://169.254.169.254/",
-            "https://evil.com/",
-            "https://s3.us-west-2.amazonaws.com:8443/",
-        ] {
-            let error = connector.call(uri.parse().unwrap()).await.unwrap_err();
-            assert_eq!(error.kind(), io::ErrorKind::PermissionDenied, "{uri}");
-        }
-        // A --resolve match is dialed (and refused by the closed port, not by the guard).
-        let error = connector
-            .call("https://a.example.test/".parse().unwrap())
-            .await
-            .unwrap_err();
-        assert_ne!(error.kind(), io::ErrorKind::PermissionDenied);
-    }
-
-    #[test]
-    fn resolve_overrides_match_exact_hosts_and_wildcards() {
-        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
-        let table = ResolveOverrides::new(vec![
-            ("exact.example.com".into(), a),
-            ("*.amazonaws.com".into(), b),
-        ]);
-        assert_eq!(table.lookup("exact.example.com"), Some(a));
-        assert_eq!(
-            table.lookup("b.s3express-usw2-az1.us-west-2.amazonaws.com"),
-            Some(b)
-        );
-        assert_eq!(table.lookup("amazonaws.com"), None);
-        assert_eq!(table.lookup("evilamazonaws.com"), None);
-        assert_eq!(table.lookup("other.example.com"), None);
-        let c: SocketAddr = "127.0.0.1:3".parse().unwrap();
-        let specific = ResolveOverrides::new(vec![
-            ("*.amazonaws.com".into(), a),
-            ("*.us-west-2.amazonaws.com".into(), b),
-            ("h.us-west-2.amazonaws.com".into(), c),
-        ]);
-        assert_eq!(specific.lookup("h.us-west-2.amazonaws.com"), Some(c));
-        assert_eq!(specific.lookup("x.us-west-2.amazonaws.com"), Some(b));
-        assert_eq!(specific.lookup("x.us-east-1.amazonaws.com"), Some(a));
     }
 }

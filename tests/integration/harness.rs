@@ -48,6 +48,9 @@ pub struct Options {
     pub trust_emulator: bool,
     /// Where the proxy's IAM credentials come from (default: the emulator's static keys).
     pub credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
+    /// Pass `--resolve '*.amazonaws.com=EMULATOR'`; without it upstream names resolve as in
+    /// production (the egress tests route them through a CONNECT proxy instead).
+    pub resolve: bool,
 }
 
 impl Default for Options {
@@ -59,6 +62,7 @@ impl Default for Options {
             min_part_size: 5 * 1024 * 1024,
             trust_emulator: true,
             credentials: None,
+            resolve: true,
         }
     }
 }
@@ -105,13 +109,17 @@ impl Harness {
             "s3x-proxy".into(),
             "--ca-dir".into(),
             dir.path().join("ca").display().to_string(),
-            "--resolve".into(),
-            format!("*.amazonaws.com={}", emulator.addr()),
             "--region".into(),
             "us-west-2".into(),
             "--shutdown-grace".into(),
             "5s".into(),
         ];
+        if options.resolve {
+            argv.extend([
+                "--resolve".into(),
+                format!("*.amazonaws.com={}", emulator.addr()),
+            ]);
+        }
         if options.trust_emulator {
             argv.extend(["--upstream-ca".into(), emulator_ca.display().to_string()]);
         }

@@ -7,6 +7,7 @@ mod budget;
 mod clients;
 mod clients_more;
 mod curl;
+mod egress;
 mod errors;
 mod general;
 mod http10;

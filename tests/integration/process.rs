@@ -38,6 +38,21 @@ impl ProxyProcess {
         rust_log: &str,
         env: &[(&str, Option<&str>)],
     ) -> ProxyProcess {
+        let resolve = format!("*.amazonaws.com={emulator}");
+        let mut args = vec!["--resolve", resolve.as_str()];
+        args.extend_from_slice(extra);
+        Self::start_unresolved(emulator_ca, ca_dir, &args, rust_log, env)
+    }
+
+    /// [`ProxyProcess::start_with_env`] without `--resolve`: upstream names resolve as in
+    /// production (the egress tests route them through a CONNECT proxy instead).
+    pub fn start_unresolved(
+        emulator_ca: &Path,
+        ca_dir: &Path,
+        extra: &[&str],
+        rust_log: &str,
+        env: &[(&str, Option<&str>)],
+    ) -> ProxyProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_s3x-proxy"));
         // The machine exports these globally; the proxy under test must not inherit them.
         for name in [
@@ -69,8 +84,6 @@ impl ProxyProcess {
             ])
             .arg("--ca-dir")
             .arg(ca_dir)
-            .arg("--resolve")
-            .arg(format!("*.amazonaws.com={emulator}"))
             .arg("--upstream-ca")
             .arg(emulator_ca)
             .args(extra)
