@@ -9,6 +9,7 @@ use std::time::Duration;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use clap::{Parser, Subcommand};
 
+use crate::checksum::{ChecksumFlag, Computed};
 use crate::connect::AllowRule;
 use crate::endpoint::Flavor;
 pub use crate::logging::LogFormat;
@@ -168,6 +169,10 @@ pub struct Args {
     /// recognised as the first label of any host.
     #[arg(long, global = true, env = "S3X_PROXY_ENDPOINT_HOST", value_delimiter = ',', default_values_t = ["localhost".to_string()])]
     pub endpoint_host: Vec<String>,
+    /// A checksum the proxy computes while streaming and adds to PutObject bodies that carry
+    /// none of their own, so S3 verifies what it stores (`off`: such bodies rest on TLS alone).
+    #[arg(long, global = true, env = "S3X_PROXY_CHECKSUM", value_enum, default_value_t = ChecksumFlag::Off)]
+    pub checksum: ChecksumFlag,
 }
 
 /// Parses a duration such as `25s`, `500ms`, `2m` or `1h 30m` (humantime), or a bare number
@@ -262,6 +267,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Where IAM credentials come from.
     pub credentials: SharedCredentialsProvider,
+    /// The checksum added to uploads that carry none (`--checksum`).
+    pub checksum: Option<Computed>,
 }
 
 impl Config {
@@ -312,6 +319,7 @@ impl Config {
             client_idle_timeout: args.client_idle_timeout,
             max_connections: args.max_connections as usize,
             credentials,
+            checksum: args.checksum.computed(),
         })
     }
 }
