@@ -79,7 +79,47 @@ pub struct Counted<K> {
     tally: Arc<Tally>,
     /// The end was reached (or nothing was ever due: an empty body, a HEAD answer).
     done: bool,
+    /// Anyone asked for a frame.
+    polled: bool,
+    /// Read what is left when dropped before the end (a client's request body).
+    drain: Option<DrainRule>,
     keep: K,
+}
+
+/// When a request body the proxy stopped reading is read to its end (up to a bound) so the
+/// client gets to read the answer: over h2, a stream ended before the client finished sending
+/// is reset, and some clients (curl 7.88) then report a framing error instead of the answer;
+/// an HTTP/1.1 client still writing gets a broken pipe.
+#[derive(Clone, Copy, Debug)]
+pub struct DrainRule {
+    /// An HTTP/1.1 client waiting for `100 Continue` has sent nothing yet: if the body was
+    /// never asked for, reading it now would ask for an upload nobody wants.
+    pub awaits_continue: bool,
+}
+
+/// How much of an abandoned request body is read and thrown away.
+pub const DRAIN_LIMIT: u64 = 1 << 20;
+/// How long that may take.
+pub const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// Reads and drops up to [`DRAIN_LIMIT`] bytes of `body` for up to [`DRAIN_TIME`], in the
+/// background.
+fn drain(mut body: ProxyBody) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let mut read = 0;
+        let drain = async {
+            while let Some(Ok(frame)) = body.frame().await {
+                read += frame.data_ref().map_or(0, |d| d.len() as u64);
+                if read > DRAIN_LIMIT {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    });
 }
 
 impl<K> Counted<K> {
@@ -99,8 +139,16 @@ impl<K> Counted<K> {
             cuts,
             tally,
             done,
+            polled: false,
+            drain: None,
             keep,
         }
+    }
+
+    /// Reads what is left of the body, under `rule`, if it is dropped before its end.
+    pub fn drain_when_abandoned(mut self, rule: DrainRule) -> Self {
+        self.drain = Some(rule);
+        self
     }
 
     fn cut(&mut self) {
@@ -121,6 +169,7 @@ impl<K: Unpin> Body for Counted<K> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        this.polled = true;
         let frame = std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx));
         match &frame {
             Some(Ok(f)) => {
@@ -151,8 +200,14 @@ impl<K: Unpin> Body for Counted<K> {
 
 impl<K> Drop for Counted<K> {
     fn drop(&mut self) {
-        if !self.inner.is_end_stream() {
-            self.cut();
+        if self.done || self.inner.is_end_stream() {
+            return;
+        }
+        self.cut();
+        if let Some(rule) = self.drain {
+            if self.polled || !rule.awaits_continue {
+                drain(std::mem::replace(&mut self.inner, empty()));
+            }
         }
         let _ = &self.keep;
     }

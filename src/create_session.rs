@@ -12,6 +12,7 @@ use crate::body::{empty, ProxyBody};
 use crate::credentials::IamCredentials;
 use crate::endpoint::Endpoint;
 use crate::operation::Mode;
+use crate::rejection::iam_credentials_rejected;
 use crate::sign::{set_target, sign_parts, Payload, Scope, SignError, TokenHeader};
 use crate::upstream::{read_answer, Upstream, UpstreamError};
 use crate::xml;
@@ -59,15 +60,17 @@ impl From<UpstreamError> for CreateSessionError {
 }
 
 impl CreateSessionError {
-    /// How long this failure is remembered for the same session key: S3's refusals of the
-    /// request itself (NoSuchBucket, AccessDenied) for 5 s; throttling, server errors and
-    /// unreachable S3 for 1 s.
+    /// How long this failure stays the answer for callers that arrive after it: S3's refusals
+    /// of the request itself (NoSuchBucket, AccessDenied) for 5 s; a transient failure
+    /// (throttling, a server error, an unreachable S3) not at all: it answers the callers that
+    /// were waiting on that call, and the next caller asks again, so one 500 does not fail a
+    /// second's worth of requests.
     pub fn cache_for(&self) -> std::time::Duration {
         match self {
             CreateSessionError::S3 { status, .. } if status.is_client_error() => {
                 std::time::Duration::from_secs(5)
             }
-            _ => std::time::Duration::from_secs(1),
+            _ => std::time::Duration::ZERO,
         }
     }
 }
@@ -118,10 +121,35 @@ pub(crate) async fn create_session(
     iam: &IamCredentials,
     key: &SessionKey,
 ) -> Result<(Identity, Duration), CreateSessionError> {
-    let creds = iam
-        .get()
+    let loaded = iam
+        .get_loaded()
         .await
         .map_err(|_| CreateSessionError::Credentials)?;
+    match call(upstream, key, &loaded.credentials).await {
+        // S3 no longer takes these IAM credentials (rotated keys, an expired token): load
+        // them again and try once more.
+        Err(CreateSessionError::S3 { code, .. }) if iam_credentials_rejected(&code) => {
+            tracing::info!(
+                code,
+                "S3 rejected the IAM credentials for CreateSession; reloading"
+            );
+            iam.invalidate(loaded.generation);
+            let fresh = iam
+                .get_loaded()
+                .await
+                .map_err(|_| CreateSessionError::Credentials)?;
+            call(upstream, key, &fresh.credentials).await
+        }
+        result => result,
+    }
+}
+
+/// One CreateSession call with `creds`.
+async fn call(
+    upstream: &dyn Upstream,
+    key: &SessionKey,
+    creds: &Credentials,
+) -> Result<(Identity, Duration), CreateSessionError> {
     let (mut parts, ()) = Request::new(()).into_parts();
     set_target(&mut parts, &key.endpoint.host(), "/?session")?;
     parts.headers.insert(
@@ -135,7 +163,7 @@ pub(crate) async fn create_session(
     }
     sign_parts(
         &mut parts,
-        &creds.into(),
+        &creds.clone().into(),
         TokenHeader::SecurityToken,
         Scope {
             region: key.endpoint.region().as_str(),
@@ -159,14 +187,14 @@ pub(crate) async fn create_session(
     let parsed = xml::parse_create_session(&text)
         .map_err(|e| CreateSessionError::BadResponse(e.to_string()))?;
     let lifetime = session_lifetime(&parsed.expiration, date)?;
-    let creds = Credentials::new(
+    let session = Credentials::new(
         parsed.access_key_id,
         parsed.secret_access_key,
         Some(parsed.session_token),
         None,
         "s3express-session",
     );
-    Ok((creds.into(), lifetime))
+    Ok((session.into(), lifetime))
 }
 
 /// An S3 error answer, keeping S3's status and code.

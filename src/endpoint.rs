@@ -121,6 +121,56 @@ impl Endpoint {
     pub fn is_zonal(&self) -> bool {
         matches!(self, Endpoint::Zonal { .. })
     }
+
+    /// The same general-purpose endpoint in another region (S3 said the bucket lives there);
+    /// `None` for S3 Express endpoints, whose region the zone decides.
+    pub fn in_region(&self, region: Region) -> Option<Endpoint> {
+        match self {
+            Endpoint::General { bucket, flavor, .. } => Some(Endpoint::General {
+                bucket: bucket.clone(),
+                region,
+                flavor: *flavor,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The general-purpose bucket, if this is one's endpoint.
+    pub fn general_bucket(&self) -> Option<&GeneralBucketName> {
+        match self {
+            Endpoint::General { bucket, .. } => bucket.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// The regions S3 said general-purpose buckets live in (`x-amz-bucket-region`), so later
+/// requests go straight there. Bounded; an entry lasts a day.
+#[derive(Clone, Debug)]
+pub struct BucketRegions(moka::sync::Cache<GeneralBucketName, Region>);
+
+impl Default for BucketRegions {
+    fn default() -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(std::time::Duration::from_secs(24 * 3600))
+                .build(),
+        )
+    }
+}
+
+impl BucketRegions {
+    /// The learned region of `bucket`.
+    pub fn get(&self, bucket: &GeneralBucketName) -> Option<Region> {
+        self.0.get(bucket)
+    }
+
+    /// Learns `bucket`'s region.
+    pub fn learn(&self, bucket: &GeneralBucketName, region: Region) {
+        tracing::debug!(%bucket, %region, "learned the bucket's region");
+        self.0.insert(bucket.clone(), region);
+    }
 }
 
 impl fmt::Display for Endpoint {

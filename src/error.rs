@@ -52,6 +52,7 @@ impl From<SendError> for ProxyError {
             SendError::Sign(e) => e.into(),
             SendError::Upstream(e) => e.into(),
             SendError::Session(e) => e.into(),
+            SendError::Credentials(e) => e.into(),
         }
     }
 }

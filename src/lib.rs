@@ -57,6 +57,7 @@ pub mod policy;
 pub mod proxy;
 pub mod record;
 pub mod redact;
+pub mod rejection;
 pub mod respond;
 pub mod route;
 pub mod send;
@@ -210,8 +211,17 @@ pub fn pipeline(
         max_buffered_bytes: config.max_buffered_bytes,
         checksum: config.checksum,
     };
-    let sender = send::Sender::new(upstream, sessions.clone(), metrics.clone());
-    Ok(proxy::Proxy::new(settings, sessions, iam, sender, metrics))
+    let regions = endpoint::BucketRegions::default();
+    let sender = send::Sender::new(
+        upstream,
+        sessions.clone(),
+        iam.clone(),
+        regions.clone(),
+        metrics.clone(),
+    );
+    Ok(proxy::Proxy::new(
+        settings, sessions, iam, sender, regions, metrics,
+    ))
 }
 
 /// The certificate of `--tls-listen`: the operator's files, or one our CA mints.

@@ -40,8 +40,9 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 pub const RETRY_REASONS: &[&str] = &[
     "expired_token",
     "invalid_token",
-    "head_bad_request",
     "connect_error",
+    "iam_credentials",
+    "wrong_region",
 ];
 
 /// Result label values of session cache lookups.

@@ -171,8 +171,13 @@ pub struct ZoneId(String);
 
 impl ZoneId {
     /// Parses a zone id: lowercase alphanumeric segments joined by `-`, of a length the SDK
-    /// endpoint rules accept (8, 9, 13, 14 or 20 characters).
+    /// endpoint rules accept (8, 9, 13, 14 or 20 characters), not starting with `fips-` (the
+    /// Zonal host `s3express-fips-abc` is zone `abc` with FIPS, so zone `fips-abc` would send
+    /// its requests to another zone's FIPS endpoint).
     pub fn parse(s: &str) -> Option<Self> {
+        if s.starts_with("fips-") {
+            return None;
+        }
         let ok_len = matches!(s.len(), 8 | 9 | 13 | 14 | 20);
         let ok_segments = s.split('-').count() >= 2
             && s.split('-').all(|seg| {
@@ -345,6 +350,18 @@ mod tests {
         ] {
             assert!(BucketName::parse(name).is_err(), "{name} should be invalid");
         }
+    }
+
+    // Found by `fuzz/` (target `route`, invariant: the upstream host parses back to the
+    // endpoint's own zone and flavor): `b--fips-abc--x-s3` was a valid bucket whose Zonal host
+    // `b--fips-abc--x-s3.s3express-fips-abc.REGION.amazonaws.com` reads as zone `abc`, FIPS.
+    #[test]
+    fn zones_that_read_as_a_fips_endpoint_are_invalid() {
+        assert!(ZoneId::parse("fips-abc").is_none());
+        assert!(ZoneId::parse("fips-usw2-az1").is_none());
+        assert!(BucketName::parse("b--fips-abc--x-s3").is_err());
+        assert!(BucketName::parse("b--fips-usw2-az1--x-s3").is_err());
+        assert!(ZoneId::parse("fipx-abc").is_some());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Outgoing: a request body on its way to S3. It says when it has been sent (the response-header
 //! deadline starts then, so a slow upload is not cut), and a large one waits for S3's
 //! `100 Continue`, so that S3 can refuse the request before the upload and the client sees S3's
-//! own answer instead of a reset.
+//! own answer instead of a reset; and a body none of which was read can be taken back to send
+//! again.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -143,6 +144,78 @@ impl Body for Outgoing {
     }
 }
 
+/// A streamed body that can be taken back when none of it was read: S3 answered before asking
+/// for it (a 301 to another region, say), so the request can be sent again, body and all.
+struct Reclaimable {
+    slot: Arc<Mutex<Option<ProxyBody>>>,
+    started: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The handle that takes a [`Reclaimable`] body back.
+pub struct Reclaim {
+    slot: Arc<Mutex<Option<ProxyBody>>>,
+    started: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Wraps `body` so that [`Reclaim::take`] can have it back if none of it was read.
+pub fn reclaimable(body: ProxyBody) -> (ProxyBody, Reclaim) {
+    let slot = Arc::new(Mutex::new(Some(body)));
+    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reclaim = Reclaim {
+        slot: slot.clone(),
+        started: started.clone(),
+    };
+    let wrapped = Reclaimable { slot, started };
+    (http_body_util::BodyExt::boxed_unsync(wrapped), reclaim)
+}
+
+impl Reclaim {
+    /// The body, if not a byte of it was read.
+    pub fn take(self) -> Option<ProxyBody> {
+        use std::sync::atomic::Ordering;
+        if self.started.load(Ordering::Acquire) {
+            return None;
+        }
+        self.slot.lock().ok()?.take()
+    }
+}
+
+impl Body for Reclaimable {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let Ok(mut slot) = self.slot.lock() else {
+            return Poll::Ready(Some(Err("the body's lock was poisoned".into())));
+        };
+        let Some(body) = slot.as_mut() else {
+            return Poll::Ready(Some(Err("the body was taken back".into())));
+        };
+        let frame = std::task::ready!(Pin::new(body).poll_frame(cx));
+        self.started
+            .store(true, std::sync::atomic::Ordering::Release);
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.slot
+            .lock()
+            .map(|s| s.as_ref().is_none_or(|b| b.is_end_stream()))
+            .unwrap_or(true)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.slot
+            .lock()
+            .ok()
+            .and_then(|s| s.as_ref().map(|b| b.size_hint()))
+            .unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +254,26 @@ mod tests {
             CONTINUE_TIMEOUT,
             "sent anyway after the timeout"
         );
+    }
+
+    #[tokio::test]
+    async fn a_body_none_of_which_was_read_can_be_taken_back() {
+        let (body, reclaim) = reclaimable(full(vec![3u8; 10]));
+        drop(body);
+        assert_eq!(
+            reclaim
+                .take()
+                .unwrap()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .len(),
+            10
+        );
+        let (mut body, reclaim) = reclaimable(full(vec![3u8; 10]));
+        body.frame().await.unwrap().unwrap();
+        assert!(reclaim.take().is_none(), "once read, it is gone");
     }
 
     #[tokio::test(start_paused = true)]

@@ -7,15 +7,16 @@ use http::request::Parts;
 use http::{header, HeaderMap, Method, Request, Response};
 use tracing::Instrument;
 
-use crate::body::{ClientBodyError, ProxyBody};
+use crate::body::{ClientBodyError, DrainRule, ProxyBody};
 use crate::budget::{Budget, Reserved};
 use crate::checksum::{self, Computed};
 use crate::create_session::SessionKey;
 use crate::credentials::IamCredentials;
+use crate::endpoint::BucketRegions;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::operation::{Auth, Mode};
-use crate::policy::{authorize, SessionMode};
+use crate::policy::{authorize, presigned_fresh, SessionMode};
 use crate::record::{RequestIds, RequestRecord};
 use crate::respond::{finish, local_create_session};
 use crate::route::{route, Arrival, Route, RouteSettings};
@@ -46,6 +47,7 @@ pub struct PipelineSettings {
 /// The request pipeline, shared by every connection.
 pub struct Proxy {
     settings: PipelineSettings,
+    regions: BucketRegions,
     budget: Budget,
     sessions: SessionCache,
     iam: Arc<IamCredentials>,
@@ -69,9 +71,11 @@ impl Proxy {
         sessions: SessionCache,
         iam: Arc<IamCredentials>,
         sender: Sender,
+        regions: BucketRegions,
         metrics: Metrics,
     ) -> Self {
         Self {
+            regions,
             budget: Budget::new(settings.max_buffered_bytes),
             settings,
             sessions,
@@ -109,9 +113,9 @@ impl Proxy {
         let (parts, body) = request.into_parts();
         let mut record = self.record(&parts.method, arrival);
         let span = tracing::info_span!("request", id = %record.request_id, method = %parts.method, operation = tracing::field::Empty);
-        let unread = Unread::of(&parts);
         let http10 = parts.version == http::Version::HTTP_10;
-        let mut body = Some(record.count_upload(body, &self.metrics));
+        let drain = drain_rule(&parts);
+        let mut body = Some(record.count_upload(body, &self.metrics, drain));
         let mut result = self
             .pipeline(parts, &mut body, arrival, &mut record)
             .instrument(span.clone())
@@ -122,9 +126,9 @@ impl Proxy {
                 error => error,
             };
         }
-        if let Some(body) = body {
-            unread.discard(body);
-        }
+        // A body the pipeline did not use is dropped here, and read to its end (up to a
+        // bound) beside the answer, so the client gets to read the answer.
+        drop(body);
         let _entered = span.enter();
         self.respond(result, record)
     }
@@ -157,11 +161,12 @@ impl Proxy {
         arrival: &Arrival,
         record: &mut RequestRecord,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let route = route(&parts, arrival, &self.settings.route)?;
+        let route = route(&parts, arrival, &self.settings.route, &self.regions)?;
         note_route(&route, record);
         let auth = authorize(&route, &parts.method, self.settings.session_mode)?;
+        presigned_fresh(&route.query, std::time::SystemTime::now())?;
         if auth == Auth::AnswerLocally {
-            return Ok(local_create_session(&record.request_id));
+            return Ok(local_create_session(&record.request_id, &parts.headers));
         }
         let payload = sign::strip_client_auth(&mut parts);
         sign::set_target(&mut parts, &route.endpoint.host(), &route.path_and_query)?;
@@ -203,11 +208,10 @@ impl Proxy {
         record: &mut RequestRecord,
     ) -> Result<Signer, ProxyError> {
         let Auth::Session(mode) = auth.filter_zonal(&route.endpoint) else {
-            let creds = self.iam.get().await?;
+            let loaded = self.iam.get_loaded().await?;
             return Ok(Signer::Iam {
-                identity: creds.into(),
-                region: route.endpoint.region().clone(),
-                service: route.endpoint.service(),
+                loaded,
+                endpoint: route.endpoint.clone(),
             });
         };
         if mode == Mode::ReadOnly && self.settings.session_mode == SessionMode::PerRequest {
@@ -314,49 +318,15 @@ async fn with_length(response: Response<ProxyBody>) -> Result<Response<ProxyBody
     Ok(Response::from_parts(parts, crate::body::full(bytes)))
 }
 
-/// How much of a refused request's body is read and thrown away, so that the client sees the
-/// answer: over h2, a stream ended before the client finished sending is reset, and some
-/// clients (curl 7.88) then report a framing error instead of the proxy's answer.
-const DRAIN_LIMIT: u64 = 1 << 20;
-/// How long that may take.
-const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// What is done with a request body the pipeline did not send.
-struct Unread {
-    /// An HTTP/1.1 client waiting for 100 Continue has sent nothing: reading would ask for it.
-    awaits_continue: bool,
-}
-
-impl Unread {
-    fn of(parts: &Parts) -> Self {
-        let expect = parts
-            .headers
-            .get(header::EXPECT)
-            .and_then(|v| v.to_str().ok());
-        let awaits_continue = parts.version < http::Version::HTTP_2
-            && expect.is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-        Self { awaits_continue }
-    }
-
-    /// Reads and drops what the client is still sending, up to [`DRAIN_LIMIT`] bytes and
-    /// [`DRAIN_TIME`], beside the answer (which is not delayed).
-    fn discard(self, mut body: ProxyBody) {
-        if self.awaits_continue || http_body::Body::is_end_stream(&body) {
-            return;
-        }
-        tokio::spawn(async move {
-            let mut read = 0;
-            let drain = async {
-                while let Some(Ok(frame)) = http_body_util::BodyExt::frame(&mut body).await {
-                    read += frame.data_ref().map_or(0, |d| d.len() as u64);
-                    if read > DRAIN_LIMIT {
-                        break;
-                    }
-                }
-            };
-            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
-        });
-    }
+/// How a request's body is drained if the proxy answers before reading it all.
+fn drain_rule(parts: &Parts) -> DrainRule {
+    let expect = parts
+        .headers
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok());
+    let awaits_continue = parts.version < http::Version::HTTP_2
+        && expect.is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    DrainRule { awaits_continue }
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {

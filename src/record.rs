@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use crate::body::{Counted, ProxyBody, Tally};
+use crate::body::{Counted, DrainRule, ProxyBody, Tally};
 use crate::metrics::{Lookup, Metrics};
 
 /// Everything the access log line says about one request.
@@ -67,7 +67,9 @@ impl RequestRecord {
 
     /// Wraps a request body so its bytes (and whether it was cut short) count toward the
     /// upload metrics and this record.
-    pub fn count_upload(&self, body: ProxyBody, metrics: &Metrics) -> ProxyBody {
+    /// Left unread (the proxy answered first), it is read to its end, up to a bound, so the
+    /// client reads the answer (see [`DrainRule`]).
+    pub fn count_upload(&self, body: ProxyBody, metrics: &Metrics, drain: DrainRule) -> ProxyBody {
         let counted = Counted::new(
             body,
             metrics.bytes_upload.clone(),
@@ -75,7 +77,8 @@ impl RequestRecord {
             self.up.clone(),
             true,
             (),
-        );
+        )
+        .drain_when_abandoned(drain);
         http_body_util::BodyExt::boxed_unsync(counted)
     }
 

@@ -42,8 +42,10 @@ pub fn finish(
 }
 
 /// The client's own CreateSession, answered with placeholder credentials (never real ones):
-/// the proxy strips whatever the client later signs with them.
-pub fn local_create_session(request_id: &str) -> Response<ProxyBody> {
+/// the proxy strips whatever the client later signs with them. SSE settings the client asked
+/// for are answered as S3 answers them (the proxy's own CreateSession carries them, from the
+/// client's data requests).
+pub fn local_create_session(request_id: &str, request: &http::HeaderMap) -> Response<ProxyBody> {
     let expires = SystemTime::now() + Duration::from_secs(300);
     let secs = expires
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -58,13 +60,19 @@ pub fn local_create_session(request_id: &str) -> Response<ProxyBody> {
         &format!("s3x-proxy-placeholder-token-{request_id}"),
         &expiration,
     );
-    Response::builder()
+    let mut response = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/xml")
         .header(header::CONTENT_LENGTH, body.len())
         .header("x-amz-request-id", request_id)
         .body(full(body))
-        .unwrap_or_else(|_| Response::new(crate::body::empty()))
+        .unwrap_or_else(|_| Response::new(crate::body::empty()));
+    for name in crate::create_session::SSE_HEADERS {
+        if let Some(value) = request.get(*name) {
+            response.headers_mut().insert(*name, value.clone());
+        }
+    }
+    response
 }
 
 /// Builds an S3-style XML error response (no body for HEAD, as S3 does).

@@ -3,7 +3,7 @@
 
 use http::request::Parts;
 
-use crate::endpoint::{zone_matches, AwsHost, Endpoint, Flavor};
+use crate::endpoint::{zone_matches, AwsHost, BucketRegions, Endpoint, Flavor};
 use crate::names::{BucketName, GeneralBucketName, NameError, Region, RegionResolver, ZoneId};
 use crate::operation::{classify, classify_control, Operation, RequestShape};
 use crate::uri::{path_and_query, Query};
@@ -32,8 +32,12 @@ pub enum RouteError {
     /// A CONNECT target without a port (400).
     #[error("the CONNECT target must be host:port")]
     BadConnectTarget,
-    /// The query names the `session` subresource on something other than CreateSession (400).
-    #[error("the session subresource is only valid on GET of a bucket (CreateSession)")]
+    /// A request target that is neither a path nor empty: the asterisk form `*` (400).
+    #[error("the request target must be a path starting with '/'")]
+    BadTarget,
+    /// The query names the `session` subresource on something other than CreateSession of a
+    /// directory bucket (400).
+    #[error("the session subresource is only valid on GET of a directory bucket (CreateSession)")]
     SessionSubresource,
 }
 
@@ -94,10 +98,15 @@ pub fn route(
     parts: &Parts,
     arrival: &Arrival,
     settings: &RouteSettings,
+    learned: &BucketRegions,
 ) -> Result<Route, RouteError> {
     let (host, explicit) = target_host(parts, arrival)?;
     let query = Query::parse(parts.uri.query());
     let path = parts.uri.path();
+    // `*` names no resource; taken as a key it became `https://HOST%2A` upstream.
+    if !path.is_empty() && !path.starts_with('/') {
+        return Err(RouteError::BadTarget);
+    }
     let route = match AwsHost::parse(&host) {
         Some(aws) => route_aws(parts, aws, path, query, settings)?,
         None if explicit
@@ -108,8 +117,18 @@ pub fn route(
         }
         None => route_endpoint_mode(parts, &host, path, query, settings)?,
     };
-    if route.query.names_session() && route.operation != Operation::CreateSession {
+    // CreateSession is answered locally only for a directory bucket; on a general-purpose
+    // bucket it would be IAM-signed and sent, which §3.1 of the design forbids.
+    let local_create_session =
+        route.operation == Operation::CreateSession && route.endpoint.is_zonal();
+    if route.query.names_session() && !local_create_session {
         return Err(RouteError::SessionSubresource);
+    }
+    // A general-purpose bucket's region, once S3 said it, beats the host's and the default.
+    let mut route = route;
+    let known = route.endpoint.general_bucket().and_then(|b| learned.get(b));
+    if let Some(moved) = known.and_then(|region| route.endpoint.in_region(region)) {
+        route.endpoint = moved;
     }
     if !settings.general_purpose && matches!(route.endpoint, Endpoint::General { .. }) {
         return Err(RouteError::GeneralPurposeOff(host));
@@ -146,7 +165,12 @@ pub fn split_authority(authority: &str) -> Result<(String, Option<u16>), RouteEr
             inside
                 .parse::<std::net::Ipv6Addr>()
                 .map_err(|_| RouteError::BadHost)?;
-            (&authority[..inside.len() + 2], after.strip_prefix(':'))
+            // Only `:port` may follow the literal (`[::1]@evil` is not `[::1]`).
+            let port = match after {
+                "" => None,
+                _ => Some(after.strip_prefix(':').ok_or(RouteError::BadHost)?),
+            };
+            (&authority[..inside.len() + 2], port)
         }
         None => match authority.rsplit_once(':') {
             Some((host, port)) => (host, Some(port)),

@@ -31,12 +31,16 @@ fn settings() -> RouteSettings {
     }
 }
 
+fn route_(parts: &Parts, arrival: &Arrival, settings: &RouteSettings) -> Result<Route, RouteError> {
+    route(parts, arrival, settings, &BucketRegions::default())
+}
+
 fn ok(method: &str, uri: &str, host: Option<&str>) -> Route {
-    route(&parts(method, uri, host), &listener(), &settings()).unwrap()
+    route_(&parts(method, uri, host), &listener(), &settings()).unwrap()
 }
 
 fn err(method: &str, uri: &str, host: Option<&str>) -> RouteError {
-    route(&parts(method, uri, host), &listener(), &settings()).unwrap_err()
+    route_(&parts(method, uri, host), &listener(), &settings()).unwrap_err()
 }
 
 const ZONAL: &str = "b--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com";
@@ -81,7 +85,7 @@ fn crafted_hosts_are_refused_and_never_become_the_upstream() {
         "[not-ipv6]:80",
         "",
     ] {
-        let e = route(&parts("GET", "/k", Some(host)), &listener(), &settings());
+        let e = route_(&parts("GET", "/k", Some(host)), &listener(), &settings());
         assert!(
             matches!(e, Err(RouteError::BadHost | RouteError::MissingHost)),
             "{host:?}: {e:?}"
@@ -195,7 +199,7 @@ fn control_plane_operations_go_to_the_control_host_in_every_mode() {
         tunnel: Some(ZONAL.into()),
         ..listener()
     };
-    let via_tunnel = route(&parts("GET", "/?policy", Some(ZONAL)), &tunnel, &settings()).unwrap();
+    let via_tunnel = route_(&parts("GET", "/?policy", Some(ZONAL)), &tunnel, &settings()).unwrap();
     let forward = ok("GET", &format!("http://{ZONAL}/?policy"), None);
     let endpoint = ok("GET", "/b--usw2-az1--x-s3?policy", Some("127.0.0.1"));
     for r in [via_tunnel, forward, endpoint] {
@@ -245,10 +249,25 @@ fn general_purpose_buckets_route_to_their_regional_host() {
 }
 
 #[test]
+fn a_learned_bucket_region_beats_the_hosts() {
+    let learned = BucketRegions::default();
+    learned.learn(
+        &GeneralBucketName::parse("logs").unwrap(),
+        Region::parse("ap-south-1").unwrap(),
+    );
+    let p = parts("GET", "http://logs.s3.amazonaws.com/a", None);
+    let r = route(&p, &listener(), &settings(), &learned).unwrap();
+    assert_eq!(r.endpoint.host(), "logs.s3.ap-south-1.amazonaws.com");
+    let p = parts("GET", "/logs/a", Some("127.0.0.1"));
+    let r = route(&p, &listener(), &settings(), &learned).unwrap();
+    assert_eq!(r.endpoint.region().as_str(), "ap-south-1");
+}
+
+#[test]
 fn general_purpose_can_be_turned_off() {
     let mut off = settings();
     off.general_purpose = false;
-    let e = route(
+    let e = route_(
         &parts("GET", "http://s3.amazonaws.com/logs/a", None),
         &listener(),
         &off,
@@ -261,7 +280,7 @@ fn bad_names_and_foreign_hosts_are_refused() {
     let bad = "http://Bad_Name--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com/k";
     assert!(matches!(err("GET", bad, None), RouteError::BadHost));
     let bad = "http://bad--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com/k";
-    assert!(route(&parts("GET", bad, None), &listener(), &settings()).is_ok());
+    assert!(route_(&parts("GET", bad, None), &listener(), &settings()).is_ok());
     assert!(matches!(
         err("GET", "http://example.com/index.html", None),
         RouteError::NotS3Host(_)
@@ -282,7 +301,83 @@ fn tunnel_requests_route_by_the_connect_host() {
         tunnel: Some(ZONAL.into()),
         ..listener()
     };
-    let r = route(&parts("HEAD", "/k", None), &arrival, &settings()).unwrap();
+    let r = route_(&parts("HEAD", "/k", None), &arrival, &settings()).unwrap();
     assert_eq!(r.operation, HeadObject);
     assert_eq!(r.endpoint.host(), ZONAL);
+}
+
+// Found by `fuzz/` (target `authority`): text after a bracketed IPv6 literal was dropped, so
+// `Host: [::1]@evil.example` was accepted as `[::1]` instead of refused like any other host
+// outside the grammar.
+#[test]
+fn only_a_port_may_follow_an_ipv6_literal() {
+    for host in [
+        "[::1]junk",
+        "[::1]@evil.example",
+        "[::1]x:80",
+        "[::1]]:80",
+        "[::1] ",
+    ] {
+        assert!(
+            matches!(split_authority(host), Err(RouteError::BadHost)),
+            "{host:?}"
+        );
+        let e = route_(&parts("GET", "/k", Some(host)), &listener(), &settings());
+        assert!(matches!(e, Err(RouteError::BadHost)), "{host:?}: {e:?}");
+    }
+    assert_eq!(
+        split_authority("[::1]:8080").unwrap(),
+        ("[::1]".to_owned(), Some(8080))
+    );
+    assert_eq!(
+        split_authority("[::1]").unwrap(),
+        ("[::1]".to_owned(), None)
+    );
+}
+
+// Found by `fuzz/` (target `route`): `?session` on a general-purpose bucket was routed as
+// CreateSession to the general-purpose endpoint, where the policy signs everything with IAM: it
+// would have been signed and sent. Only a directory bucket's CreateSession is answered locally.
+#[test]
+fn session_on_a_general_purpose_bucket_is_refused() {
+    for (uri, host) in [
+        ("/logs?session", Some("127.0.0.1:8080")),
+        ("/?%73ession=", Some("logs.localhost")),
+        ("http://logs.s3.us-west-2.amazonaws.com/?session", None),
+        ("http://s3.amazonaws.com/logs?Session", None),
+    ] {
+        assert!(
+            matches!(err("GET", uri, host), RouteError::SessionSubresource),
+            "{uri} {host:?}"
+        );
+    }
+    assert_eq!(
+        ok("GET", "/b--usw2-az1--x-s3?session", Some("127.0.0.1")).operation,
+        CreateSession
+    );
+}
+
+// Found by `fuzz/` (target `route`, invariant: `path_and_query` starts with '/'): the asterisk
+// form `*` was routed as a key, making `path_and_query` `%2A` and the upstream target
+// `https://HOST%2A`, in every mode.
+#[test]
+fn the_asterisk_form_is_refused() {
+    let tunnel = Arrival {
+        tunnel: Some(ZONAL.into()),
+        ..listener()
+    };
+    for (method, host) in [
+        ("OPTIONS", "localhost"),
+        ("GET", "b-3.localhost"),
+        ("GET", "b--usw2-az1--x-s3.localhost:8080"),
+        ("PUT", "127.0.0.1"),
+    ] {
+        let e = route_(&parts(method, "*", Some(host)), &listener(), &settings());
+        assert!(
+            matches!(e, Err(RouteError::BadTarget)),
+            "{method} {host}: {e:?}"
+        );
+    }
+    let e = route_(&parts("GET", "*", None), &tunnel, &settings());
+    assert!(matches!(e, Err(RouteError::BadTarget)), "{e:?}");
 }

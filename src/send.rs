@@ -1,23 +1,25 @@
 //! Send: sign one request and send it to S3, sending it once more when that is safe and useful
-//! (a connection that failed before S3 saw the request; a session token S3 rejected).
+//! (a connection that failed before S3 saw the request; a session token or IAM credentials S3
+//! rejected; a general-purpose bucket in another region).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, Method, Request, Response, Uri};
 use tokio::time::Instant;
 
 use crate::body::{full, ProxyBody};
 use crate::create_session::{CreateSessionError, SessionKey};
+use crate::credentials::{CredentialsUnavailable, IamCredentials, Loaded};
+use crate::endpoint::{BucketRegions, Endpoint};
 use crate::metrics::{Lookup, Metrics};
-use crate::names::Region;
+use crate::outgoing::{reclaimable, Reclaim};
 use crate::record::RequestRecord;
+use crate::rejection::{classify, Rejection, SignedWith};
 use crate::session::{Session, SessionCache};
 use crate::sign::{self, Payload, Scope, SignError, TokenHeader};
-use crate::upstream::{read_answer, Upstream, UpstreamError};
-use crate::xml;
+use crate::upstream::{Upstream, UpstreamError};
 
 /// Why a request got no answer from S3 that could be relayed.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,9 @@ pub enum SendError {
     /// S3 rejected the session and a fresh one could not be had.
     #[error(transparent)]
     Session(#[from] CreateSessionError),
+    /// S3 rejected the IAM credentials and new ones could not be loaded.
+    #[error(transparent)]
+    Credentials(CredentialsUnavailable),
 }
 
 /// The method, URI and headers of a request on its way upstream (signed anew per attempt).
@@ -48,16 +53,32 @@ pub struct Head {
 pub enum OutBody {
     /// Small and kept: can be sent again.
     Kept(Bytes),
-    /// Streaming: can be sent once.
+    /// Streaming: can be sent again only if S3 answered before any of it was read.
     Streaming(Option<ProxyBody>),
 }
 
 impl OutBody {
-    /// The body for the next attempt, and whether another attempt could follow.
-    fn attempt(&mut self) -> (ProxyBody, bool) {
+    /// The body for the next attempt, and a handle to take a streamed one back.
+    fn attempt(&mut self) -> (ProxyBody, Option<Reclaim>) {
         match self {
-            OutBody::Kept(bytes) => (full(bytes.clone()), true),
-            OutBody::Streaming(stream) => (stream.take().unwrap_or_else(crate::body::empty), false),
+            OutBody::Kept(bytes) => (full(bytes.clone()), None),
+            OutBody::Streaming(stream) => {
+                let body = stream.take().unwrap_or_else(crate::body::empty);
+                let (body, reclaim) = reclaimable(body);
+                (body, Some(reclaim))
+            }
+        }
+    }
+
+    /// After an attempt: whether the body can be sent again (taking a streamed one back).
+    fn replayable(&mut self, reclaim: Option<Reclaim>) -> bool {
+        match (self, reclaim) {
+            (OutBody::Kept(_), _) => true,
+            (OutBody::Streaming(slot), Some(reclaim)) => {
+                *slot = reclaim.take();
+                slot.is_some()
+            }
+            (OutBody::Streaming(_), None) => false,
         }
     }
 }
@@ -72,15 +93,26 @@ pub enum Signer {
         /// The session.
         session: Arc<Session>,
     },
-    /// The IAM credentials.
+    /// The IAM credentials, for `endpoint` (the signing scope; a general-purpose one may move
+    /// to the bucket's region).
     Iam {
-        /// The credentials.
-        identity: Identity,
-        /// The signing region.
-        region: Region,
-        /// The signing name (`s3express` or `s3`).
-        service: &'static str,
+        /// The credentials and their load.
+        loaded: Loaded,
+        /// Where the request goes.
+        endpoint: Endpoint,
     },
+}
+
+impl Signer {
+    fn signed_with(&self) -> SignedWith<'_> {
+        match self {
+            Signer::Session { .. } => SignedWith::Session,
+            Signer::Iam { endpoint, .. } => {
+                let general = endpoint.general_bucket().map(|_| endpoint.region());
+                SignedWith::Iam(general)
+            }
+        }
+    }
 }
 
 /// What one attempt came to.
@@ -89,8 +121,8 @@ enum Outcome {
     Done(Response<ProxyBody>),
     /// The connection failed before S3 saw the request.
     RetryConnect(UpstreamError),
-    /// S3 rejected the session token (the reason is the retry metric's label).
-    RetryFreshSession(Response<ProxyBody>, &'static str),
+    /// S3's answer says what another attempt should change.
+    Rejected(Response<ProxyBody>, Rejection),
 }
 
 /// Signs and sends requests; shared by the pipeline and the multipart conversion.
@@ -98,21 +130,33 @@ enum Outcome {
 pub struct Sender {
     upstream: Arc<dyn Upstream>,
     sessions: SessionCache,
+    iam: Arc<IamCredentials>,
+    regions: BucketRegions,
     metrics: Metrics,
 }
 
 impl Sender {
-    /// A sender over `upstream`, replacing rejected sessions through `sessions`.
-    pub fn new(upstream: Arc<dyn Upstream>, sessions: SessionCache, metrics: Metrics) -> Self {
+    /// A sender over `upstream`, replacing rejected sessions through `sessions` and rejected IAM
+    /// credentials through `iam`, learning buckets' regions into `regions`.
+    pub fn new(
+        upstream: Arc<dyn Upstream>,
+        sessions: SessionCache,
+        iam: Arc<IamCredentials>,
+        regions: BucketRegions,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             upstream,
             sessions,
+            iam,
+            regions,
             metrics,
         }
     }
 
-    /// Sends the request, at most twice: again after a connect error, or with a fresh session
-    /// after a token error, if the body was kept.
+    /// Sends the request, at most twice: again after a connect error, with a fresh session or
+    /// reloaded IAM credentials after S3 rejected them, or to the bucket's own region, if the
+    /// body was kept or none of it was sent.
     pub async fn send(
         &self,
         head: &Head,
@@ -121,43 +165,110 @@ impl Sender {
         mut signer: Signer,
         record: &mut RequestRecord,
     ) -> Result<Response<ProxyBody>, SendError> {
+        let mut head = std::borrow::Cow::Borrowed(head);
         let mut retried = false;
         loop {
-            let (attempt_body, replayable) = body.attempt();
+            let (attempt_body, reclaim) = body.attempt();
             let outcome = self
-                .attempt(head, attempt_body, payload, &signer, record)
+                .attempt(&head, attempt_body, payload, &signer, record)
                 .await?;
-            let can_retry = replayable && !retried;
-            match outcome {
+            let can_retry = !retried && body.replayable(reclaim);
+            let rejection = match outcome {
                 Outcome::Done(response) => return Ok(response),
                 Outcome::RetryConnect(error) if can_retry => {
                     tracing::debug!(%error, "connect failed; retrying once");
                     self.count_retry("connect_error");
+                    retried = true;
+                    continue;
                 }
                 Outcome::RetryConnect(error) => return Err(error.into()),
-                Outcome::RetryFreshSession(response, reason) => {
-                    let Signer::Session { key, session } = &signer else {
-                        return Ok(response);
-                    };
-                    if !can_retry {
-                        // Cannot send it again, but the next request must not use this session.
-                        self.sessions.invalidate(key, session.generation()).await;
-                        return Ok(response);
-                    }
-                    tracing::info!(
-                        reason,
-                        "S3 rejected the session token; retrying with a new session"
-                    );
-                    self.count_retry(reason);
-                    let fresh = self.sessions.replace(key, session.generation()).await?;
-                    record.lookup = Some(Lookup::Miss);
-                    signer = Signer::Session {
+                Outcome::Rejected(response, rejection) if !can_retry => {
+                    self.forget(&signer, &rejection).await;
+                    return Ok(response);
+                }
+                Outcome::Rejected(_, rejection) => rejection,
+            };
+            tracing::info!(
+                reason = rejection.reason(),
+                "S3 rejected the attempt; retrying once"
+            );
+            self.count_retry(rejection.reason());
+            signer = self.fix(&mut head, signer, rejection, record).await?;
+            retried = true;
+        }
+    }
+
+    /// `signer` with the session the cache holds now for its key, if that is another one (a
+    /// long multipart upload outlives sessions: each part uses the current one).
+    pub async fn current(&self, signer: &Signer) -> Signer {
+        if let Signer::Session { key, session } = signer {
+            if let Some(now) = self.sessions.peek(key).await {
+                if now.generation() != session.generation() {
+                    return Signer::Session {
                         key: key.clone(),
-                        session: fresh,
+                        session: now,
                     };
                 }
             }
-            retried = true;
+        }
+        signer.clone()
+    }
+
+    /// What the next attempt changes: a fresh session, reloaded IAM credentials, or the
+    /// bucket's own region.
+    async fn fix(
+        &self,
+        head: &mut std::borrow::Cow<'_, Head>,
+        signer: Signer,
+        rejection: Rejection,
+        record: &mut RequestRecord,
+    ) -> Result<Signer, SendError> {
+        match (signer, rejection) {
+            (Signer::Session { key, session }, _) => {
+                let fresh = self.sessions.replace(&key, session.generation()).await?;
+                record.lookup = Some(Lookup::Miss);
+                Ok(Signer::Session {
+                    key,
+                    session: fresh,
+                })
+            }
+            (Signer::Iam { loaded, endpoint }, Rejection::Region(region)) => {
+                let Some(moved) = endpoint.in_region(region) else {
+                    return Ok(Signer::Iam { loaded, endpoint });
+                };
+                if let (Some(bucket), region) = (moved.general_bucket(), moved.region()) {
+                    self.regions.learn(bucket, region.clone());
+                }
+                head.to_mut().move_to(&moved.host())?;
+                Ok(Signer::Iam {
+                    loaded,
+                    endpoint: moved,
+                })
+            }
+            (Signer::Iam { loaded, endpoint }, _) => {
+                self.iam.invalidate(loaded.generation);
+                let loaded = self
+                    .iam
+                    .get_loaded()
+                    .await
+                    .map_err(SendError::Credentials)?;
+                Ok(Signer::Iam { loaded, endpoint })
+            }
+        }
+    }
+
+    /// The attempt is not repeated, but the next request must not repeat its mistake.
+    async fn forget(&self, signer: &Signer, rejection: &Rejection) {
+        match (signer, rejection) {
+            (Signer::Session { key, session }, _) => {
+                self.sessions.invalidate(key, session.generation()).await
+            }
+            (Signer::Iam { endpoint, .. }, Rejection::Region(region)) => {
+                if let Some(bucket) = endpoint.general_bucket() {
+                    self.regions.learn(bucket, region.clone());
+                }
+            }
+            (Signer::Iam { loaded, .. }, _) => self.iam.invalidate(loaded.generation),
         }
     }
 
@@ -184,15 +295,41 @@ impl Sender {
             Err(error) if error.is_not_sent() => return Ok(Outcome::RetryConnect(error)),
             Err(error) => return Err(error.into()),
         };
-        let Signer::Session { session, .. } = signer else {
-            return Ok(Outcome::Done(response));
-        };
         Ok(
-            match token_rejection(&head.method, response, session).await? {
-                (response, Some(reason)) => Outcome::RetryFreshSession(response, reason),
+            match classify(&head.method, response, signer.signed_with()).await? {
+                (response, Some(Rejection::Unclear)) => match self.probe(head, signer).await {
+                    Some(reason) => Outcome::Rejected(response, Rejection::SessionToken(reason)),
+                    None => Outcome::Done(response),
+                },
+                (response, Some(rejection)) => Outcome::Rejected(response, rejection),
                 (response, None) => Outcome::Done(response),
             },
         )
+    }
+
+    /// A session-signed HEAD got a bare 400: asks for one byte with a GET on the same session,
+    /// whose error body names the code. Only token errors count; anything else leaves the
+    /// HEAD's answer as it was.
+    async fn probe(&self, head: &Head, signer: &Signer) -> Option<&'static str> {
+        let mut probe = head.clone();
+        probe.method = Method::GET;
+        probe.headers.insert(
+            http::header::RANGE,
+            http::HeaderValue::from_static("bytes=0-0"),
+        );
+        let request =
+            signed_request(&probe, crate::body::empty(), Payload::Unsigned, signer).ok()?;
+        let response = self.upstream.send(request).await.ok()?;
+        if response.status() != http::StatusCode::BAD_REQUEST {
+            return None;
+        }
+        let bytes = crate::upstream::read_answer(response.into_body())
+            .await
+            .ok()?;
+        let code = crate::xml::parse_error(&String::from_utf8_lossy(&bytes))
+            .ok()?
+            .code;
+        crate::rejection::session_rejected(&code)
     }
 
     fn count_retry(&self, reason: &str) {
@@ -200,6 +337,20 @@ impl Sender {
             .upstream_retries
             .with_label_values(&[reason])
             .inc();
+    }
+}
+
+impl Head {
+    /// Points the head at another host (same path and query), `Host` included.
+    fn move_to(&mut self, host: &str) -> Result<(), SignError> {
+        let path = self.uri.path_and_query().map_or("/", |p| p.as_str());
+        self.uri = format!("https://{host}{path}")
+            .parse()
+            .map_err(|_| SignError::Unsignable("the target is not a valid URI"))?;
+        let host = http::HeaderValue::from_str(host)
+            .map_err(|_| SignError::Unsignable("the host is not valid"))?;
+        self.headers.insert(http::header::HOST, host);
+        Ok(())
     }
 }
 
@@ -214,52 +365,21 @@ fn signed_request(
     parts.method = head.method.clone();
     parts.uri = head.uri.clone();
     parts.headers = head.headers.clone();
-    let (identity, token, scope) = match signer {
-        Signer::Session { session, key } => {
-            let scope = Scope {
-                region: key.endpoint.region().as_str(),
-                service: key.endpoint.service(),
-            };
-            (session.identity(), TokenHeader::S3Session, scope)
-        }
-        Signer::Iam {
-            identity,
-            region,
-            service,
-        } => {
-            let scope = Scope {
-                region: region.as_str(),
-                service,
-            };
-            (identity, TokenHeader::SecurityToken, scope)
+    let (identity, token, endpoint) = match signer {
+        Signer::Session { session, key } => (
+            session.identity().clone(),
+            TokenHeader::S3Session,
+            &key.endpoint,
+        ),
+        Signer::Iam { loaded, endpoint } => {
+            let identity: Identity = loaded.credentials.clone().into();
+            (identity, TokenHeader::SecurityToken, endpoint)
         }
     };
-    sign::sign_parts(&mut parts, identity, token, scope, payload)?;
+    let scope = Scope {
+        region: endpoint.region().as_str(),
+        service: endpoint.service(),
+    };
+    sign::sign_parts(&mut parts, &identity, token, scope, payload)?;
     Ok(Request::from_parts(parts, body))
-}
-
-/// Whether S3 rejected the session token of a request, and why. A 400's body is read to find
-/// its code, so the response returned carries it again.
-async fn token_rejection(
-    method: &Method,
-    response: Response<ProxyBody>,
-    session: &Session,
-) -> Result<(Response<ProxyBody>, Option<&'static str>), UpstreamError> {
-    if response.status() != StatusCode::BAD_REQUEST {
-        return Ok((response, None));
-    }
-    if *method == Method::HEAD {
-        // A HEAD error has no body naming its code. A bare 400 on a session that is not brand
-        // new is most likely an expired token: replace it (at most once a second per session).
-        let stale = session.age() >= Duration::from_secs(1);
-        return Ok((response, stale.then_some("head_bad_request")));
-    }
-    let (parts, body) = response.into_parts();
-    let bytes = read_answer(body).await?;
-    let reason = match xml::parse_error(&String::from_utf8_lossy(&bytes)) {
-        Ok(e) if e.code == "ExpiredToken" => Some("expired_token"),
-        Ok(e) if e.code == "InvalidToken" => Some("invalid_token"),
-        _ => None,
-    };
-    Ok((Response::from_parts(parts, full(bytes)), reason))
 }

@@ -98,9 +98,10 @@ struct Inner {
     generations: AtomicU64,
 }
 
-/// A failed CreateSession, and until when it is the answer for its key.
+/// A failed CreateSession: when it failed, and until when it is the answer for later callers.
 struct Failure {
     error: CreateSessionError,
+    at: Instant,
     until: Instant,
 }
 
@@ -195,6 +196,13 @@ impl SessionCache {
         Some((session, lookup))
     }
 
+    /// The cached, usable session for `key`, without counting a lookup or starting a refresh
+    /// (a long upload checks before each part whether its session was replaced).
+    pub async fn peek(&self, key: &SessionKey) -> Option<Arc<Session>> {
+        let session = self.inner.cache.get(key).await?;
+        session.usable(Instant::now()).then_some(session)
+    }
+
     fn count(&self, lookup: Lookup) {
         self.inner
             .metrics
@@ -270,7 +278,8 @@ impl SessionCache {
         key: &SessionKey,
         replace: Option<u64>,
     ) -> Result<Arc<Session>, CreateSessionError> {
-        self.recent_failure(key)?;
+        let asked = Instant::now();
+        self.recent_failure(key, asked)?;
         let this = self.clone();
         let owned_key = key.clone();
         let result = self
@@ -285,7 +294,7 @@ impl SessionCache {
                     }
                 }
                 // Callers queued behind a failed call get its answer, not a call of their own.
-                this.recent_failure(&owned_key)?;
+                this.recent_failure(&owned_key, asked)?;
                 let session = this.create(&owned_key).await?;
                 Ok::<_, CreateSessionError>(Op::Put(Arc::new(session)))
             })
@@ -310,10 +319,12 @@ impl SessionCache {
         }
     }
 
-    /// The failure a recent CreateSession for `key` ended with, if it still stands.
-    fn recent_failure(&self, key: &SessionKey) -> Result<(), CreateSessionError> {
+    /// The failure a CreateSession for `key` ended with, if it is the answer for a caller that
+    /// asked at `asked`: every caller that was already waiting gets it; later callers only
+    /// while it stands (S3's refusals of the request; see `CreateSessionError::cache_for`).
+    fn recent_failure(&self, key: &SessionKey, asked: Instant) -> Result<(), CreateSessionError> {
         match self.inner.failures.get(key) {
-            Some(failure) if Instant::now() < failure.until => Err(failure.error.clone()),
+            Some(f) if f.at > asked || Instant::now() < f.until => Err(f.error.clone()),
             _ => Ok(()),
         }
     }
@@ -325,10 +336,11 @@ impl SessionCache {
         let started = Instant::now();
         let result = create_session(inner.upstream.as_ref(), &inner.iam, key).await;
         if let Err(error) = &result {
-            let until = Instant::now() + error.cache_for();
+            let at = Instant::now();
             let failure = Arc::new(Failure {
                 error: error.clone(),
-                until,
+                at,
+                until: at + error.cache_for(),
             });
             inner.failures.insert(key.clone(), failure);
         } else {

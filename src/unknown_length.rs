@@ -270,18 +270,11 @@ impl Multipart<'_> {
             return Ok(failed(done, &text));
         }
         let mut response = Response::new(crate::body::empty());
-        let sum = self.checksum.map(|c| c.algorithm().header());
-        for name in [
-            "x-amz-request-id",
-            "x-amz-id-2",
-            "x-amz-server-side-encryption",
-        ]
-        .into_iter()
-        .chain(sum)
-        .chain(sum.map(|_| CHECKSUM_TYPE))
-        {
-            if let Some(value) = done.headers().get(name) {
-                response.headers_mut().insert(name, value.clone());
+        // Everything S3 said about the object (encryption, KMS key, bucket key, checksums,
+        // version): the client asked for a PutObject and gets its answer's headers.
+        for (name, value) in done.headers() {
+            if name.as_str().starts_with("x-amz-") {
+                response.headers_mut().append(name, value.clone());
             }
         }
         if let Some(etag) = element(&text, "ETag").and_then(|e| HeaderValue::from_str(&e).ok()) {
@@ -329,7 +322,7 @@ impl Multipart<'_> {
             headers,
         };
         let body = OutBody::Kept(body);
-        let signer = self.signer.clone();
+        let signer = self.sender.current(&self.signer).await;
         Ok(self
             .sender
             .send(&head, body, Payload::Unsigned, signer, record)

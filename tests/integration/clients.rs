@@ -402,3 +402,38 @@ mod sha2_free {
             .to_owned()
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_job_copies_between_a_general_purpose_and_a_directory_bucket_and_back() {
+    use crate::harness::GP_BUCKET;
+    let h = Harness::start(Options::default()).await;
+    let aws = Aws::new(&h, false).await;
+    let dir = h.dir.path();
+    // Big enough for the CLI to copy it in parts (UploadPartCopy) as well as whole.
+    for (name, size) in [("small.bin", 200_000), ("large.bin", 12 << 20)] {
+        let body = data(size, 77);
+        let input = dir.join(name);
+        std::fs::write(&input, &body).unwrap();
+        let staged = format!("s3://{GP_BUCKET}/stage/{name}");
+        let hot = format!("s3://{BUCKET}/hot/{name}");
+        let back = format!("s3://{GP_BUCKET}/back/{name}");
+        aws.run(&["s3", "cp", input.to_str().unwrap(), &staged])
+            .await;
+        aws.run(&["s3", "cp", &staged, &hot]).await;
+        aws.run(&["s3", "cp", &hot, &back]).await;
+        let output = dir.join(format!("{name}.out"));
+        aws.run(&["s3", "cp", &back, output.to_str().unwrap()])
+            .await;
+        assert!(
+            std::fs::read(&output).unwrap() == body,
+            "{name} is byte-identical"
+        );
+        assert_eq!(
+            h.emulator.object(BUCKET, &format!("hot/{name}")).as_deref(),
+            Some(&body[..])
+        );
+    }
+    let counters = h.emulator.counters();
+    assert_eq!(counters.signature_failures, 0, "{counters:?}");
+    h.stop().await;
+}

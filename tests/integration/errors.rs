@@ -230,12 +230,25 @@ async fn presigned_parameters_are_dropped_and_the_request_re_signed() {
         .status,
         StatusCode::OK
     );
-    let presigned = "/shared.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDFAKE%2F20240101%2Fus-west-2%2Fs3express%2Faws4_request&X-Amz-Date=20240101T000000Z&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature=abcdef&x-amz-s3session-token=fake";
+    let date = crate::harness::presign_date();
+    let presigned = format!("/shared.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDFAKE%2F20240101%2Fus-west-2%2Fs3express%2Faws4_request&X-Amz-Date={date}&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature=abcdef&x-amz-s3session-token=fake");
     let get = h
-        .forward(Method::GET, BUCKET, presigned, &[], Bytes::new())
+        .forward(Method::GET, BUCKET, &presigned, &[], Bytes::new())
         .await;
     assert_eq!(get.status, StatusCode::OK, "{}", get.text());
     assert_eq!(&get.body[..], b"shared");
     assert_eq!(h.emulator.counters().signature_failures, 0);
+    // A URL past its own expiry is refused, not re-signed.
+    let expired = "/shared.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDFAKE%2F20240101%2Fus-west-2%2Fs3express%2Faws4_request&X-Amz-Date=20240101T000000Z&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature=abcdef";
+    let requests = h.emulator.counters().requests;
+    let old = h
+        .forward(Method::GET, BUCKET, expired, &[], Bytes::new())
+        .await;
+    assert_eq!(
+        (old.status, old.code().as_str()),
+        (StatusCode::FORBIDDEN, "AccessDenied")
+    );
+    assert!(old.text().contains("Request has expired"), "{}", old.text());
+    assert_eq!(h.emulator.counters().requests, requests, "nothing was sent");
     h.stop().await;
 }

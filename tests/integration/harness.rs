@@ -17,6 +17,12 @@ use tokio::sync::oneshot;
 pub const BUCKET: &str = "demo--usw2-az1--x-s3";
 pub const RO_BUCKET: &str = "readonly--usw2-az1--x-s3";
 pub const OTHER_BUCKET: &str = "other--use1-az4--x-s3";
+/// A general-purpose bucket in us-west-2 (the proxy's --region).
+pub const GP_BUCKET: &str = "gp-west-data";
+/// A general-purpose bucket in eu-west-1: its region must be discovered.
+pub const GP_EUROPE: &str = "gp-europe-data";
+/// A general-purpose bucket with dots (path-style upstream).
+pub const GP_DOTTED: &str = "gp.dotted.data";
 
 /// The Zonal host of a bucket in the test zones.
 pub fn zonal_host(bucket: &str) -> String {
@@ -40,6 +46,8 @@ pub struct Options {
     pub min_part_size: u64,
     /// Pass `--upstream-ca` with the emulator's CA (the proxy must verify upstream TLS).
     pub trust_emulator: bool,
+    /// Where the proxy's IAM credentials come from (default: the emulator's static keys).
+    pub credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
 }
 
 impl Default for Options {
@@ -50,6 +58,7 @@ impl Default for Options {
             tls_listener: false,
             min_part_size: 5 * 1024 * 1024,
             trust_emulator: true,
+            credentials: None,
         }
     }
 }
@@ -78,6 +87,11 @@ impl Harness {
         let emulator = Emulator::start(EmulatorConfig {
             session_lifetime: options.session_lifetime,
             buckets: vec![BUCKET.into(), RO_BUCKET.into(), OTHER_BUCKET.into()],
+            general_purpose_buckets: vec![
+                (GP_BUCKET.into(), "us-west-2".into()),
+                (GP_EUROPE.into(), "eu-west-1".into()),
+                (GP_DOTTED.into(), "us-west-2".into()),
+            ],
             min_part_size: options.min_part_size,
             ..EmulatorConfig::default()
         })
@@ -112,11 +126,10 @@ impl Harness {
             None,
             "test",
         );
-        let config = Config::from_args(
-            &cli.args,
-            aws_credential_types::provider::SharedCredentialsProvider::new(creds),
-        )
-        .expect("valid config");
+        let provider = options.credentials.clone().unwrap_or_else(|| {
+            aws_credential_types::provider::SharedCredentialsProvider::new(creds)
+        });
+        let config = Config::from_args(&cli.args, provider).expect("valid config");
         let proxy_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tls_listener = if options.tls_listener {
@@ -340,4 +353,15 @@ pub fn assert_metric(text: &str, name: &str, labels: &[(&str, &str)], expected: 
         value == expected,
         "{name}{labels:?} is {value}, expected {expected}; the exposition:\n{text}"
     );
+}
+
+/// Now, as a presigned URL's `X-Amz-Date` writes it (`20240101T000000Z`).
+pub fn presign_date() -> String {
+    let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
+    let text = now
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap();
+    let basic: String = text.chars().filter(|c| *c != '-' && *c != ':').collect();
+    // Drop fractional seconds if any: YYYYMMDDTHHMMSS + Z.
+    format!("{}Z", &basic[..15])
 }

@@ -119,7 +119,8 @@ async fn workload(proxy: &ProxyProcess, ca_dir: &Path) {
     .await;
     assert_eq!(session.status, StatusCode::OK, "{}", session.text());
     let presigned = format!(
-        "/redact/a?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={PRESIGN_KEY_ID}%2F20240101%2Fus-west-2%2Fs3express%2Faws4_request&X-Amz-Date=20240101T000000Z&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Security-Token={PRESIGN_TOKEN}&x-amz-signature={PRESIGN_SIGNATURE}"
+        "/redact/a?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={PRESIGN_KEY_ID}%2F20240101%2Fus-west-2%2Fs3express%2Faws4_request&X-Amz-Date={}&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Security-Token={PRESIGN_TOKEN}&x-amz-signature={PRESIGN_SIGNATURE}",
+        crate::harness::presign_date()
     );
     let get = send_http1(
         proxy.proxy,

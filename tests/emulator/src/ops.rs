@@ -139,7 +139,7 @@ pub(crate) async fn handle(
                     (c.op == Op::CreateSession).then(|| state.create_session_started());
                 let decision = state.faults().on_request(req);
                 let result = if decision.slow_down || decision.internal_error {
-                    drain(incoming).await;
+                    refuse_body(&head, incoming).await;
                     Err(if decision.slow_down {
                         S3Error::new(503, "SlowDown", "Please reduce your request rate.")
                     } else {
@@ -254,6 +254,18 @@ fn admit(
     Ok((auth, region))
 }
 
+/// The body of a refused request: a client that sent `Expect: 100-continue` is answered
+/// without `100 Continue` and without reading it (S3 refuses before the upload); any other
+/// body is read and discarded, so the client reads the error instead of a reset.
+async fn refuse_body(head: &crate::auth::Head, incoming: Incoming) {
+    let expects = head
+        .get("expect")
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    if !expects {
+        drain(incoming).await;
+    }
+}
+
 /// Reads and discards the body of a request that is refused before its body is read (up to
 /// 64 MiB), so the client reads the error instead of a connection reset, as S3 lets it.
 pub(crate) async fn drain(mut body: Incoming) {
@@ -275,7 +287,7 @@ impl Pipeline<'_> {
         let (auth, region) = match admit(state, head, c, verified) {
             Ok(admitted) => admitted,
             Err(e) => {
-                drain(incoming).await;
+                refuse_body(head, incoming).await;
                 return Err(e);
             }
         };
