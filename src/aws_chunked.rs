@@ -1,10 +1,21 @@
-//! Decodes aws-chunked request bodies whose chunks were signed by the client, into the plain body.
+//! aws-chunked request bodies: decoding the chunks a client signed, and framing a body as
+//! unsigned aws-chunked with a checksum trailer.
 //!
 //! A client signing with `STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]` frames its body as
 //! `hex-size;chunk-signature=<sig>\r\n<data>\r\n` ... `0;chunk-signature=<sig>\r\n`, then optional
 //! trailer lines and an empty line. Its chunk signatures use the client's (fake) key, so the proxy
-//! strips the framing while streaming and sends the plain body as `UNSIGNED-PAYLOAD` instead.
+//! decodes the framing while streaming. Without a trailer the plain body goes as
+//! `UNSIGNED-PAYLOAD`. With a checksum trailer the body is framed again as
+//! `STREAMING-UNSIGNED-PAYLOAD-TRAILER` (`hex-size\r\n<data>\r\n` ... `0\r\n`, the client's
+//! `x-amz-checksum-*` trailer, no `x-amz-trailer-signature`), so S3 verifies the client's checksum.
+//! A plain body the proxy adds a checksum to (`--checksum`) is framed the same way, with the
+//! checksum it computes while streaming ([`encode_with_checksum`]).
+//!
+//! The proxy chooses the chunk size (64 KiB), so the framed length is known before the first byte
+//! and goes upstream as `Content-Length`; a body shorter or longer than declared fails, so S3
+//! never stores a truncated object.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -14,6 +25,8 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 use crate::body::{BoxError, ClientBodyError, ProxyBody};
+use crate::checksum::{Algorithm, Computed, Hasher};
+use crate::sign::Payload;
 
 /// Longest chunk header or trailer line accepted, CRLF included.
 const MAX_LINE: usize = 4096;
@@ -41,15 +54,25 @@ fn malformed<T>(why: impl Into<String>) -> Result<T, MalformedChunks> {
     Err(MalformedChunks(why.into()))
 }
 
-/// Rewrites the request head for the decoded body and wraps the body in a streaming decoder.
+/// Rewrites the request head for the body S3 gets, wraps the body in a streaming decoder (and
+/// encoder), and says how that body is signed.
 ///
-/// `Content-Length` becomes `x-amz-decoded-content-length` (which is removed), `aws-chunked` is
-/// removed from `Content-Encoding` (other codings are kept), and `x-amz-trailer` is removed.
-/// Malformed framing, or a decoded length other than the declared one, fails the body.
+/// - An `x-amz-trailer` naming one checksum (`x-amz-checksum-crc32`, ...) is kept: the decoded
+///   body is framed again as unsigned aws-chunked ending in the client's checksum trailer, and
+///   goes as `STREAMING-UNSIGNED-PAYLOAD-TRAILER` (see [`frame_headers`] for the head).
+/// - Else, with `add` (`--checksum`) and a body that is not empty, the same with the checksum the
+///   proxy computes while streaming.
+/// - Else the decoded body goes as `UNSIGNED-PAYLOAD`: `Content-Length` becomes
+///   `x-amz-decoded-content-length` (which is removed), `aws-chunked` is removed from
+///   `Content-Encoding` (other codings are kept), and `x-amz-trailer` is removed.
+///
+/// Malformed framing, a decoded length other than the declared one, or a declared checksum
+/// trailer that is missing or not a value of its algorithm, fails the body.
 pub fn decode_signed_chunks(
     parts: &mut http::request::Parts,
     body: ProxyBody,
-) -> Result<ProxyBody, MalformedChunks> {
+    add: Option<Computed>,
+) -> Result<(Payload, ProxyBody), MalformedChunks> {
     let headers = &mut parts.headers;
     let declared = headers
         .get(DECODED_LENGTH)
@@ -60,12 +83,24 @@ pub fn decode_signed_chunks(
         .ok_or_else(|| {
             MalformedChunks("x-amz-decoded-content-length is missing or invalid".into())
         })?;
+    if let Some(algorithm) = declared_checksum(headers) {
+        let decoder = Decoder::new(body, declared).keeping(algorithm);
+        let encoder = Encoder::new(decoder, declared, algorithm, None);
+        frame_headers(headers, declared, algorithm, encoder.left)?;
+        return Ok((Payload::StreamingUnsignedTrailer, encoder.boxed_unsync()));
+    }
+    if let Some(computed) = add.filter(|_| declared > 0) {
+        let decoder = Decoder::new(body, declared);
+        let algorithm = computed.algorithm();
+        let encoder = Encoder::new(decoder, declared, algorithm, Some(Hasher::new(computed)));
+        frame_headers(headers, declared, algorithm, encoder.left)?;
+        return Ok((Payload::StreamingUnsignedTrailer, encoder.boxed_unsync()));
+    }
     strip_aws_chunked(headers)?;
     headers.insert(CONTENT_LENGTH, HeaderValue::from(declared));
     headers.remove(DECODED_LENGTH);
-    // The trailer (a client-computed checksum and its signature) arrives after the body, too late
-    // to become a header, so it is dropped: S3 does not verify that checksum (TLS still protects
-    // the bytes in transit). S3 rejects `x-amz-sdk-checksum-algorithm` that has neither an
+    // A trailer that is not one checksum arrives after the body, too late to become a header, so
+    // it is dropped. S3 rejects `x-amz-sdk-checksum-algorithm` that has neither an
     // `x-amz-checksum-*` header nor a trailer, so that header goes too unless a checksum remains.
     if headers.remove(TRAILER).is_some()
         && !headers
@@ -74,7 +109,66 @@ pub fn decode_signed_chunks(
     {
         headers.remove(SDK_CHECKSUM_ALGORITHM);
     }
-    Ok(Decoder::new(body, declared).boxed_unsync())
+    Ok((
+        Payload::Unsigned,
+        Decoder::new(body, declared).boxed_unsync(),
+    ))
+}
+
+/// Frames a plain body of `length` bytes as unsigned aws-chunked with the checksum the proxy
+/// computes while streaming as its trailer, and rewrites the head to match ([`frame_headers`]).
+/// The body is signed as `STREAMING-UNSIGNED-PAYLOAD-TRAILER`; one shorter or longer than
+/// `length` fails.
+pub fn encode_with_checksum(
+    headers: &mut HeaderMap,
+    body: ProxyBody,
+    length: u64,
+    computed: Computed,
+) -> Result<ProxyBody, MalformedChunks> {
+    let algorithm = computed.algorithm();
+    let encoder = Encoder::new(body, length, algorithm, Some(Hasher::new(computed)));
+    frame_headers(headers, length, algorithm, encoder.left)?;
+    Ok(encoder.boxed_unsync())
+}
+
+/// The checksum named by `x-amz-trailer`, when it names exactly one that S3 knows.
+fn declared_checksum(headers: &HeaderMap) -> Option<Algorithm> {
+    let mut names = headers
+        .get_all(TRAILER)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|n| !n.is_empty());
+    match (names.next(), names.next()) {
+        (Some(name), None) => Algorithm::from_header(name),
+        _ => None,
+    }
+}
+
+/// The head of a body framed by the proxy: `Content-Encoding: aws-chunked` first (other codings
+/// kept after it), `x-amz-decoded-content-length`, `x-amz-trailer`, and the framed length as
+/// `Content-Length`.
+pub fn frame_headers(
+    headers: &mut HeaderMap,
+    decoded: u64,
+    algorithm: Algorithm,
+    framed: u64,
+) -> Result<(), MalformedChunks> {
+    strip_aws_chunked(headers)?;
+    let coding = match headers.get(CONTENT_ENCODING) {
+        Some(other) => {
+            let value = format!("aws-chunked,{}", other.to_str().unwrap_or_default());
+            HeaderValue::from_str(&value)
+                .map_err(|_| MalformedChunks("bad Content-Encoding".into()))?
+        }
+        None => HeaderValue::from_static("aws-chunked"),
+    };
+    headers.insert(CONTENT_ENCODING, coding);
+    headers.insert(DECODED_LENGTH, HeaderValue::from(decoded));
+    headers.insert(TRAILER, HeaderValue::from_static(algorithm.header()));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(framed));
+    Ok(())
 }
 
 /// Removes `aws-chunked` from `Content-Encoding`, keeping other codings; drops an empty header.
@@ -129,6 +223,9 @@ struct Decoder {
     line: BytesMut,
     declared: u64,
     emitted: u64,
+    /// The checksum trailer to keep (the one `x-amz-trailer` declared), and its value once read.
+    keep: Option<Algorithm>,
+    kept: Option<String>,
 }
 
 impl Decoder {
@@ -140,7 +237,43 @@ impl Decoder {
             line: BytesMut::new(),
             declared,
             emitted: 0,
+            keep: None,
+            kept: None,
         }
+    }
+
+    /// Keeps the value of the trailer `algorithm` names (other trailer lines, such as the
+    /// client's `x-amz-trailer-signature`, are dropped); the body fails without it.
+    fn keeping(mut self, algorithm: Algorithm) -> Self {
+        self.keep = Some(algorithm);
+        self
+    }
+
+    /// Notes a trailer line, `name:value`, keeping the value of the declared checksum.
+    fn trailer_line(&mut self, line: &[u8]) -> Result<(), MalformedChunks> {
+        let Some(algorithm) = self.keep else {
+            return Ok(());
+        };
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            return malformed("a trailer line has no colon");
+        };
+        let name = String::from_utf8_lossy(&line[..colon]);
+        if Algorithm::from_header(&name) != Some(algorithm) {
+            return Ok(());
+        }
+        if self.kept.is_some() {
+            return malformed(format!("the trailer {} appears twice", algorithm.header()));
+        }
+        let value = line[colon + 1..].trim_ascii();
+        if value.len() != algorithm.value_len() || !value.iter().all(|&b| is_base64(b)) {
+            return malformed(format!(
+                "the trailer {} is not a base64 {} value",
+                algorithm.header(),
+                algorithm.name()
+            ));
+        }
+        self.kept = Some(String::from_utf8_lossy(value).into_owned());
+        Ok(())
     }
 
     /// Consumes `input` until a data slice can be emitted (`Some`) or the input is used up.
@@ -215,6 +348,7 @@ impl Decoder {
             },
             State::Trailer(_) if line.is_empty() => State::End,
             State::Trailer(n) if n < MAX_TRAILER_LINES && line.contains(&b':') => {
+                self.trailer_line(line)?;
                 State::Trailer(n + 1)
             }
             State::Trailer(_) => return malformed("bad or too many trailer lines"),
@@ -234,7 +368,13 @@ impl Decoder {
                 self.emitted, self.declared
             ));
         }
-        Ok(())
+        match self.keep {
+            Some(algorithm) if self.kept.is_none() => malformed(format!(
+                "the declared trailer {} is missing",
+                algorithm.header()
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Bytes held inside the decoder.
@@ -287,6 +427,181 @@ impl Body for Decoder {
             State::Closed => SizeHint::with_exact(0),
             _ => SizeHint::with_exact(self.declared.saturating_sub(self.emitted)),
         }
+    }
+}
+
+fn is_base64(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')
+}
+
+/// The data size of each chunk the proxy frames (the last may be shorter).
+pub const CHUNK: u64 = 64 * 1024;
+
+/// The length of `decoded` bytes framed in [`CHUNK`]s, with a trailer of `algorithm`.
+pub fn framed_len(decoded: u64, algorithm: Algorithm) -> u64 {
+    // `hex-size\r\n` data `\r\n`
+    let chunk = |size: u64| hex_len(size) + 2 + size + 2;
+    let (full, rest) = (decoded / CHUNK, decoded % CHUNK);
+    let data = full * chunk(CHUNK) + if rest > 0 { chunk(rest) } else { 0 };
+    // `0\r\n`, `name:value\r\n`, `\r\n`
+    let trailer = algorithm.header().len() + 1 + algorithm.value_len() + 2;
+    data + 3 + trailer as u64 + 2
+}
+
+fn hex_len(n: u64) -> u64 {
+    u64::from((64 - n.leading_zeros()).div_ceil(4).max(1))
+}
+
+/// A body that [`Encoder`] frames: a plain body, or the decoder of a client's signed chunks,
+/// which may carry the client's checksum trailer.
+trait Source: Body<Data = Bytes, Error = BoxError> + Unpin + Send + 'static {
+    /// The trailer value it carries, once it has ended.
+    fn trailer(&mut self) -> Option<String> {
+        None
+    }
+}
+
+impl Source for ProxyBody {}
+
+impl Source for Decoder {
+    fn trailer(&mut self) -> Option<String> {
+        self.kept.take()
+    }
+}
+
+/// Frames the `length` data bytes of a body as unsigned aws-chunked in [`CHUNK`]s, ending with
+/// a checksum trailer: computed here (`hasher`) or the source's own. Each chunk header is written
+/// ahead of its data, which passes through as the same (zero-copy) slices, so the encoder holds
+/// no more than one inbound frame plus a few header bytes.
+struct Encoder<S> {
+    inner: S,
+    algorithm: Algorithm,
+    /// Computes the trailer's value; `None`: the source's trailer is passed on.
+    hasher: Option<Hasher>,
+    /// Data bytes still due from `inner`.
+    remaining: u64,
+    /// Data bytes still due in the chunk being written.
+    chunk_left: u64,
+    /// A chunk was started (its data needs a CRLF after it).
+    started: bool,
+    /// Framed bytes ready to go: at most a header and the slices of one inbound frame.
+    ready: VecDeque<Bytes>,
+    /// Framed bytes not yet produced.
+    left: u64,
+    /// The source has ended (or failed): only `ready` remains.
+    ended: bool,
+}
+
+impl<S: Source> Encoder<S> {
+    fn new(inner: S, length: u64, algorithm: Algorithm, hasher: Option<Hasher>) -> Self {
+        Encoder {
+            inner,
+            algorithm,
+            hasher,
+            remaining: length,
+            chunk_left: 0,
+            started: false,
+            ready: VecDeque::new(),
+            left: framed_len(length, algorithm),
+            ended: false,
+        }
+    }
+
+    /// Frames one inbound data slice.
+    fn push(&mut self, mut data: Bytes) -> Result<(), MalformedChunks> {
+        if data.len() as u64 > self.remaining {
+            return malformed("the body is longer than its declared length");
+        }
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&data);
+        }
+        self.remaining -= data.len() as u64;
+        while !data.is_empty() {
+            if self.chunk_left == 0 {
+                let size = CHUNK.min(self.remaining + data.len() as u64);
+                let crlf = if self.started { "\r\n" } else { "" };
+                self.ready
+                    .push_back(Bytes::from(format!("{crlf}{size:x}\r\n")));
+                self.started = true;
+                self.chunk_left = size;
+            }
+            let take = self.chunk_left.min(data.len() as u64);
+            self.ready.push_back(data.split_to(take as usize));
+            self.chunk_left -= take;
+        }
+        Ok(())
+    }
+
+    /// The source ended: the last chunk's CRLF, the final chunk and the trailer.
+    fn finish(&mut self) -> Result<(), MalformedChunks> {
+        if self.remaining > 0 {
+            return malformed(format!(
+                "the body ended {} bytes short of its declared length",
+                self.remaining
+            ));
+        }
+        let value = match &self.hasher {
+            Some(hasher) => hasher.finish(),
+            None => self
+                .inner
+                .trailer()
+                .ok_or_else(|| MalformedChunks("the checksum trailer is missing".into()))?,
+        };
+        if value.len() != self.algorithm.value_len() {
+            return malformed(format!("bad {} value", self.algorithm.header()));
+        }
+        let crlf = if self.started { "\r\n" } else { "" };
+        let name = self.algorithm.header();
+        let tail = format!("{crlf}0\r\n{name}:{value}\r\n\r\n");
+        self.ready.push_back(Bytes::from(tail));
+        Ok(())
+    }
+}
+
+impl<S: Source> Body for Encoder<S> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(bytes) = this.ready.pop_front() {
+                this.left = this.left.saturating_sub(bytes.len() as u64);
+                return Poll::Ready(Some(Ok(Frame::data(bytes))));
+            }
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            let result = match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                // HTTP trailers of the inner body, if any, are ignored.
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => this.push(data).map_err(BoxError::from),
+                    Err(_) => Ok(()),
+                },
+                Some(Err(e)) => Err(e),
+                None => {
+                    this.ended = true;
+                    this.finish().map_err(BoxError::from)
+                }
+            };
+            if let Err(e) = result {
+                this.ended = true;
+                this.ready.clear();
+                this.left = 0;
+                return Poll::Ready(Some(Err(e)));
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended && self.ready.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.left)
     }
 }
 

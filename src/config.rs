@@ -9,6 +9,7 @@ use std::time::Duration;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use clap::{Parser, Subcommand};
 
+use crate::checksum::{ChecksumFlag, Computed};
 use crate::connect::AllowRule;
 use crate::egress_proxy::{redact_userinfo, Egress, EgressProxy, NoProxy};
 use crate::endpoint::Flavor;
@@ -180,6 +181,10 @@ pub struct Args {
     /// recognised as the first label of any host.
     #[arg(long, global = true, env = "S3X_PROXY_ENDPOINT_HOST", value_delimiter = ',', default_values_t = ["localhost".to_string()])]
     pub endpoint_host: Vec<String>,
+    /// A checksum the proxy computes while streaming and adds to PutObject bodies that carry
+    /// none of their own, so S3 verifies what it stores (`off`: such bodies rest on TLS alone).
+    #[arg(long, global = true, env = "S3X_PROXY_CHECKSUM", value_enum, default_value_t = ChecksumFlag::Off)]
+    pub checksum: ChecksumFlag,
 }
 
 /// A proxy URL as given, which may carry a password: `Debug` redacts its userinfo, and it is
@@ -357,6 +362,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Where IAM credentials come from.
     pub credentials: SharedCredentialsProvider,
+    /// The checksum added to uploads that carry none (`--checksum`).
+    pub checksum: Option<Computed>,
 }
 
 impl Config {
@@ -408,6 +415,7 @@ impl Config {
             client_idle_timeout: args.client_idle_timeout,
             max_connections: args.max_connections as usize,
             credentials,
+            checksum: args.checksum.computed(),
         })
     }
 }

@@ -18,7 +18,8 @@
 //!                    many requests miss, renewed in the background ahead of expiry (`session`;
 //!                    the CreateSession call itself is `create_session`, IAM keys `credentials`)
 //!        ─► sign     strip the client's auth and hop-by-hop headers, SigV4 with the session and
-//!                    x-amz-s3session-token (`sign`; `aws_chunked` decodes client-signed chunks)
+//!                    x-amz-s3session-token (`sign`; `aws_chunked` decodes client-signed chunks
+//!                    and frames bodies with a checksum trailer, `checksum` computes it)
 //!        ─► send     sign each attempt and send it through the `upstream` seam (pooled HTTPS,
 //!                    dialed by `egress`: S3 names only, --resolve, an egress proxy);
 //!                    again after a connect error or, with a fresh session, after ExpiredToken
@@ -40,6 +41,7 @@ pub mod aws_chunked;
 pub mod body;
 pub mod budget;
 pub mod ca;
+pub mod checksum;
 pub mod config;
 pub mod conn;
 pub mod connect;
@@ -210,6 +212,7 @@ pub fn pipeline(
         session_mode: config.session_mode,
         log_names: config.log_object_names,
         max_buffered_bytes: config.max_buffered_bytes,
+        checksum: config.checksum,
     };
     let regions = endpoint::BucketRegions::default();
     let sender = send::Sender::new(

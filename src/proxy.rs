@@ -9,6 +9,7 @@ use tracing::Instrument;
 
 use crate::body::{ClientBodyError, DrainRule, ProxyBody};
 use crate::budget::{Budget, Reserved};
+use crate::checksum::{self, Computed};
 use crate::create_session::SessionKey;
 use crate::credentials::IamCredentials;
 use crate::endpoint::BucketRegions;
@@ -39,6 +40,8 @@ pub struct PipelineSettings {
     pub log_names: bool,
     /// `--max-buffered-bytes`: request body bytes held in memory at once.
     pub max_buffered_bytes: u64,
+    /// `--checksum`: the checksum added to uploads that carry none.
+    pub checksum: Option<Computed>,
 }
 
 /// The request pipeline, shared by every connection.
@@ -169,7 +172,14 @@ impl Proxy {
         sign::set_target(&mut parts, &route.endpoint.host(), &route.path_and_query)?;
         let signer = self.signer(auth, &route, &parts.headers, record).await?;
         let body = body.take().unwrap_or_else(crate::body::empty);
-        let (payload, body, _held) = prepare_body(&mut parts, body, payload, &self.budget).await?;
+        let add = checksum::to_add(
+            self.settings.checksum,
+            route.operation,
+            &parts.headers,
+            payload,
+        );
+        let (payload, body, _held) =
+            prepare_body(&mut parts, body, payload, add, &self.budget).await?;
         let head = Head {
             method: parts.method,
             uri: parts.uri,
@@ -182,7 +192,8 @@ impl Proxy {
                 .await?),
             Prepared::UnknownLength(body) => {
                 let operation = route.operation;
-                let upload = unknown_length::Upload::new(&self.sender, &self.budget, signer);
+                let upload = unknown_length::Upload::new(&self.sender, &self.budget, signer)
+                    .with_checksum(add);
                 upload.send(operation, head, body, payload, record).await
             }
         }
@@ -240,18 +251,21 @@ fn object_key(path_and_query: &str) -> Option<String> {
 }
 
 /// Decides whether the body is kept (small, replayable; held against the budget, returned
-/// with it) or streamed, and rewrites framing the proxy cannot re-sign.
+/// with it) or streamed, and rewrites framing the proxy cannot re-sign. With `add` (see
+/// `checksum::to_add`), a body that is not empty gets that checksum: as a header when it is kept,
+/// as an aws-chunked trailer computed while it streams.
 async fn prepare_body(
     parts: &mut Parts,
     body: ProxyBody,
     payload: Payload,
+    add: Option<Computed>,
     budget: &Budget,
 ) -> Result<(Payload, Prepared, Option<Reserved>), ProxyError> {
     if payload == Payload::SignedChunks {
-        let decoded =
-            crate::aws_chunked::decode_signed_chunks(parts, body).map_err(ClientBodyError::from)?;
+        let (payload, decoded) = crate::aws_chunked::decode_signed_chunks(parts, body, add)
+            .map_err(ClientBodyError::from)?;
         let prepared = Prepared::Known(OutBody::Streaming(Some(decoded)));
-        return Ok((Payload::Unsigned, prepared, None));
+        return Ok((payload, prepared, None));
     }
     let length = content_length(&parts.headers);
     let empty = http_body::Body::is_end_stream(&body);
@@ -263,7 +277,17 @@ async fn prepare_body(
         let kept: Bytes = crate::body::collect_limited(body, RETAIN_BODY_LIMIT as usize)
             .await
             .map_err(ClientBodyError::Read)?;
+        if let Some(computed) = add.filter(|_| !kept.is_empty()) {
+            checksum::insert_header(&mut parts.headers, computed, &kept);
+        }
         return Ok((payload, Prepared::Known(OutBody::Kept(kept)), Some(held)));
+    }
+    if let (Some(computed), Some(length)) = (add, length) {
+        let framed =
+            crate::aws_chunked::encode_with_checksum(&mut parts.headers, body, length, computed)
+                .map_err(ClientBodyError::from)?;
+        let prepared = Prepared::Known(OutBody::Streaming(Some(framed)));
+        return Ok((Payload::StreamingUnsignedTrailer, prepared, None));
     }
     Ok((
         payload,

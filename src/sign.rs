@@ -34,7 +34,8 @@ const STREAMING_SIGNED_PREFIX: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
 pub enum Payload {
     /// `UNSIGNED-PAYLOAD`: the body streams through unhashed (the upstream is always TLS).
     Unsigned,
-    /// `STREAMING-UNSIGNED-PAYLOAD-TRAILER`: aws-chunked framing kept as the client sent it.
+    /// `STREAMING-UNSIGNED-PAYLOAD-TRAILER`: aws-chunked with a checksum trailer, as the client
+    /// sent it or as the proxy framed it (`aws_chunked`).
     StreamingUnsignedTrailer,
     /// The client sent chunks signed with its own (fake) key: they must be decoded to the raw body.
     SignedChunks,

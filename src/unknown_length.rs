@@ -1,7 +1,9 @@
 //! Bodies of unknown length (`Transfer-Encoding: chunked`, or h2 without `content-length`).
 //! S3 wants a length for object data, so the proxy reads up to one part: a body that ends
 //! there is sent with its length; a longer PutObject becomes a multipart upload streamed part
-//! by part, so memory stays bounded by the part size whatever the object's size.
+//! by part, so memory stays bounded by the part size whatever the object's size. With
+//! `--checksum`, each part carries its checksum, and the upload is created for full-object
+//! checksums of that algorithm, which CompleteMultipartUpload then checks for the whole object.
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
@@ -10,6 +12,7 @@ use http_body_util::BodyExt;
 
 use crate::body::{full, ClientBodyError, ProxyBody};
 use crate::budget::{Budget, Reserved};
+use crate::checksum::{self, Computed, Hasher};
 use crate::error::ProxyError;
 use crate::operation::Operation;
 use crate::record::RequestRecord;
@@ -63,6 +66,7 @@ pub struct Upload<'a> {
     sender: &'a Sender,
     budget: &'a Budget,
     signer: Signer,
+    checksum: Option<Computed>,
 }
 
 impl<'a> Upload<'a> {
@@ -72,7 +76,14 @@ impl<'a> Upload<'a> {
             sender,
             budget,
             signer,
+            checksum: None,
         }
+    }
+
+    /// Adds this checksum to the body (`checksum::to_add` decided it applies).
+    pub fn with_checksum(mut self, checksum: Option<Computed>) -> Self {
+        self.checksum = checksum;
+        self
     }
 
     /// Sends it with its length when it fits in one part, else (a PutObject) as a multipart
@@ -95,6 +106,9 @@ impl<'a> Upload<'a> {
         if ended {
             head.headers
                 .insert(header::CONTENT_LENGTH, first.len().into());
+            if let Some(computed) = self.checksum.filter(|_| !first.is_empty()) {
+                checksum::insert_header(&mut head.headers, computed, &first);
+            }
             let kept = OutBody::Kept(first);
             return Ok(self
                 .sender
@@ -108,6 +122,7 @@ impl<'a> Upload<'a> {
             sender: self.sender,
             uri: head.uri.clone(),
             signer: self.signer,
+            checksum: self.checksum,
         };
         multipart.run(head.headers, first, reader, record).await
     }
@@ -118,6 +133,8 @@ struct Multipart<'a> {
     sender: &'a Sender,
     uri: Uri,
     signer: Signer,
+    /// Each part's checksum, and the whole object's (FULL_OBJECT).
+    checksum: Option<Computed>,
 }
 
 impl Multipart<'_> {
@@ -132,7 +149,7 @@ impl Multipart<'_> {
             .send(
                 Method::POST,
                 "uploads",
-                create_headers(headers),
+                create_headers(headers, self.checksum),
                 Bytes::new(),
                 record,
             )
@@ -151,9 +168,13 @@ impl Multipart<'_> {
             "body of unknown length: sending it as a multipart upload"
         );
         let mut etags = Vec::new();
+        let mut whole = self.checksum.map(Hasher::new);
         let mut next = Some(first);
         while let Some(part) = next.take() {
             let number = etags.len() + 1;
+            if let Some(whole) = &mut whole {
+                whole.update(&part);
+            }
             let uploaded = self.upload_part(&upload_id, number, part, record).await;
             let read = match uploaded {
                 Ok(etag) => {
@@ -170,7 +191,8 @@ impl Multipart<'_> {
                 }
             }
         }
-        self.complete(&upload_id, &etags, record).await
+        let whole = whole.map(|h| h.finish());
+        self.complete(&upload_id, &etags, whole, record).await
     }
 
     /// Uploads one part and returns its ETag; anything else is what the client should see.
@@ -180,10 +202,15 @@ impl Multipart<'_> {
         number: usize,
         part: Bytes,
         record: &mut RequestRecord,
-    ) -> Result<HeaderValue, Result<Response<ProxyBody>, ProxyError>> {
+    ) -> Result<(HeaderValue, Option<String>), Result<Response<ProxyBody>, ProxyError>> {
         let query = format!("partNumber={number}&uploadId={upload_id}");
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_LENGTH, part.len().into());
+        let sum = self.checksum.map(|c| c.of(&part));
+        if let (Some(c), Some(sum)) = (self.checksum, &sum) {
+            let value = HeaderValue::from_str(sum).expect("base64 is a valid header value");
+            headers.insert(c.algorithm().header(), value);
+        }
         let response = self
             .send(Method::PUT, &query, headers, part, record)
             .await
@@ -192,7 +219,7 @@ impl Multipart<'_> {
             return Err(Ok(response));
         }
         match response.headers().get(header::ETAG) {
-            Some(etag) => Ok(etag.clone()),
+            Some(etag) => Ok((etag.clone(), sum)),
             None => Err(Err(no_answer("UploadPart answered without an ETag"))),
         }
     }
@@ -200,19 +227,33 @@ impl Multipart<'_> {
     async fn complete(
         &self,
         upload_id: &str,
-        etags: &[HeaderValue],
+        etags: &[(HeaderValue, Option<String>)],
+        whole: Option<String>,
         record: &mut RequestRecord,
     ) -> Result<Response<ProxyBody>, ProxyError> {
+        let algorithm = self
+            .checksum
+            .map(|c| c.algorithm().name())
+            .unwrap_or_default();
         let mut xml = String::from("<CompleteMultipartUpload>");
-        for (i, etag) in etags.iter().enumerate() {
+        for (i, (etag, sum)) in etags.iter().enumerate() {
             let etag = quick_xml::escape::escape(etag.to_str().unwrap_or_default());
+            let sum = sum
+                .as_ref()
+                .map(|s| format!("<Checksum{algorithm}>{s}</Checksum{algorithm}>"))
+                .unwrap_or_default();
             xml.push_str(&format!(
-                "<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag></Part>",
+                "<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag>{sum}</Part>",
                 i + 1
             ));
         }
         xml.push_str("</CompleteMultipartUpload>");
         let mut headers = HeaderMap::new();
+        if let (Some(c), Some(whole)) = (self.checksum, whole) {
+            let value = HeaderValue::from_str(&whole).expect("base64 is a valid header value");
+            headers.insert(c.algorithm().header(), value);
+            headers.insert(CHECKSUM_TYPE, HeaderValue::from_static("FULL_OBJECT"));
+        }
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/xml"),
@@ -289,9 +330,13 @@ impl Multipart<'_> {
     }
 }
 
+const CHECKSUM_TYPE: &str = "x-amz-checksum-type";
+
 /// The PutObject headers that belong on CreateMultipartUpload: everything but the length and
-/// whole-object checksums, which do not describe the parts.
-fn create_headers(mut headers: HeaderMap) -> HeaderMap {
+/// whole-object checksums, which do not describe the parts; and, with `checksum`, the algorithm
+/// of the parts' checksums, for a FULL_OBJECT checksum (CRC64NVME has no other kind, and the
+/// object's checksum is then the one a single PutObject would have had).
+fn create_headers(mut headers: HeaderMap, checksum: Option<Computed>) -> HeaderMap {
     headers.remove(header::CONTENT_LENGTH);
     headers.remove("content-md5");
     headers.remove("x-amz-sdk-checksum-algorithm");
@@ -304,6 +349,11 @@ fn create_headers(mut headers: HeaderMap) -> HeaderMap {
         headers.remove(name);
     }
     headers.remove(header::HOST);
+    if let Some(c) = checksum {
+        let algorithm = HeaderValue::from_static(c.algorithm().name());
+        headers.insert("x-amz-checksum-algorithm", algorithm);
+        headers.insert(CHECKSUM_TYPE, HeaderValue::from_static("FULL_OBJECT"));
+    }
     headers
 }
 
@@ -371,10 +421,14 @@ mod tests {
         h.insert("x-amz-checksum-crc32", "AAAAAA==".parse().unwrap());
         h.insert("content-type", "text/plain".parse().unwrap());
         h.insert("x-amz-meta-a", "1".parse().unwrap());
-        let kept = create_headers(h);
+        let kept = create_headers(h.clone(), None);
         let mut names: Vec<&str> = kept.keys().map(|k| k.as_str()).collect();
         names.sort();
         assert_eq!(names, ["content-type", "x-amz-meta-a"]);
+        let kept = create_headers(h, Some(Computed::Crc64Nvme));
+        assert_eq!(kept["x-amz-checksum-algorithm"], "CRC64NVME");
+        assert_eq!(kept["x-amz-checksum-type"], "FULL_OBJECT");
+        assert!(!kept.contains_key("x-amz-checksum-crc32"));
     }
 
     #[tokio::test]

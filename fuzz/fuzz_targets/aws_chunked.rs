@@ -6,7 +6,9 @@
 //! ```text
 //! x-amz-decoded-content-length value ("-": no such header)
 //! Content-Encoding value ("-": none)
-//! options: frame sizes in decimal, and letters: t = x-amz-trailer header, T = an HTTP
+//! options: frame sizes in decimal, and letters: t = x-amz-trailer header (one S3 has no
+//!          checksum for, so the decoded body goes as UNSIGNED-PAYLOAD; a checksum trailer that
+//!          is kept and framed again is covered by `aws_chunked_tests.rs`), T = an HTTP
 //!          trailers frame after the first data frame, E = the body fails at its end,
 //!          p = the body is Pending before each frame
 //! BODY...
@@ -174,11 +176,11 @@ fuzz_target!(|data: &[u8]| {
     if trailer_header {
         headers.insert(
             "x-amz-trailer",
-            HeaderValue::from_static("x-amz-checksum-crc32"),
+            HeaderValue::from_static("x-amz-checksum-md5"),
         );
         headers.insert(
             "x-amz-sdk-checksum-algorithm",
-            HeaderValue::from_static("CRC32"),
+            HeaderValue::from_static("MD5"),
         );
     }
     let declared = declared_length(request.headers().get("x-amz-decoded-content-length"));
@@ -206,9 +208,12 @@ fuzz_target!(|data: &[u8]| {
     };
 
     let (mut parts, ()) = request.into_parts();
-    let decoded = decode_signed_chunks(&mut parts, feed.boxed_unsync());
+    let decoded = decode_signed_chunks(&mut parts, feed.boxed_unsync(), None);
     let (declared, mut decoded) = match (declared, decoded) {
-        (Some(declared), Ok(decoded)) => (declared, decoded),
+        (Some(declared), Ok((payload, decoded))) => {
+            assert_eq!(payload, s3x_proxy::sign::Payload::Unsigned);
+            (declared, decoded)
+        }
         (None, Ok(_)) => panic!(
             "an invalid decoded length was accepted: {:?}",
             parts.headers

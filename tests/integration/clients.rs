@@ -246,6 +246,65 @@ async fn aws_s3_cp_moves_20_mib_up_and_back_byte_identical() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_checksum_the_aws_clis_own_checksums_pass_through() {
+    let h = Harness::start(Options {
+        extra_args: vec!["--checksum".into(), "crc64nvme".into()],
+        ..Options::default()
+    })
+    .await;
+    let small = data(200_000, 34);
+    let big = data(12 << 20, 35);
+    let (small_file, big_file) = (h.dir.path().join("small.bin"), h.dir.path().join("big.bin"));
+    std::fs::write(&small_file, &small).unwrap();
+    std::fs::write(&big_file, &big).unwrap();
+    // Over HTTPS_PROXY the CLI sends aws-chunked with a trailer (a multipart upload for the big
+    // file); with --endpoint-url over plain HTTP, a checksum header.
+    let aws = Aws::new(&h, false).await;
+    for (file, key) in [(&small_file, "sums/small"), (&big_file, "sums/big")] {
+        let url = format!("s3://{BUCKET}/{key}");
+        aws.run(&["s3", "cp", file.to_str().unwrap(), &url]).await;
+    }
+    let mut endpoint = Aws::new(&h, true).await;
+    endpoint.endpoint = true;
+    let url = format!("s3://{BUCKET}/sums/plain");
+    endpoint
+        .run(&["s3", "cp", small_file.to_str().unwrap(), &url])
+        .await;
+    for (key, body) in [
+        ("sums/small", &small),
+        ("sums/big", &big),
+        ("sums/plain", &small),
+    ] {
+        assert!(
+            h.emulator.object(BUCKET, key).as_deref() == Some(&body[..]),
+            "{key}"
+        );
+        let checksum_mode = [("x-amz-checksum-mode", "ENABLED")];
+        let got = h
+            .forward(
+                http::Method::GET,
+                BUCKET,
+                &format!("/{key}"),
+                &checksum_mode,
+                "",
+            )
+            .await;
+        let sums: Vec<&str> = got
+            .headers
+            .keys()
+            .map(|k| k.as_str())
+            .filter(|k| k.starts_with("x-amz-checksum-") && *k != "x-amz-checksum-type")
+            .collect();
+        assert!(
+            sums.len() == 1 && sums[0] != "x-amz-checksum-crc64nvme",
+            "{key}: the CLI's own checksum, not the proxy's: {sums:?}"
+        );
+    }
+    assert_eq!(h.emulator.counters().signature_failures, 0);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_cli_with_endpoint_url_uses_path_style_over_plain_http() {
     let h = Harness::start(Options::default()).await;
     let mut aws = Aws::new(&h, true).await;

@@ -4,6 +4,7 @@ mod harness;
 
 mod bounds;
 mod budget;
+mod checksums;
 mod clients;
 mod clients_more;
 mod curl;

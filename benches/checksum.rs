@@ -1,0 +1,102 @@
+//! What `--checksum` costs: the CPU time to frame 1 GiB as aws-chunked with a CRC-32C or
+//! CRC-64/NVME trailer computed on the way, against passing the same frames through untouched.
+//! One thread, no I/O: the body is 64 KiB slices of a 64 MiB block in memory, as a client's
+//! upload arrives in frames. Prints one row per variant, in CPU time of the thread (from
+//! `/proc/thread-self/schedstat`, so a busy machine slows it less than it slows the wall clock);
+//! asserts nothing about speed.
+//!
+//! Run with `cargo bench --bench checksum`.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
+use s3x_proxy::body::{BoxError, ProxyBody};
+use s3x_proxy::checksum::Computed;
+
+const GIB: u64 = 1 << 30;
+const FRAME: usize = 64 << 10;
+const BLOCK: usize = 64 << 20;
+const RUNS: usize = 5;
+
+/// 1 GiB as 64 KiB frames (zero-copy slices of one block).
+fn body(block: &Bytes) -> ProxyBody {
+    let block = block.clone();
+    let frames = (0..GIB as usize / FRAME).map(move |i| {
+        let at = (i * FRAME) % BLOCK;
+        Ok::<_, BoxError>(Frame::data(block.slice(at..at + FRAME)))
+    });
+    StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync()
+}
+
+/// Reads `body` to its end; the bytes it produced.
+async fn drain(mut body: ProxyBody) -> u64 {
+    let mut total = 0;
+    while let Some(frame) = body.frame().await {
+        total += frame.unwrap().into_data().unwrap().len() as u64;
+    }
+    total
+}
+
+/// CPU time this thread has run.
+fn cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let ns = stat.split_whitespace().next().and_then(|n| n.parse().ok());
+    Duration::from_nanos(ns.unwrap_or(0))
+}
+
+/// The CPU time and wall time to frame (or pass through) 1 GiB.
+async fn time(block: &Bytes, computed: Option<Computed>) -> (Duration, Duration) {
+    let (started, cpu_before) = (Instant::now(), cpu());
+    let body = match computed {
+        None => body(block),
+        Some(c) => {
+            let mut headers = HeaderMap::new();
+            s3x_proxy::aws_chunked::encode_with_checksum(&mut headers, body(block), GIB, c).unwrap()
+        }
+    };
+    let total = drain(body).await;
+    assert!(total >= GIB);
+    (cpu() - cpu_before, started.elapsed())
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let block: Bytes = (0..BLOCK)
+        .map(|i| (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes()[7])
+        .collect::<Vec<u8>>()
+        .into();
+    println!("1 GiB in 64 KiB frames, median of {RUNS} runs (min–max), one thread:");
+    let mut baseline = 0.0;
+    for (variant, computed) in [
+        ("pass-through", None),
+        ("crc32c", Some(Computed::Crc32c)),
+        ("crc64nvme", Some(Computed::Crc64Nvme)),
+    ] {
+        let runs: Vec<(Duration, Duration)> = (0..RUNS)
+            .map(|_| runtime.block_on(time(&block, computed)))
+            .collect();
+        let median = |mut ms: Vec<f64>| {
+            ms.sort_by(f64::total_cmp);
+            (ms[RUNS / 2], ms[0], ms[RUNS - 1])
+        };
+        let (cpu, low, high) = median(runs.iter().map(|r| r.0.as_secs_f64() * 1e3).collect());
+        let (wall, _, _) = median(runs.iter().map(|r| r.1.as_secs_f64() * 1e3).collect());
+        if computed.is_none() {
+            baseline = cpu;
+            println!(
+                "  {variant:12} CPU {cpu:6.1} ms/GiB ({low:.1}–{high:.1}); wall {wall:6.1} ms"
+            );
+            continue;
+        }
+        println!(
+            "  {variant:12} CPU {cpu:6.1} ms/GiB ({low:.1}–{high:.1}), {:6.1} ms/GiB over pass-through ({:4.1} GiB/s); wall {wall:6.1} ms",
+            cpu - baseline,
+            1e3 / cpu,
+        );
+    }
+}
