@@ -125,8 +125,14 @@ fn main() {
     });
 
     let identity: aws_smithy_runtime_api::client::identity::Identity =
-        aws_credential_types::Credentials::new("ASIASESSION", "secret", Some("token".into()), None, "b")
-            .into();
+        aws_credential_types::Credentials::new(
+            "ASIASESSION",
+            "secret",
+            Some("token".into()),
+            None,
+            "b",
+        )
+        .into();
     let scope = s3x_proxy::sign::Scope {
         region: "us-west-2",
         service: "s3express",
