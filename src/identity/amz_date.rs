@@ -10,7 +10,10 @@ pub fn parse_amz_date(text: &str) -> Option<SystemTime> {
     }
     let num = |range: std::ops::Range<usize>| -> Option<u32> {
         let digits = &text[range];
-        digits.bytes().all(|c| c.is_ascii_digit()).then(|| digits.parse().ok())?
+        digits
+            .bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| digits.parse().ok())?
     };
     let (year, month, day) = (num(0..4)?, num(4..6)?, num(6..8)?);
     let (hour, minute, second) = (num(9..11)?, num(11..13)?, num(13..15)?);

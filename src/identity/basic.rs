@@ -43,7 +43,10 @@ struct Decoded {
 
 impl Decoded {
     fn split(&self) -> (&str, &[u8]) {
-        (&self.text[..self.colon], &self.text.as_bytes()[self.colon + 1..])
+        (
+            &self.text[..self.colon],
+            &self.text.as_bytes()[self.colon + 1..],
+        )
     }
 }
 
@@ -85,7 +88,10 @@ secret_access_key = "agent-secret-0123456789"
 
     #[test]
     fn the_right_key_and_secret_name_the_client() {
-        assert_eq!(run(Some(basic("AKIDAGENT:agent-secret-0123456789"))).unwrap(), "agent");
+        assert_eq!(
+            run(Some(basic("AKIDAGENT:agent-secret-0123456789"))).unwrap(),
+            "agent"
+        );
         let lower = HeaderValue::from_str(&format!(
             "basic  {}",
             base64::engine::general_purpose::STANDARD.encode("AKIDAGENT:agent-secret-0123456789")
@@ -100,23 +106,36 @@ secret_access_key = "agent-secret-0123456789"
         let cases = [
             (None, Missing),
             (Some(HeaderValue::from_static("Bearer abc")), Malformed),
-            (Some(HeaderValue::from_static("Basic !!!not-base64")), Malformed),
+            (
+                Some(HeaderValue::from_static("Basic !!!not-base64")),
+                Malformed,
+            ),
             (Some(basic("no-colon-here")), Malformed),
             (Some(HeaderValue::from_static("Basic")), Malformed),
             (Some(basic("AKIDOTHER:agent-secret-0123456789")), UnknownKey),
             (Some(basic("AKIDAGENT:agent-secret-012345678")), WrongSecret),
-            (Some(basic("AKIDAGENT:agent-secret-0123456789 ")), WrongSecret),
+            (
+                Some(basic("AKIDAGENT:agent-secret-0123456789 ")),
+                WrongSecret,
+            ),
             (Some(basic("AKIDAGENT:")), WrongSecret),
         ];
         let mut details = std::collections::HashSet::new();
         for (header, why) in cases {
             let err = run(header.clone()).unwrap_err();
             assert_eq!(err, AuthError::ProxyAuth(why), "{header:?}");
-            assert_eq!(err.status(), http::StatusCode::PROXY_AUTHENTICATION_REQUIRED);
+            assert_eq!(
+                err.status(),
+                http::StatusCode::PROXY_AUTHENTICATION_REQUIRED
+            );
             assert_eq!(err.proxy_authenticate(), Some("Basic realm=\"s3x-proxy\""));
             assert_eq!(err.to_string(), "Proxy authentication required");
             details.insert(err.detail());
         }
-        assert_eq!(details.len(), 4, "missing, malformed, unknown key, wrong secret");
+        assert_eq!(
+            details.len(),
+            4,
+            "missing, malformed, unknown key, wrong secret"
+        );
     }
 }

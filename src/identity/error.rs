@@ -25,6 +25,10 @@ pub enum AuthError {
         /// What was wrong, for the log.
         reason: &'static str,
     },
+    /// Signature Version 2 (`Authorization: AWS …`, `?AWSAccessKeyId=…&Signature=…`), SigV4a,
+    /// or another scheme (400 InvalidRequest).
+    #[error("The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.")]
+    UnsupportedSignature,
     /// A header-signed request without `x-amz-content-sha256` (400 InvalidRequest).
     #[error("Missing required header for this request: x-amz-content-sha256")]
     MissingContentSha256,
@@ -80,9 +84,10 @@ impl AuthError {
         use AuthError::*;
         match self {
             ProxyAuth(_) => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
-            Malformed { .. } | MissingContentSha256 | InvalidToken(_) | ExpiredToken => {
+            Malformed { .. } | UnsupportedSignature | MissingContentSha256 => {
                 StatusCode::BAD_REQUEST
             }
+            InvalidToken(_) | ExpiredToken => StatusCode::BAD_REQUEST,
             InvalidCopySource | InvalidSessionMode => StatusCode::BAD_REQUEST,
             Anonymous | InvalidAccessKeyId | SignatureDoesNotMatch(_) | RequestTimeTooSkewed => {
                 StatusCode::FORBIDDEN
@@ -98,7 +103,7 @@ impl AuthError {
             ProxyAuth(_) => "ProxyAuthenticationRequired",
             Malformed { query: false, .. } => "AuthorizationHeaderMalformed",
             Malformed { query: true, .. } => "AuthorizationQueryParametersError",
-            MissingContentSha256 => "InvalidRequest",
+            UnsupportedSignature | MissingContentSha256 => "InvalidRequest",
             InvalidAccessKeyId => "InvalidAccessKeyId",
             SignatureDoesNotMatch(_) => "SignatureDoesNotMatch",
             RequestTimeTooSkewed => "RequestTimeTooSkewed",
@@ -120,10 +125,13 @@ impl AuthError {
         match self {
             ProxyAuth(ProxyAuthFailure::Missing) => "no Proxy-Authorization header",
             ProxyAuth(ProxyAuthFailure::Malformed) => "Proxy-Authorization is not Basic id:secret",
-            ProxyAuth(ProxyAuthFailure::UnknownKey) => "Proxy-Authorization names an unknown key id",
+            ProxyAuth(ProxyAuthFailure::UnknownKey) => {
+                "Proxy-Authorization names an unknown key id"
+            }
             ProxyAuth(ProxyAuthFailure::WrongSecret) => "Proxy-Authorization has the wrong secret",
             Anonymous => "the request carries no signature",
             Malformed { reason, .. } => reason,
+            UnsupportedSignature => "not AWS4-HMAC-SHA256 (SigV2, SigV4a or another scheme)",
             MissingContentSha256 => "no x-amz-content-sha256 header",
             InvalidAccessKeyId => "unknown access key id",
             SignatureDoesNotMatch(reason) => reason,

@@ -361,7 +361,11 @@ fn fingerprint(name: &str, key: &str, secret: &str, rules: &[(String, Access)]) 
 /// The 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// A TOML error with its line, and without the text of a line that holds a secret (serde's

@@ -123,8 +123,9 @@ impl AccessControl {
         if !key_id.starts_with(SESSION_KEY_PREFIX) {
             return Err(AuthError::InvalidAccessKeyId);
         }
-        let token = session::token_of(parts, signed.form)
-            .ok_or(AuthError::InvalidToken("a session key id without a session token"))?;
+        let token = session::token_of(parts, signed.form).ok_or(AuthError::InvalidToken(
+            "a session key id without a session token",
+        ))?;
         signed.check_time(now)?;
         let opened = session::open(&self.key, &list, &token, key_id, now)?;
         signed.verify(parts, &opened.identity, payload)?;
@@ -144,11 +145,17 @@ impl AccessControl {
         requested: Option<Mode>,
         now: SystemTime,
     ) -> Result<MintedSession, AuthError> {
-        principal.may(crate::operation::Operation::CreateSession, Some(bucket), None)?;
+        principal.may(
+            crate::operation::Operation::CreateSession,
+            Some(bucket),
+            None,
+        )?;
         let access = principal.client.access(bucket);
         let mode = match (requested, access) {
             (Some(Mode::ReadWrite), Some(Access::ReadOnly)) => {
-                return Err(AuthError::AccessDenied("a read-only client asked for a ReadWrite session"))
+                return Err(AuthError::AccessDenied(
+                    "a read-only client asked for a ReadWrite session",
+                ))
             }
             (Some(mode), _) => mode,
             (None, Some(Access::ReadWrite)) => Mode::ReadWrite,
@@ -177,14 +184,19 @@ impl AccessControl {
                 session: session.clone(),
             }),
             (_, None) => Err(AuthError::ProxyAuth(ProxyAuthFailure::UnknownKey)),
-            (_, Some(_)) => Err(AuthError::InvalidToken("the session's client entry changed")),
+            (_, Some(_)) => Err(AuthError::InvalidToken(
+                "the session's client entry changed",
+            )),
         }
     }
 }
 
 /// `x-amz-create-session-mode`: `None` when absent.
 pub fn requested_mode(headers: &HeaderMap) -> Result<Option<Mode>, AuthError> {
-    match headers.get("x-amz-create-session-mode").map(HeaderValue::as_bytes) {
+    match headers
+        .get("x-amz-create-session-mode")
+        .map(HeaderValue::as_bytes)
+    {
         None => Ok(None),
         Some(b"ReadOnly") => Ok(Some(Mode::ReadOnly)),
         Some(b"ReadWrite") => Ok(Some(Mode::ReadWrite)),
@@ -192,6 +204,10 @@ pub fn requested_mode(headers: &HeaderMap) -> Result<Option<Mode>, AuthError> {
     }
 }
 
+#[cfg(test)]
+mod botocore_tests;
+#[cfg(test)]
+mod sigv4_tests;
 #[cfg(test)]
 mod testing;
 #[cfg(test)]

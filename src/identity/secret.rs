@@ -42,7 +42,10 @@ mod tests {
         let s = Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
         assert_eq!(format!("{s}"), "[redacted]");
         assert_eq!(format!("{s:?}"), "Secret([redacted])");
-        assert_eq!(format!("{:#?}", Some(&s)), "Some(\n    Secret([redacted]),\n)");
+        assert_eq!(
+            format!("{:#?}", Some(&s)),
+            "Some(\n    Secret([redacted]),\n)"
+        );
         assert_eq!(s.expose(), "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
     }
 }

@@ -97,6 +97,15 @@ impl SessionGrant {
     pub fn expires(&self) -> SystemTime {
         self.expires
     }
+
+    #[cfg(test)]
+    pub(crate) fn for_tests(bucket: &str, mode: Mode, expires: SystemTime) -> Self {
+        SessionGrant {
+            bucket: bucket.into(),
+            mode,
+            expires,
+        }
+    }
 }
 
 /// Session credentials minted for a client's CreateSession.
@@ -208,13 +217,16 @@ pub(crate) fn open(
     let (payload, presented) = bytes
         .split_at_checked(bytes.len().saturating_sub(TAG_LEN))
         .ok_or(invalid("the session token is too short"))?;
-    let fields = Fields::parse(payload).ok_or(invalid("the session token is not one the proxy mints"))?;
-    let client = list
-        .by_name(fields.client)
-        .ok_or(invalid("the session's client is no longer in the access file"))?;
+    let fields =
+        Fields::parse(payload).ok_or(invalid("the session token is not one the proxy mints"))?;
+    let client = list.by_name(fields.client).ok_or(invalid(
+        "the session's client is no longer in the access file",
+    ))?;
     let expected = tag(key, payload, client.fingerprint());
     if !bool::from(expected.as_slice().ct_eq(presented)) {
-        return Err(invalid("the session token was not minted by this proxy for this client entry"));
+        return Err(invalid(
+            "the session token was not minted by this proxy for this client entry",
+        ));
     }
     if unix_secs(now) >= fields.expires {
         return Err(AuthError::ExpiredToken);

@@ -40,10 +40,14 @@ impl<'a> Credential<'a> {
         let mut slashes = [0usize; 4];
         let mut found = text.match_indices('/').map(|(i, _)| i);
         for slot in &mut slashes {
-            *slot = found.next().ok_or(bad("the credential is not KEY/DATE/REGION/SERVICE/aws4_request"))?;
+            *slot = found.next().ok_or(bad(
+                "the credential is not KEY/DATE/REGION/SERVICE/aws4_request",
+            ))?;
         }
         if found.next().is_some() || &text[slashes[3] + 1..] != "aws4_request" {
-            return Err(bad("the credential is not KEY/DATE/REGION/SERVICE/aws4_request"));
+            return Err(bad(
+                "the credential is not KEY/DATE/REGION/SERVICE/aws4_request",
+            ));
         }
         let credential = Credential { text, slashes };
         if credential.access_key_id().is_empty() || credential.region().is_empty() {
@@ -127,7 +131,9 @@ impl<'a> SignedRequest<'a> {
             Some(value) => {
                 let query = parts.uri.query().unwrap_or_default();
                 if query_pairs(query).any(|(k, _)| is_param(k, "X-Amz-Signature")) {
-                    return Err(header_error("both an Authorization header and a presigned URL"));
+                    return Err(header_error(
+                        "both an Authorization header and a presigned URL",
+                    ));
                 }
                 let value = value
                     .to_str()
@@ -142,7 +148,7 @@ impl<'a> SignedRequest<'a> {
         let rest = value
             .strip_prefix(ALGORITHM)
             .filter(|r| r.starts_with(' '))
-            .ok_or(header_error("the Authorization scheme is not AWS4-HMAC-SHA256"))?;
+            .ok_or(AuthError::UnsupportedSignature)?;
         let (mut credential, mut signed_headers, mut signature) = (None, None, None);
         for item in rest.split(',') {
             let (key, val) = item
@@ -170,7 +176,8 @@ impl<'a> SignedRequest<'a> {
             credential: Credential::parse(Cow::Borrowed(credential.ok_or(missing)?), false)?,
             signed_headers: Cow::Borrowed(signed_headers.ok_or(missing)?),
             signature: Cow::Borrowed(signature.ok_or(missing)?),
-            time: parse_amz_date(amz_date).ok_or(header_error("X-Amz-Date is not YYYYMMDDTHHMMSSZ"))?,
+            time: parse_amz_date(amz_date)
+                .ok_or(header_error("X-Amz-Date is not YYYYMMDDTHHMMSSZ"))?,
             amz_date: Cow::Borrowed(amz_date),
             expires: None,
         })
@@ -197,7 +204,12 @@ impl<'a> SignedRequest<'a> {
             }
         }
         if found.iter().all(Option::is_none) {
-            return Err(AuthError::Anonymous);
+            let sigv2 = query_pairs(query).any(|(k, _)| is_param(k, "AWSAccessKeyId"));
+            return Err(if sigv2 {
+                AuthError::UnsupportedSignature
+            } else {
+                AuthError::Anonymous
+            });
         }
         let [algorithm, credential, date, expires, signed_headers, signature] =
             found.map(|v| v.ok_or(query_error("a presigned parameter is missing")));
@@ -215,7 +227,8 @@ impl<'a> SignedRequest<'a> {
             credential: Credential::parse(credential?, true)?,
             signed_headers: signed_headers?,
             signature: signature?,
-            time: parse_amz_date(&amz_date).ok_or(query_error("X-Amz-Date is not YYYYMMDDTHHMMSSZ"))?,
+            time: parse_amz_date(&amz_date)
+                .ok_or(query_error("X-Amz-Date is not YYYYMMDDTHHMMSSZ"))?,
             amz_date,
             expires: Some(expires),
         })
@@ -247,7 +260,9 @@ impl<'a> SignedRequest<'a> {
         match self.expires {
             None if ahead > MAX_SKEW || behind > MAX_SKEW => Err(AuthError::RequestTimeTooSkewed),
             Some(_) if ahead > MAX_SKEW => Err(AuthError::RequestNotYetValid),
-            Some(expires) if behind > Duration::from_secs(expires) => Err(AuthError::RequestExpired),
+            Some(expires) if behind > Duration::from_secs(expires) => {
+                Err(AuthError::RequestExpired)
+            }
             _ => Ok(()),
         }
     }

@@ -20,7 +20,6 @@ use super::error::AuthError;
 use super::signed::{is_param, Form, Payload, SignedRequest};
 
 impl SignedRequest<'_> {
-
     /// Recomputes the signature with `identity` (whose secret the client should have used)
     /// and compares it with the client's in constant time.
     pub fn verify(
@@ -43,7 +42,9 @@ impl SignedRequest<'_> {
                 return Ok(());
             }
         }
-        Err(AuthError::SignatureDoesNotMatch("the signature does not match"))
+        Err(AuthError::SignatureDoesNotMatch(
+            "the signature does not match",
+        ))
     }
 
     fn matches(&self, expected: &str) -> bool {
@@ -65,7 +66,7 @@ impl SignedRequest<'_> {
             headers.into_iter(),
             payload.signable(),
         )
-            .map_err(|_| AuthError::SignatureDoesNotMatch("the target cannot be canonicalised"))?;
+        .map_err(|_| AuthError::SignatureDoesNotMatch("the target cannot be canonicalised"))?;
         let settings = match self.form {
             Form::Header => HEADER_SETTINGS.clone(),
             Form::Query => QUERY_SETTINGS.clone(),
@@ -86,14 +87,19 @@ impl SignedRequest<'_> {
 
     /// `(name, value)` for every signed header, every value in order. `host` falls back to the
     /// URI's authority (h2's `:authority`).
-    fn signed_header_values<'p>(&'p self, parts: &'p Parts) -> Result<Vec<(&'p str, &'p str)>, AuthError> {
+    fn signed_header_values<'p>(
+        &'p self,
+        parts: &'p Parts,
+    ) -> Result<Vec<(&'p str, &'p str)>, AuthError> {
         let mismatch = AuthError::SignatureDoesNotMatch;
         let mut out = Vec::with_capacity(self.signed_headers.len() / 8 + 1);
         let mut host = false;
         for name in self.signed_headers.split(';') {
             let before = out.len();
             for value in parts.headers.get_all(name) {
-                let value = value.to_str().map_err(|_| mismatch("a signed header is not ASCII"))?;
+                let value = value
+                    .to_str()
+                    .map_err(|_| mismatch("a signed header is not ASCII"))?;
                 out.push((name, value));
             }
             if name == "host" {
@@ -140,7 +146,6 @@ impl SignedRequest<'_> {
         }
     }
 }
-
 
 /// S3's settings, with nothing excluded: only the client's signed headers are passed in.
 static HEADER_SETTINGS: LazyLock<SigningSettings> = LazyLock::new(|| {

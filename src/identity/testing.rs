@@ -112,8 +112,7 @@ impl<'a> Signer<'a> {
             .build()
             .unwrap()
             .into();
-        let signable =
-            SignableRequest::new(method, url, headers.iter().copied(), body).unwrap();
+        let signable = SignableRequest::new(method, url, headers.iter().copied(), body).unwrap();
         let (instructions, _) = sign(signable, &params).unwrap().into_parts();
         let mut builder = http::Request::builder().method(method).uri(url);
         for (name, value) in headers {
@@ -124,8 +123,16 @@ impl<'a> Signer<'a> {
         let (mut parts, ()) = request.into_parts();
         if !self.h2 {
             let authority = parts.uri.authority().unwrap().as_str().to_string();
-            parts.headers.insert(http::header::HOST, authority.parse().unwrap());
-            parts.uri = parts.uri.path_and_query().unwrap().as_str().parse().unwrap();
+            parts
+                .headers
+                .insert(http::header::HOST, authority.parse().unwrap());
+            parts.uri = parts
+                .uri
+                .path_and_query()
+                .unwrap()
+                .as_str()
+                .parse()
+                .unwrap();
         }
         parts
     }
