@@ -173,20 +173,21 @@ impl AccessControl {
         let current = list
             .by_access_key_id(old.access_key_id())
             .filter(|c| c.name() == old.name());
-        let still = match (current, &principal.session) {
-            (Some(c), None) => c.secret_digest() == old.secret_digest(),
-            (Some(c), Some(_)) => c.fingerprint() == old.fingerprint(),
-            (None, _) => false,
-        };
         match (current, &principal.session) {
-            (Some(c), session) if still => Ok(Principal {
+            (None, None) => Err(AuthError::ProxyAuth(ProxyAuthFailure::UnknownKey)),
+            (Some(c), None) if c.secret_digest() != old.secret_digest() => {
+                Err(AuthError::ProxyAuth(ProxyAuthFailure::WrongSecret))
+            }
+            (Some(c), Some(_)) if c.fingerprint() != old.fingerprint() => Err(
+                AuthError::InvalidToken("the session's client entry changed"),
+            ),
+            (None, Some(_)) => Err(AuthError::InvalidToken(
+                "the session's client is no longer in the access file",
+            )),
+            (Some(c), session) => Ok(Principal {
                 client: c.clone(),
                 session: session.clone(),
             }),
-            (_, None) => Err(AuthError::ProxyAuth(ProxyAuthFailure::UnknownKey)),
-            (_, Some(_)) => Err(AuthError::InvalidToken(
-                "the session's client entry changed",
-            )),
         }
     }
 }
