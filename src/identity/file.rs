@@ -19,7 +19,7 @@ use std::sync::Arc;
 use aws_credential_types::Credentials;
 use aws_lc_rs::digest;
 use aws_smithy_runtime_api::client::identity::Identity;
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::{Candidate, Glob, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -95,9 +95,10 @@ impl Client {
 
     /// The highest access any `allow` rule gives this client on `bucket`, if any.
     pub fn access(&self, bucket: &str) -> Option<Access> {
-        if self.rules.read_write.is_match(bucket) {
+        let bucket = Candidate::new(bucket);
+        if self.rules.read_write.is_match_candidate(&bucket) {
             Some(Access::ReadWrite)
-        } else if self.rules.read_only.is_match(bucket) {
+        } else if self.rules.read_only.is_match_candidate(&bucket) {
             Some(Access::ReadOnly)
         } else {
             None

@@ -259,6 +259,35 @@ fn basic_auth_and_tunnels_across_reloads() {
 }
 
 #[test]
+fn no_debug_output_shows_a_secret() {
+    let control = control();
+    let request = create_session_request("AKIDWRITER", WRITER_SECRET, None);
+    let session = create_session(&control, &request).unwrap();
+    let put = session_signer(&session).sign(
+        "PUT",
+        &format!("https://{HOST}/k"),
+        &[],
+        SignableBody::UnsignedPayload,
+    );
+    let who = control
+        .verify_sigv4(&put, t0() + Duration::from_secs(60))
+        .unwrap();
+    let shown = format!("{control:?} {who:?} {session:?} {:?}", control.list());
+    for secret in [
+        WRITER_SECRET,
+        READER_SECRET,
+        session.secret().expose(),
+        session.token().expose(),
+    ] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    assert!(
+        shown.contains("writer") && shown.contains(session.access_key_id()),
+        "{shown}"
+    );
+}
+
+#[test]
 fn the_requested_mode_header() {
     let mut headers = http::HeaderMap::new();
     assert_eq!(requested_mode(&headers), Ok(None));
