@@ -51,6 +51,7 @@ pub mod egress;
 pub mod egress_proxy;
 pub mod endpoint;
 pub mod error;
+pub mod identity;
 pub mod logging;
 pub mod metrics;
 pub mod names;
