@@ -166,6 +166,11 @@ pub struct Args {
     /// bodies kept for a retry); a request that would pass it gets 503 SlowDown.
     #[arg(long, global = true, env = "S3X_PROXY_MAX_BUFFERED_BYTES", default_value = "64MiB", value_parser = parse_size)]
     pub max_buffered_bytes: u64,
+    /// Client identities (TOML): who may use the proxy (Proxy-Authorization: Basic in forward
+    /// mode and CONNECT, the client's own SigV4 in endpoint mode) and which buckets each may
+    /// touch, read-only or read-write. SIGHUP reloads it. Off: anyone who reaches the port.
+    #[arg(long, global = true, env = "S3X_PROXY_ACCESS_FILE")]
+    pub access_file: Option<PathBuf>,
     /// Serve general-purpose S3 buckets too (signed with IAM credentials, service s3);
     /// `false` refuses their hosts with 403.
     #[arg(long, global = true, env = "S3X_PROXY_GENERAL_PURPOSE", default_value_t = true, action = clap::ArgAction::Set)]
@@ -356,6 +361,8 @@ pub struct Config {
     pub session_cache_size: u64,
     /// `--max-buffered-bytes`.
     pub max_buffered_bytes: u64,
+    /// `--access-file`.
+    pub access_file: Option<PathBuf>,
     /// How long a client connection or body may sit idle (`--client-idle-timeout`).
     pub client_idle_timeout: Duration,
     /// Most client connections open at once (`--max-connections`).
@@ -412,6 +419,7 @@ impl Config {
             shutdown_grace: args.shutdown_grace,
             session_cache_size: args.session_cache_size,
             max_buffered_bytes: args.max_buffered_bytes,
+            access_file: args.access_file.clone(),
             client_idle_timeout: args.client_idle_timeout,
             max_connections: args.max_connections as usize,
             credentials,

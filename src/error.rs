@@ -7,6 +7,7 @@ use crate::body::{BodyIdle, ClientBodyError, ProxyBody};
 use crate::budget::OverBudget;
 use crate::create_session::CreateSessionError;
 use crate::credentials::CredentialsUnavailable;
+use crate::identity::AuthError;
 use crate::policy::PolicyError;
 use crate::respond::error_response;
 use crate::route::RouteError;
@@ -41,6 +42,9 @@ pub enum ProxyError {
     /// The proxy holds as many request bodies as `--max-buffered-bytes` allows (503 SlowDown).
     #[error(transparent)]
     Busy(#[from] OverBudget),
+    /// With `--access-file`: the client is unknown, unauthenticated, or not allowed this.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     /// A fault of the proxy itself (500).
     #[error("internal error: {0}")]
     Internal(String),
@@ -94,6 +98,7 @@ impl ProxyError {
             ProxyError::Credentials(_) => credentials_reply(),
             ProxyError::Session(e) => return session_reply(e),
             ProxyError::Upstream(e) => upstream_reply(e),
+            ProxyError::Auth(e) => (e.status(), e.code(), e.to_string()),
             ProxyError::Busy(e) => (StatusCode::SERVICE_UNAVAILABLE, "SlowDown", e.to_string()),
             ProxyError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -119,16 +124,26 @@ impl ProxyError {
         std::iter::successors(Some(cause), |e| e.source()).any(|e| e.is::<BodyIdle>())
     }
 
-    /// Turns this error into the S3-style XML response the client receives.
+    /// Turns this error into the S3-style XML response the client receives (a 407 with
+    /// `Proxy-Authenticate`).
     pub fn into_response(self, request_id: &str, head_only: bool) -> Response<ProxyBody> {
         let reply = self.reply();
-        error_response(
+        let mut response = error_response(
             reply.status,
             &reply.code,
             &reply.message,
             request_id,
             head_only,
-        )
+        );
+        if let ProxyError::Auth(e) = &self {
+            if let Some(challenge) = e.proxy_authenticate() {
+                response.headers_mut().insert(
+                    http::header::PROXY_AUTHENTICATE,
+                    http::HeaderValue::from_static(challenge),
+                );
+            }
+        }
+        response
     }
 }
 

@@ -37,6 +37,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod admit;
 pub mod aws_chunked;
 pub mod body;
 pub mod budget;
@@ -106,6 +107,9 @@ pub enum StartError {
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The access file could not be read.
+    #[error(transparent)]
+    AccessFile(#[from] identity::AccessFileError),
 }
 
 /// Runs the proxy on `listeners` until `shutdown` resolves, then drains in-flight requests for
@@ -176,6 +180,9 @@ pub async fn run_with_upstream(
         ))
     });
     tokio::spawn(wait_for_credentials(iam, health.clone()));
+    if let (Some(access), Some(path)) = (shared.proxy.access(), config.access_file.clone()) {
+        tokio::spawn(reload_on_sighup(access.clone(), path));
+    }
 
     shutdown.await;
     health.set_draining();
@@ -216,6 +223,10 @@ pub fn pipeline(
         checksum: config.checksum,
     };
     let regions = endpoint::BucketRegions::default();
+    let access = match &config.access_file {
+        Some(path) => Some(Arc::new(identity::AccessControl::load(path)?)),
+        None => None,
+    };
     let sender = send::Sender::new(
         upstream,
         sessions.clone(),
@@ -223,9 +234,8 @@ pub fn pipeline(
         regions.clone(),
         metrics.clone(),
     );
-    Ok(proxy::Proxy::new(
-        settings, sessions, iam, sender, regions, metrics,
-    ))
+    let proxy = proxy::Proxy::new(settings, sessions, iam, sender, regions, metrics);
+    Ok(proxy.with_access(access))
 }
 
 /// The certificate of `--tls-listen`: the operator's files, or one our CA mints.
@@ -265,6 +275,35 @@ async fn drain(drain: &conn::Drain, grace: Duration, metrics: &metrics::Metrics)
     } else {
         tracing::info!(connections = open, "drained; exiting");
     }
+}
+
+/// Reloads the access file on SIGHUP; a file that does not parse is logged and the old one kept.
+/// Requests in flight keep the list they started with; open tunnels see the new one from their
+/// next request on.
+async fn reload_on_sighup(access: Arc<identity::AccessControl>, path: std::path::PathBuf) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            return tracing::warn!(
+                "cannot listen for SIGHUP: the access file will not be reloaded"
+            );
+        };
+        while hangups.recv().await.is_some() {
+            match access.reload(&path) {
+                Ok(()) => tracing::info!(
+                    path = %path.display(),
+                    clients = access.list().len(),
+                    "reloaded the access file"
+                ),
+                Err(error) => {
+                    tracing::warn!(%error, "the access file did not load; keeping the old one")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (access, path);
 }
 
 /// Marks the proxy ready once IAM credentials resolve; until then `/readyz` says why not. The

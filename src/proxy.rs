@@ -7,6 +7,7 @@ use http::request::Parts;
 use http::{header, HeaderMap, Method, Request, Response};
 use tracing::Instrument;
 
+use crate::admit;
 use crate::body::{ClientBodyError, DrainRule, ProxyBody};
 use crate::budget::{Budget, Reserved};
 use crate::checksum::{self, Computed};
@@ -14,6 +15,7 @@ use crate::create_session::SessionKey;
 use crate::credentials::IamCredentials;
 use crate::endpoint::BucketRegions;
 use crate::error::ProxyError;
+use crate::identity::AccessControl;
 use crate::metrics::Metrics;
 use crate::operation::{Auth, Mode};
 use crate::policy::{authorize, presigned_fresh, SessionMode};
@@ -47,6 +49,7 @@ pub struct PipelineSettings {
 /// The request pipeline, shared by every connection.
 pub struct Proxy {
     settings: PipelineSettings,
+    access: Option<Arc<AccessControl>>,
     regions: BucketRegions,
     budget: Budget,
     sessions: SessionCache,
@@ -75,6 +78,7 @@ impl Proxy {
         metrics: Metrics,
     ) -> Self {
         Self {
+            access: None,
             regions,
             budget: Budget::new(settings.max_buffered_bytes),
             settings,
@@ -89,6 +93,17 @@ impl Proxy {
     /// The metrics this pipeline records into.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// With `access`, every request must come from a client of the access file.
+    pub fn with_access(mut self, access: Option<Arc<AccessControl>>) -> Self {
+        self.access = access;
+        self
+    }
+
+    /// The access control in force (`--access-file`), if any.
+    pub fn access(&self) -> Option<&Arc<AccessControl>> {
+        self.access.as_ref()
     }
 
     /// The IAM credentials cache.
@@ -140,7 +155,7 @@ impl Proxy {
         result: Result<Response<ProxyBody>, ProxyError>,
         record: RequestRecord,
     ) -> Response<ProxyBody> {
-        let response = result.unwrap_or_else(|error| {
+        let response = result.map(relayed).unwrap_or_else(|error| {
             let reply = error.reply();
             let status = reply.status.as_u16();
             if reply.status.is_server_error() {
@@ -161,11 +176,28 @@ impl Proxy {
         arrival: &Arrival,
         record: &mut RequestRecord,
     ) -> Result<Response<ProxyBody>, ProxyError> {
+        let now = std::time::SystemTime::now();
+        let who = match &self.access {
+            Some(access) => Some(admit::identify(access, &parts, arrival, now)?),
+            None => None,
+        };
+        record.client_name = who.as_ref().map(|w| w.name().to_owned());
         let route = route(&parts, arrival, &self.settings.route, &self.regions)?;
         note_route(&route, record);
         let auth = authorize(&route, &parts.method, self.settings.session_mode)?;
-        presigned_fresh(&route.query, std::time::SystemTime::now())?;
+        if let Some(who) = &who {
+            admit::permit(who, &route, &parts)?;
+        }
+        presigned_fresh(&route.query, now)?;
         if auth == Auth::AnswerLocally {
+            if let (Some(access), Some(who)) = (&self.access, &who) {
+                let request_id = &record.request_id;
+                if let Some(minted) =
+                    admit::minted_session(access, who, &route, &parts, arrival, request_id)?
+                {
+                    return Ok(minted);
+                }
+            }
             return Ok(local_create_session(&record.request_id, &parts.headers));
         }
         let payload = sign::strip_client_auth(&mut parts);
@@ -227,6 +259,13 @@ impl Proxy {
         record.lookup = Some(lookup);
         Ok(Signer::Session { key, session })
     }
+}
+
+/// An answer on its way to the client loses the headers of the hop it came over (the proxy's
+/// own answers carry only what it means to send, `Proxy-Authenticate` on a 407 included).
+fn relayed(mut response: Response<ProxyBody>) -> Response<ProxyBody> {
+    crate::sign::strip_hop_by_hop(response.headers_mut());
+    response
 }
 
 /// Puts what routing learnt into the record and the request span.

@@ -17,7 +17,9 @@ pub struct RequestRecord {
     /// The request id (also in error bodies).
     pub request_id: String,
     /// The client's address.
-    pub client: SocketAddr,
+    pub peer: SocketAddr,
+    /// The client's name in the access file (`--access-file`), once known.
+    pub client_name: Option<String>,
     /// HTTP method.
     pub method: http::Method,
     /// S3 operation name.
@@ -46,10 +48,11 @@ pub struct RequestRecord {
 
 impl RequestRecord {
     /// A record for a request from `client` that arrived now.
-    pub fn new(request_id: String, client: SocketAddr, method: http::Method) -> Self {
+    pub fn new(request_id: String, peer: SocketAddr, method: http::Method) -> Self {
         Self {
             request_id,
-            client,
+            peer,
+            client_name: None,
             method,
             operation: "Unknown",
             bucket: None,
@@ -111,7 +114,8 @@ impl Drop for RequestRecord {
         tracing::info!(
             target: "s3x_proxy::access",
             request_id = %self.request_id,
-            client = %self.client,
+            peer = %self.peer,
+            client = self.client_name.as_deref().unwrap_or("-"),
             method = %self.method,
             operation = self.operation,
             bucket = bucket.unwrap_or("-"),

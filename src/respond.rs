@@ -9,17 +9,15 @@ use http::{header, Response, StatusCode};
 use crate::body::{full, Counted, ProxyBody};
 use crate::metrics::Metrics;
 use crate::record::RequestRecord;
-use crate::sign::strip_hop_by_hop;
 use crate::xml;
 
-/// Finishes a response: strips hop-by-hop headers, records the request metrics, and attaches
-/// the record to the body so the access line is written once the body is done.
+/// Finishes a response: records the request metrics, and attaches the record to the body so
+/// the access line is written once the body is done.
 pub fn finish(
-    mut response: Response<ProxyBody>,
+    response: Response<ProxyBody>,
     mut record: RequestRecord,
     metrics: &Metrics,
 ) -> Response<ProxyBody> {
-    strip_hop_by_hop(response.headers_mut());
     record.status = response.status().as_u16();
     metrics.record_request(record.operation, record.status, record.bucket.as_deref());
     metrics
@@ -60,6 +58,16 @@ pub fn local_create_session(request_id: &str, request: &http::HeaderMap) -> Resp
         &format!("s3x-proxy-placeholder-token-{request_id}"),
         &expiration,
     );
+    create_session_answer(request_id, request, body)
+}
+
+/// A CreateSession answer with `body` (a `CreateSessionResult`), echoing the SSE settings the
+/// request asked for.
+pub fn create_session_answer(
+    request_id: &str,
+    request: &http::HeaderMap,
+    body: String,
+) -> Response<ProxyBody> {
     let mut response = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/xml")

@@ -50,6 +50,19 @@ pub struct Arrival {
     pub client: std::net::SocketAddr,
     /// The CONNECT target host (lowercase, without port) of the tunnel the request came through.
     pub tunnel: Option<std::sync::Arc<str>>,
+    /// With `--access-file`: the client that opened the tunnel (its `Proxy-Authorization`).
+    pub identity: Option<crate::identity::Principal>,
+}
+
+impl Arrival {
+    /// A request straight on a listener.
+    pub fn direct(client: std::net::SocketAddr) -> Self {
+        Self {
+            client,
+            tunnel: None,
+            identity: None,
+        }
+    }
 }
 
 /// What routing needs to know from the configuration.

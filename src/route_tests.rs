@@ -15,6 +15,7 @@ fn listener() -> Arrival {
     Arrival {
         client: "127.0.0.1:1".parse().unwrap(),
         tunnel: None,
+        identity: None,
     }
 }
 

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::header::PROXY_AUTHORIZATION;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -100,6 +101,7 @@ async fn serve_tcp(
     let arrival = Arrival {
         client: peer,
         tunnel: None,
+        identity: None,
     };
     match tls {
         None => serve_http(stream, arrival, shared, slot).await,
@@ -204,13 +206,28 @@ async fn connect(
 ) -> Response<ProxyBody> {
     let mut record = shared.proxy.record(request.method(), arrival);
     record.operation = "CONNECT";
+    // With --access-file, a tunnel is opened only for a client of the file, and bound to it.
+    let identity = match shared.proxy.access() {
+        Some(access) => match access.authenticate_basic(request.headers().get(PROXY_AUTHORIZATION))
+        {
+            Ok(principal) => Some(principal),
+            Err(refused) => return shared.proxy.respond(Err(refused.into()), record),
+        },
+        None => None,
+    };
+    record.client_name = identity.as_ref().map(|p| p.name().to_owned());
     let opened = shared.connect.open(&request, &shared.ca).await;
     let client = arrival.client;
     let result = opened.map(|tunnel| {
         match tunnel {
             Tunnel::Intercept { host, acceptor } => {
                 let span = tracing::info_span!("tunnel", %host);
-                let tunnel = intercept(request, host, client, acceptor, shared.clone(), slot);
+                let tunnel = Inner {
+                    client,
+                    host,
+                    identity,
+                };
+                let tunnel = intercept(request, tunnel, acceptor, shared.clone(), slot);
                 tokio::spawn(tunnel.instrument(span));
             }
             Tunnel::Plain(upstream) => {
@@ -224,11 +241,18 @@ async fn connect(
     shared.proxy.respond(result, record)
 }
 
-/// Terminates TLS inside the tunnel with a leaf for `host`, then serves any number of requests.
+/// Who an intercepted tunnel serves, and for which host.
+struct Inner {
+    client: SocketAddr,
+    host: String,
+    identity: Option<crate::identity::Principal>,
+}
+
+/// Terminates TLS inside the tunnel with a leaf for its host, then serves any number of
+/// requests, as the client that opened it.
 async fn intercept(
     request: Request<Incoming>,
-    host: String,
-    client: SocketAddr,
+    tunnel: Inner,
     acceptor: TlsAcceptor,
     shared: Arc<Shared>,
     slot: Arc<Slot>,
@@ -240,8 +264,9 @@ async fn intercept(
     match handshake(acceptor.accept(TokioIo::new(upgraded)), &slot).await {
         Ok(tls) => {
             let arrival = Arrival {
-                client,
-                tunnel: Some(host.into()),
+                client: tunnel.client,
+                tunnel: Some(tunnel.host.into()),
+                identity: tunnel.identity,
             };
             serve_http(tls, arrival, shared, slot).await
         }

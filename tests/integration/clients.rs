@@ -9,7 +9,7 @@ use sha2_free::sha256_hex;
 use crate::harness::{data, Harness, Options, BUCKET};
 
 /// The venv the README's test command installs (`.ci/test.sh`), or $S3X_TEST_VENV.
-fn venv() -> PathBuf {
+pub(crate) fn venv() -> PathBuf {
     let dir = std::env::var_os("S3X_TEST_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/py"));
@@ -23,7 +23,7 @@ fn venv() -> PathBuf {
 
 /// A command with a clean AWS environment: no profile, no real credentials, and none of the
 /// machine's global TLS variables.
-fn clean(program: &Path, home: &Path) -> Command {
+pub(crate) fn clean(program: &Path, home: &Path) -> Command {
     let mut command = Command::new(program);
     command.env_clear();
     command.env("PATH", std::env::var_os("PATH").unwrap_or_default());

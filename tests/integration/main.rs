@@ -12,6 +12,7 @@ mod egress;
 mod errors;
 mod general;
 mod http10;
+mod identities;
 mod layout;
 mod limits;
 mod operate;

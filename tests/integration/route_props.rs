@@ -30,6 +30,7 @@ fn arrival() -> Arrival {
     Arrival {
         client: "127.0.0.1:1".parse().unwrap(),
         tunnel: None,
+        identity: None,
     }
 }
 

@@ -208,6 +208,7 @@ impl Rig {
         let arrival = Arrival {
             client: "127.0.0.1:50000".parse().unwrap(),
             tunnel: None,
+            identity: None,
         };
         let response = self.proxy.handle(request, &arrival).await;
         let status = response.status();

@@ -1,0 +1,74 @@
+//! Admit (`--access-file`): who a request comes from, and whether they may do what routing
+//! found, before anything goes upstream. Forward mode and tunnels present
+//! `Proxy-Authorization: Basic` (a tunnel is bound to the client that opened it); endpoint mode
+//! presents the client's own SigV4 signature. A client's own CreateSession in endpoint mode is
+//! answered with session credentials minted for it.
+
+use std::time::SystemTime;
+
+use http::request::Parts;
+use http::{header, Response};
+
+use crate::body::ProxyBody;
+use crate::identity::{requested_mode, AccessControl, AuthError, Principal};
+use crate::respond::create_session_answer;
+use crate::route::{Arrival, Route};
+
+/// Who sent the request: the tunnel's client (under the access list in force now), the
+/// `Proxy-Authorization` of a forward-mode request, or the SigV4 signature of an endpoint-mode
+/// one. Runs before routing: 407 before any 403.
+pub fn identify(
+    access: &AccessControl,
+    parts: &Parts,
+    arrival: &Arrival,
+    now: SystemTime,
+) -> Result<Principal, AuthError> {
+    if let Some(principal) = &arrival.identity {
+        return access.refresh(principal);
+    }
+    if forward_mode(parts) {
+        access.authenticate_basic(parts.headers.get(header::PROXY_AUTHORIZATION))
+    } else {
+        access.verify_sigv4(parts, now)
+    }
+}
+
+/// A request that names its target as a proxy target (absolute form over HTTP/1.x); h2 and
+/// origin-form requests on the listener are endpoint mode.
+fn forward_mode(parts: &Parts) -> bool {
+    parts.uri.scheme().is_some() && parts.version < http::Version::HTTP_2
+}
+
+/// Whether `who` may do what `route` says: the bucket (and a copy's source bucket) against its
+/// globs, the operation against its access level, a minted session against its bucket and mode.
+pub fn permit(who: &Principal, route: &Route, parts: &Parts) -> Result<(), AuthError> {
+    let bucket = route.bucket_name();
+    let copy_source = parts.headers.get("x-amz-copy-source");
+    who.may(route.operation, bucket.as_deref(), copy_source)
+}
+
+/// A client's own CreateSession: in endpoint mode, session credentials minted for the client and
+/// the bucket, which later requests sign with; in forward mode and tunnels the client is known
+/// by its Proxy-Authorization, so `None`: the placeholder answer does.
+pub fn minted_session(
+    access: &AccessControl,
+    who: &Principal,
+    route: &Route,
+    parts: &Parts,
+    arrival: &Arrival,
+    request_id: &str,
+) -> Result<Option<Response<ProxyBody>>, AuthError> {
+    if arrival.identity.is_some() || forward_mode(parts) {
+        return Ok(None);
+    }
+    let bucket = route
+        .bucket_name()
+        .ok_or(AuthError::AccessDenied("CreateSession names no bucket"))?;
+    let mode = requested_mode(&parts.headers)?;
+    let minted = access.create_session(who, &bucket, mode, SystemTime::now())?;
+    Ok(Some(create_session_answer(
+        request_id,
+        &parts.headers,
+        minted.body(),
+    )))
+}
