@@ -97,6 +97,7 @@ fn bench_pipeline(name: &str, runtime: &tokio::runtime::Runtime) {
     let arrival = Arrival {
         client: "127.0.0.1:40000".parse().unwrap(),
         tunnel: None,
+        identity: None,
     };
     measure(name, 20_000, || {
         runtime.block_on(async {
@@ -118,6 +119,7 @@ fn main() {
     let arrival = Arrival {
         client: "127.0.0.1:40000".parse().unwrap(),
         tunnel: None,
+        identity: None,
     };
     let (parts, _) = request().into_parts();
     measure("route_forward_get", 200_000, || {

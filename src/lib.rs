@@ -181,7 +181,7 @@ pub async fn run_with_upstream(
     });
     tokio::spawn(wait_for_credentials(iam, health.clone()));
     if let (Some(access), Some(path)) = (shared.proxy.access(), config.access_file.clone()) {
-        tokio::spawn(reload_on_sighup(access.clone(), path));
+        tokio::spawn(reload_access_file(access.clone(), path));
     }
 
     shutdown.await;
@@ -277,33 +277,56 @@ async fn drain(drain: &conn::Drain, grace: Duration, metrics: &metrics::Metrics)
     }
 }
 
-/// Reloads the access file on SIGHUP; a file that does not parse is logged and the old one kept.
-/// Requests in flight keep the list they started with; open tunnels see the new one from their
-/// next request on.
-async fn reload_on_sighup(access: Arc<identity::AccessControl>, path: std::path::PathBuf) {
+/// How often the access file is checked for changes (a Kubernetes Secret volume is updated in
+/// place by the kubelet; no one can send SIGHUP into a shell-less container).
+const ACCESS_FILE_POLL: Duration = Duration::from_secs(10);
+
+/// Reloads the access file on SIGHUP, and when it changes on disk; a file that does not parse
+/// is logged and the old one kept. Requests in flight keep the list they started with; open
+/// tunnels see the new one from their next request on.
+async fn reload_access_file(access: Arc<identity::AccessControl>, path: std::path::PathBuf) {
+    let stamp = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    let mut seen = stamp(&path);
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            return tracing::warn!(
-                "cannot listen for SIGHUP: the access file will not be reloaded"
-            );
-        };
-        while hangups.recv().await.is_some() {
-            match access.reload(&path) {
-                Ok(()) => tracing::info!(
-                    path = %path.display(),
-                    clients = access.list().len(),
-                    "reloaded the access file"
-                ),
-                Err(error) => {
-                    tracing::warn!(%error, "the access file did not load; keeping the old one")
-                }
+    let mut hangup =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    #[cfg(not(unix))]
+    let mut hangup: Option<std::future::Pending<()>> = None;
+    let mut poll = tokio::time::interval(ACCESS_FILE_POLL);
+    poll.tick().await;
+    loop {
+        let signalled = async {
+            match hangup.as_mut() {
+                #[cfg(unix)]
+                Some(signals) => signals.recv().await,
+                #[cfg(not(unix))]
+                Some(_) => None,
+                None => std::future::pending().await,
             }
+        };
+        tokio::select! {
+            _ = poll.tick() => {
+                let now = stamp(&path);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+            }
+            _ = signalled => {}
+        }
+        match access.reload(&path) {
+            Ok(()) => tracing::info!(
+                path = %path.display(),
+                clients = access.list().len(),
+                "reloaded the access file"
+            ),
+            Err(error) => tracing::warn!(%error, "the access file did not load; keeping the old one"),
         }
     }
-    #[cfg(not(unix))]
-    let _ = (access, path);
 }
 
 /// Marks the proxy ready once IAM credentials resolve; until then `/readyz` says why not. The

@@ -274,6 +274,7 @@ fuzz_target!(|data: &[u8]| {
     let arrival = Arrival {
         client: "127.0.0.1:1".parse().unwrap(),
         tunnel: tunnel.as_deref().map(Into::into),
+        identity: None,
     };
     let learned = BucketRegions::default();
     if options.contains('l') {
