@@ -292,8 +292,7 @@ async fn reload_access_file(access: Arc<identity::AccessControl>, path: std::pat
     };
     let mut seen = stamp(&path);
     #[cfg(unix)]
-    let mut hangup =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     #[cfg(not(unix))]
     let mut hangup: Option<std::future::Pending<()>> = None;
     let mut poll = tokio::time::interval(ACCESS_FILE_POLL);
@@ -324,7 +323,9 @@ async fn reload_access_file(access: Arc<identity::AccessControl>, path: std::pat
                 clients = access.list().len(),
                 "reloaded the access file"
             ),
-            Err(error) => tracing::warn!(%error, "the access file did not load; keeping the old one"),
+            Err(error) => {
+                tracing::warn!(%error, "the access file did not load; keeping the old one")
+            }
         }
     }
 }
