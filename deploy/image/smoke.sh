@@ -77,16 +77,16 @@ inside() {
   # DNS and the emulator, on this namespace's own loopback.
   python3 "$HERE/smoke-dns.py" 127.0.0.1 "$work/dns.log" 2>"$work/dns.err" &
   env -u AWS_CA_BUNDLE -u SSL_CERT_FILE -u SSL_CERT_DIR \
-    "$emulator" --port 443 --ca-file "$work/emulator-ca.pem" --bucket "$BUCKET" \
+    "$emulator" --port 443 --dir "$work/emulator-ca" --bucket "$BUCKET" \
     >"$work/emulator.log" 2>&1 &
   for _ in $(seq 100); do
-    grep -q 'listening on' "$work/emulator.log" 2>/dev/null && [ -s "$work/emulator-ca.pem" ] && break
+    grep -q 'listening on' "$work/emulator.log" 2>/dev/null && [ -s "$work/emulator-ca/ca.pem" ] && break
     sleep 0.1
   done
   grep -q 'listening on https://127.0.0.1:443' "$work/emulator.log" || {
     cat "$work/emulator.log"; die "the emulator did not start"
   }
-  mount --bind -o ro "$work/emulator-ca.pem" "$root/etc/s3x-smoke-upstream-ca.pem"
+  mount --bind -o ro "$work/emulator-ca/ca.pem" "$root/etc/s3x-smoke-upstream-ca.pem"
 
   # The proxy: the image's Entrypoint and Env, nothing inherited from this shell.
   mapfile -t image_env < <(python3 -c '
