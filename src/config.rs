@@ -154,6 +154,11 @@ pub struct Args {
     /// accepting until one closes.
     #[arg(long, global = true, env = "S3X_PROXY_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+    /// Worker threads, each a single-threaded runtime serving its share of the client
+    /// connections with its own upstream connection pool (default: the CPUs this process may
+    /// use). 0 serves everything on one multi-threaded, work-stealing runtime instead.
+    #[arg(long, global = true, env = "S3X_PROXY_WORKERS")]
+    pub workers: Option<usize>,
     /// Most sessions kept in the cache.
     #[arg(
         long,
@@ -367,6 +372,8 @@ pub struct Config {
     pub client_idle_timeout: Duration,
     /// Most client connections open at once (`--max-connections`).
     pub max_connections: usize,
+    /// Worker threads (`--workers`; 0: none, serve on the caller's runtime).
+    pub workers: usize,
     /// Where IAM credentials come from.
     pub credentials: SharedCredentialsProvider,
     /// The checksum added to uploads that carry none (`--checksum`).
@@ -404,6 +411,7 @@ impl Config {
                 egress: upstream_proxy_flag(args)?,
                 header_timeout: args.response_header_timeout,
                 idle_timeout: Duration::from_secs(60),
+                pools: workers(args) + 1,
             },
             allow_connect: args
                 .allow_connect
@@ -422,10 +430,16 @@ impl Config {
             access_file: args.access_file.clone(),
             client_idle_timeout: args.client_idle_timeout,
             max_connections: args.max_connections as usize,
+            workers: workers(args),
             credentials,
             checksum: args.checksum.computed(),
         })
     }
+}
+
+/// `--workers`, or one per CPU.
+pub fn workers(args: &Args) -> usize {
+    args.workers.unwrap_or_else(crate::workers::default_count)
 }
 
 /// The egress proxy `--upstream-proxy` names (not `none` or empty), without `NO_PROXY` (see

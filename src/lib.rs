@@ -72,6 +72,7 @@ pub mod sign;
 pub mod unknown_length;
 pub mod upstream;
 pub mod uri;
+pub mod workers;
 pub mod xml;
 
 use std::future::Future;
@@ -110,6 +111,9 @@ pub enum StartError {
     /// The access file could not be read.
     #[error(transparent)]
     AccessFile(#[from] identity::AccessFileError),
+    /// The worker threads could not be started.
+    #[error("could not start the worker threads: {0}")]
+    Workers(#[from] std::io::Error),
 }
 
 /// Runs the proxy on `listeners` until `shutdown` resolves, then drains in-flight requests for
@@ -136,6 +140,7 @@ pub async fn run_with_upstream(
     let metrics = proxy.metrics().clone();
     let iam = proxy.credentials().clone();
     let ca = Arc::new(ca::CertificateAuthority::load_or_create(&config.ca_dir)?);
+    let workers = Arc::new(workers::Workers::start(config.workers)?);
     let shared = Arc::new(server::Shared {
         proxy,
         ca: ca.clone(),
@@ -147,6 +152,7 @@ pub async fn run_with_upstream(
         drain: conn::Drain::default(),
         connections: Arc::new(Semaphore::new(config.max_connections)),
         client_idle: config.client_idle_timeout,
+        workers: workers.clone(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
@@ -191,6 +197,7 @@ pub async fn run_with_upstream(
     while accept_loops.join_next().await.is_some() {}
     drain(&shared.drain, config.shutdown_grace, &metrics).await;
     drop(shared);
+    workers.stop().await;
     // The admin listener outlives the drain, so probes see /readyz turn 503 meanwhile.
     let _ = admin_stop_tx.send(true);
     if let Some(admin) = admin {

@@ -10,12 +10,26 @@ use tokio::net::TcpListener;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// mimalloc instead of glibc's malloc: glibc's arenas cost about 15% of the proxy's CPU under
+/// load (many small, short-lived allocations freed on another thread), mimalloc's thread-local
+/// free lists a fraction of that.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     // Held until exit: dropping it flushes the log lines still queued.
     let _log_writer = s3x_proxy::logging::init(cli.args.log_format);
-    let runtime = match tokio::runtime::Runtime::new() {
+    // With worker threads (the default), this runtime only accepts connections, serves the
+    // admin port and runs timers: one thread is plenty.
+    let runtime = match s3x_proxy::config::workers(&cli.args) {
+        0 => tokio::runtime::Runtime::new(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => return fail(e.into()),
     };

@@ -27,6 +27,7 @@ use crate::conn::{drive, Drain, InFlight, Slot};
 use crate::connect::{ConnectPolicy, Tunnel};
 use crate::proxy::Proxy;
 use crate::route::Arrival;
+use crate::workers::Workers;
 
 /// State shared by every connection.
 pub struct Shared {
@@ -42,6 +43,8 @@ pub struct Shared {
     pub connections: Arc<Semaphore>,
     /// `--client-idle-timeout`.
     pub client_idle: Duration,
+    /// The threads connections are served on.
+    pub workers: Arc<Workers>,
 }
 
 /// Accepts connections until `stop` flips, serving each on its own task. At
@@ -72,8 +75,10 @@ pub async fn accept_loop(
         let gauge = &shared.proxy.metrics().connections_active;
         let slot = Slot::open(permit, gauge, shared.client_idle);
         let span = tracing::info_span!("conn", client.addr = %peer);
-        let serve = serve_tcp(stream, peer, tls.clone(), shared.clone(), slot);
-        tokio::spawn(serve.instrument(span));
+        let (tls, worker_shared) = (tls.clone(), shared.clone());
+        shared.workers.serve(stream, move |stream| {
+            serve_tcp(stream, peer, tls, worker_shared, slot).instrument(span)
+        });
     }
 }
 

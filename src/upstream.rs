@@ -106,11 +106,15 @@ pub struct UpstreamSettings {
     pub header_timeout: Duration,
     /// How long an idle pooled connection is kept.
     pub idle_timeout: Duration,
+    /// Connection pools: one per worker thread, plus one for everything else (see `workers`).
+    pub pools: usize,
 }
 
 /// The production upstream: hyper-util's pooled client over rustls, HTTP/1.1, always verified.
 pub struct HyperUpstream {
-    client: Client<hyper_rustls::HttpsConnector<Connector>, ProxyBody>,
+    /// One pool per worker, so that a request and the upstream connection it borrows are
+    /// driven by the same thread; the last serves threads that are not workers.
+    clients: Vec<Client<hyper_rustls::HttpsConnector<Connector>, ProxyBody>>,
     header_timeout: Duration,
     resolve: Arc<ResolveOverrides>,
 }
@@ -168,16 +172,29 @@ impl HyperUpstream {
             .https_only()
             .enable_http1()
             .wrap_connector(dialer);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(settings.idle_timeout)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
+        let clients = (0..settings.pools.max(1))
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(settings.idle_timeout)
+                    .pool_timer(TokioTimer::new())
+                    .timer(TokioTimer::new())
+                    .build(connector.clone())
+            })
+            .collect();
         Ok(Self {
-            client,
+            clients,
             header_timeout: settings.header_timeout,
             resolve,
         })
+    }
+}
+
+impl HyperUpstream {
+    /// The pool of the worker this runs on.
+    fn client(&self) -> &Client<hyper_rustls::HttpsConnector<Connector>, ProxyBody> {
+        let last = self.clients.len() - 1;
+        let index = crate::workers::current().map_or(last, |i| i.min(last));
+        &self.clients[index]
     }
 }
 
@@ -200,7 +217,7 @@ impl Upstream for HyperUpstream {
                 }
             });
         }
-        let response = self.client.request(request);
+        let response = self.client().request(request);
         let deadline = self.header_timeout;
         Box::pin(async move {
             // The deadline for S3's answer starts once the request body has been sent.
