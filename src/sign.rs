@@ -52,43 +52,48 @@ pub enum TokenHeader {
     S3Session,
 }
 
-/// Headers that belong to one connection and never travel upstream.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "proxy-connection",
-    "keep-alive",
-    "proxy-authorization",
-    "proxy-authenticate",
-    "te",
-    "trailer",
-    "upgrade",
-    "transfer-encoding",
-    "expect",
+/// Headers that belong to one connection and never travel upstream. (Names, not strings: a
+/// lookup by string parses it first.)
+const HOP_BY_HOP: [HeaderName; 10] = [
+    header::CONNECTION,
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    header::TRANSFER_ENCODING,
+    header::EXPECT,
 ];
 
+const CONTENT_SHA256: HeaderName = HeaderName::from_static("x-amz-content-sha256");
+
 /// Auth the client may have added itself; it is never forwarded.
-const CLIENT_AUTH: &[&str] = &[
-    "authorization",
-    "x-amz-date",
-    "x-amz-security-token",
-    SESSION_TOKEN_HEADER,
-    "x-amz-content-sha256",
+const CLIENT_AUTH: [HeaderName; 5] = [
+    header::AUTHORIZATION,
+    HeaderName::from_static("x-amz-date"),
+    HeaderName::from_static("x-amz-security-token"),
+    HeaderName::from_static(SESSION_TOKEN_HEADER),
+    CONTENT_SHA256,
 ];
 
 /// Removes hop-by-hop headers, including those named by `Connection`.
 pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
     }
 }
 
@@ -96,7 +101,7 @@ pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
 pub fn strip_client_auth(parts: &mut Parts) -> Payload {
     let payload = match parts
         .headers
-        .get("x-amz-content-sha256")
+        .get(&CONTENT_SHA256)
         .and_then(|v| v.to_str().ok())
     {
         Some(STREAMING_UNSIGNED_TRAILER) => Payload::StreamingUnsignedTrailer,
@@ -104,8 +109,8 @@ pub fn strip_client_auth(parts: &mut Parts) -> Payload {
         _ => Payload::Unsigned,
     };
     strip_hop_by_hop(&mut parts.headers);
-    for name in CLIENT_AUTH {
-        parts.headers.remove(*name);
+    for name in &CLIENT_AUTH {
+        parts.headers.remove(name);
     }
     payload
 }
