@@ -10,12 +10,6 @@ use tokio::net::TcpListener;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// mimalloc instead of glibc's malloc: glibc's arenas cost about 15% of the proxy's CPU under
-/// load (many small, short-lived allocations freed on another thread), mimalloc's thread-local
-/// free lists a fraction of that.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
