@@ -4,35 +4,47 @@
 //! # The life of a request
 //!
 //! ```text
-//! client ─► server   accept a connection (plain or TLS; HTTP/1.1 or h2) and serve requests on
-//!                    it; a CONNECT is decided by `connect` (intercept an S3 Express host with a
-//!                    leaf `ca` mints, tunnel an --allow-connect host, or refuse), and requests
-//!                    inside an intercepted tunnel go on like plain ones. Every connection holds
-//!                    a slot under --max-connections, tunnels included, and is closed when idle;
-//!                    a body that stalls is cut (`conn`, `body`)
+//! client ─► server   accept a connection (plain or TLS; HTTP/1.1 or h2) and hand it to the
+//!                    least busy of the `workers` (one single-threaded runtime per core, each
+//!                    with its own upstream pool), which serves it to the end; a CONNECT is
+//!                    decided by `connect` (intercept an S3 Express host with a leaf `ca`
+//!                    mints, tunnel an --allow-connect host, or refuse), and requests inside an
+//!                    intercepted tunnel go on like plain ones. Every connection holds a slot
+//!                    under --max-connections, tunnels included, and is closed when idle; a
+//!                    body that stalls is cut (`conn`, `body`)
+//!        ─► admit    with --access-file, who the client is (Basic in forward mode and CONNECT,
+//!                    its own SigV4 in endpoint mode) and whether it may touch the bucket
+//!                    (`admit`, over the file and verifier of `identity`)
 //!        ─► route    which bucket, upstream host, region and S3 operation (`route`, with the
-//!                    validated names of `names` and the operation table of `operation`)
-//!        ─► policy   refuse what directory buckets or --session-mode do not allow; pick the
-//!                    credentials: a ReadOnly/ReadWrite session, or IAM (`policy`)
-//!        ─► session  a cached session for (bucket, mode, SSE headers), created once however
+//!                    validated names of `names`, the hosts of `endpoint`, the decoded query of
+//!                    `uri` and the operation table of `operation`)
+//!        ─► policy   refuse what directory buckets or --session-mode do not allow, and stale
+//!                    presigned URLs; pick the credentials: a ReadOnly/ReadWrite session, or
+//!                    IAM (`policy`)
+//!        ─► session  a cached session for (endpoint, mode, SSE headers), created once however
 //!                    many requests miss, renewed in the background ahead of expiry (`session`;
 //!                    the CreateSession call itself is `create_session`, IAM keys `credentials`)
 //!        ─► sign     strip the client's auth and hop-by-hop headers, SigV4 with the session and
 //!                    x-amz-s3session-token (`sign`; `aws_chunked` decodes client-signed chunks
-//!                    and frames bodies with a checksum trailer, `checksum` computes it)
+//!                    and frames bodies with a checksum trailer, `checksum` computes it; bodies
+//!                    held in memory count against --max-buffered-bytes, `budget`)
 //!        ─► send     sign each attempt and send it through the `upstream` seam (pooled HTTPS,
-//!                    dialed by `egress`: S3 names only, --resolve, an egress proxy);
+//!                    dialed by `egress`: S3 names only, --resolve, an `egress_proxy`; the body
+//!                    waits for 100-continue and the answer has a deadline, `outgoing`);
 //!                    again after a connect error or, with a fresh session, after ExpiredToken
-//!                    or InvalidToken, when the body was kept (`send`); a PutObject of unknown
-//!                    length becomes a multipart upload (`unknown_length`, on top of `send`)
+//!                    or InvalidToken, when the body was kept (`send`, reading S3's refusals
+//!                    with `rejection`); a PutObject of unknown length becomes a multipart
+//!                    upload (`unknown_length`, on top of `send`)
 //!        ─► respond  relay S3's answer, count bytes, record metrics (`respond`, `metrics`), and
 //!                    write the access line when the body is done (`record`); errors of any
-//!                    stage become S3-style XML in one place (`error`)
+//!                    stage become S3-style XML in one place (`error`, `xml`)
 //! ```
 //!
 //! `proxy` runs these stages top to bottom for one request. [`run`] wires everything together;
-//! `main.rs` only parses flags, sets up logging and calls it. Dependencies point one way: from
-//! `server` and `proxy` down through the stages to `upstream`, `sign`, `names` and `body`.
+//! `main.rs` only parses flags (`config`), sets up logging (`logging`, which redacts every line
+//! with `redact`) and calls it; `admin` serves /metrics and the probes. Dependencies point one
+//! way: from `server` and `proxy` down through the stages to `upstream`, `sign`, `names` and
+//! `body`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
