@@ -46,6 +46,13 @@ impl Proxy {
             .env("AWS_CONFIG_FILE", home.join("aws-config"))
             .env("AWS_SHARED_CREDENTIALS_FILE", home.join("aws-credentials"))
             .env("RUST_LOG", rust_log)
+            // The proxy's own settings and glibc's malloc tunables pass through, so a run can
+            // compare them (`S3X_PROXY_WORKERS=0 cargo bench --bench idle_conns`).
+            .envs(
+                std::env::vars().filter(|(name, _)| {
+                    name.starts_with("S3X_PROXY_") || name.starts_with("MALLOC_")
+                }),
+            )
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .args(["--region", "us-west-2"])
             .arg("--ca-dir")

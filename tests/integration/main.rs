@@ -29,3 +29,4 @@ mod steering;
 mod streaming;
 mod tunnel;
 mod uploads;
+mod workers;
