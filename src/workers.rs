@@ -85,10 +85,10 @@ impl Workers {
             Ok(stream) => stream,
             Err(error) => return tracing::debug!(%error, "could not hand a connection over"),
         };
-        let open = worker.open.clone();
-        open.fetch_add(1, Ordering::Relaxed);
+        // Counted until the task ends, or is dropped unrun by a worker that is stopping.
+        let open = Open::count(&worker.open);
         worker.handle.spawn(async move {
-            let _open = Open(open);
+            let _open = open;
             match TcpStream::from_std(stream) {
                 Ok(stream) => serve(stream).await,
                 Err(error) => tracing::debug!(%error, "could not take a connection over"),
@@ -171,6 +171,13 @@ impl Worker {
 
 /// One open connection on a worker, counted until it closes.
 struct Open(Arc<AtomicUsize>);
+
+impl Open {
+    fn count(open: &Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        Self(open.clone())
+    }
+}
 
 impl Drop for Open {
     fn drop(&mut self) {
