@@ -127,7 +127,7 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let (parts, body) = request.into_parts();
         let mut record = self.record(&parts.method, arrival);
-        let span = tracing::info_span!("request", id = %record.request_id, method = %parts.method, operation = tracing::field::Empty);
+        let span = tracing::debug_span!("request", id = %record.request_id, method = %parts.method, operation = tracing::field::Empty);
         let http10 = parts.version == http::Version::HTTP_10;
         let drain = drain_rule(&parts);
         let mut body = Some(record.count_upload(body, &self.metrics, drain));
