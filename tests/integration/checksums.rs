@@ -4,15 +4,11 @@
 
 use base64::Engine;
 use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body::Frame;
-use http_body_util::{BodyExt, StreamBody};
-use hyper_util::rt::TokioIo;
+use http::{Method, StatusCode};
 use s3x_emulator::Fault;
 use s3x_proxy::checksum::Computed;
-use tokio::net::TcpStream;
 
-use crate::harness::{data, zonal_host, Harness, Options, Reply, BUCKET};
+use crate::harness::{data, Harness, Options, Reply, BUCKET};
 
 const FAKE_SIG: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 const FAKE_AUTH: &str = "AWS4-HMAC-SHA256 Credential=FAKE/20240101/us-west-2/s3express/aws4_request, SignedHeaders=host, Signature=00";
@@ -94,33 +90,6 @@ fn with_checksum(flag: &str) -> Options {
     Options {
         extra_args: vec!["--checksum".into(), flag.into()],
         ..Options::default()
-    }
-}
-
-/// PUTs `body` with no Content-Length (HTTP/1.1 chunked), in 64 KiB frames.
-async fn put_unknown_length(h: &Harness, key: &str, body: Bytes) -> Reply {
-    let host = zonal_host(BUCKET);
-    let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = body
-        .chunks(64 * 1024)
-        .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
-        .collect();
-    let request = Request::builder()
-        .method(Method::PUT)
-        .uri(format!("http://{host}/{key}"))
-        .header("host", &host)
-        .body(StreamBody::new(futures_util::stream::iter(frames)))
-        .unwrap();
-    let tcp = TcpStream::connect(h.proxy).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let response = sender.send_request(request).await.unwrap();
-    let (parts, body) = response.into_parts();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
     }
 }
 
@@ -300,7 +269,7 @@ async fn with_checksum_bodies_of_unknown_length_carry_it_part_by_part() {
         let name = computed.algorithm().header();
         // Ends within the first part: one PutObject with its checksum.
         let small = data(100_000, 45);
-        let put = put_unknown_length(&h, "small", small.clone()).await;
+        let put = h.put_unknown_length("small", &small, 64 * 1024).await;
         assert_eq!(put.status, StatusCode::OK, "{}", put.text());
         assert_eq!(
             stored_checksums(&h, "small").await,
@@ -312,7 +281,7 @@ async fn with_checksum_bodies_of_unknown_length_carry_it_part_by_part() {
         // Longer: a multipart upload whose parts carry their checksums, and whose whole-object
         // checksum S3 checks at completion.
         let big = data(10 << 20, 46);
-        let put = put_unknown_length(&h, "big", big.clone()).await;
+        let put = h.put_unknown_length("big", &big, 64 * 1024).await;
         assert_eq!(put.status, StatusCode::OK, "{flag}: {}", put.text());
         assert_eq!(put.header(name), Some(computed.of(&big).as_str()), "{flag}");
         assert_eq!(h.emulator.object(BUCKET, "big").as_deref(), Some(&big[..]));
@@ -330,7 +299,7 @@ async fn with_checksum_bodies_of_unknown_length_carry_it_part_by_part() {
         );
         // A part corrupted on the way is refused, and the upload aborted.
         h.emulator.inject(Fault::CorruptUpload { count: 1 });
-        let put = put_unknown_length(&h, "corrupt", big.clone()).await;
+        let put = h.put_unknown_length("corrupt", &big, 64 * 1024).await;
         assert_eq!(
             (put.status, put.code().as_str()),
             (StatusCode::BAD_REQUEST, "BadDigest"),

@@ -202,6 +202,36 @@ impl Harness {
     }
 
     /// A forward-proxy request to `bucket`'s Zonal host.
+    /// PUTs `body` to BUCKET/`key` with no Content-Length (HTTP/1.1 chunked), in frames of
+    /// `frame` bytes, on a connection of its own: the proxy sends it as a multipart upload.
+    pub async fn put_unknown_length(&self, key: &str, body: &Bytes, frame: usize) -> Reply {
+        let host = zonal_host(BUCKET);
+        let frames: Vec<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>> = body
+            .chunks(frame)
+            .map(|c| Ok(hyper::body::Frame::data(Bytes::copy_from_slice(c))))
+            .collect();
+        let request = Request::builder()
+            .method(Method::PUT)
+            .uri(format!("http://{host}/{key}"))
+            .header("host", &host)
+            .body(http_body_util::StreamBody::new(futures_util::stream::iter(
+                frames,
+            )))
+            .unwrap();
+        let tcp = TcpStream::connect(self.proxy).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let response = sender.send_request(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body: body.collect().await.unwrap().to_bytes(),
+        }
+    }
+
     pub async fn forward(
         &self,
         method: Method,

@@ -3,17 +3,11 @@
 //! own settings; a Zonal request cannot choose others; copies (IAM-signed) may; and every SSE
 //! answer header reaches the client, from a multipart conversion too.
 
-use std::convert::Infallible;
-
 use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body::Frame;
-use http_body_util::{BodyExt, StreamBody};
-use hyper_util::rt::TokioIo;
+use http::{Method, StatusCode};
 use s3x_emulator::Sse;
-use tokio::net::TcpStream;
 
-use crate::harness::{data, zonal_host, Harness, Options, BUCKET};
+use crate::harness::{data, Harness, Options, BUCKET};
 
 const KEY: &str = "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
@@ -144,27 +138,10 @@ async fn a_copy_signed_with_iam_may_choose_its_encryption() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multipart_conversion_relays_every_sse_answer_header() {
     let h = kms_bucket().await;
-    let host = zonal_host(BUCKET);
     let body = data(9 << 20, 4);
-    let frames: Vec<Result<Frame<Bytes>, Infallible>> = body
-        .chunks(1 << 20)
-        .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
-        .collect();
     // No Content-Length: the proxy turns this PutObject into a multipart upload.
-    let request = Request::builder()
-        .method(Method::PUT)
-        .uri(format!("http://{host}/chunked"))
-        .header("host", &host)
-        .body(StreamBody::new(futures_util::stream::iter(frames)))
-        .unwrap();
-    let tcp = TcpStream::connect(h.proxy).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let response = sender.send_request(request).await.unwrap();
-    let (parts, body_in) = response.into_parts();
-    let text = String::from_utf8_lossy(&body_in.collect().await.unwrap().to_bytes()).into_owned();
+    let parts = h.put_unknown_length("chunked", &body, 1 << 20).await;
+    let text = parts.text();
     assert_eq!(parts.status, StatusCode::OK, "{text}");
     assert_eq!(parts.headers["x-amz-server-side-encryption"], "aws:kms");
     assert_eq!(
@@ -195,25 +172,9 @@ async fn a_multipart_conversion_that_outlives_its_session_moves_every_part_to_th
     // The session in use expires at the upload's first request; the proxy replaces it once.
     h.emulator
         .inject(s3x_emulator::Fault::ExpiredToken { count: 1 });
-    let host = zonal_host(BUCKET);
     let body = data(25 << 20, 5);
-    let frames: Vec<Result<Frame<Bytes>, Infallible>> = body
-        .chunks(1 << 20)
-        .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
-        .collect();
-    let request = Request::builder()
-        .method(Method::PUT)
-        .uri(format!("http://{host}/long"))
-        .header("host", &host)
-        .body(StreamBody::new(futures_util::stream::iter(frames)))
-        .unwrap();
-    let tcp = TcpStream::connect(h.proxy).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let response = sender.send_request(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let response = h.put_unknown_length("long", &body, 1 << 20).await;
+    assert_eq!(response.status, StatusCode::OK);
     assert_eq!(
         h.emulator.object(BUCKET, "long").as_deref(),
         Some(&body[..])
