@@ -226,7 +226,8 @@ impl Proxy {
                 let operation = route.operation;
                 let upload = unknown_length::Upload::new(&self.sender, &self.budget, signer)
                     .with_checksum(add);
-                upload.send(operation, head, body, payload, record).await
+                // Boxed: a multipart upload's state is large and rare (see `dispatch`).
+                Box::pin(upload.send(operation, head, body, payload, record)).await
             }
         }
     }

@@ -183,7 +183,7 @@ impl Sender {
                 }
                 Outcome::RetryConnect(error) => return Err(error.into()),
                 Outcome::Rejected(response, rejection) if !can_retry => {
-                    self.forget(&signer, &rejection).await;
+                    Box::pin(self.forget(&signer, &rejection)).await;
                     return Ok(response);
                 }
                 Outcome::Rejected(_, rejection) => rejection,
@@ -193,7 +193,8 @@ impl Sender {
                 "S3 rejected the attempt; retrying once"
             );
             self.count_retry(rejection.reason());
-            signer = self.fix(&mut head, signer, rejection, record).await?;
+            // Boxed, as the other rare paths: the future of every request stays small.
+            signer = Box::pin(self.fix(&mut head, signer, rejection, record)).await?;
             retried = true;
         }
     }
@@ -297,7 +298,9 @@ impl Sender {
         };
         Ok(
             match classify(&head.method, response, signer.signed_with()).await? {
-                (response, Some(Rejection::Unclear)) => match self.probe(head, signer).await {
+                (response, Some(Rejection::Unclear)) => match Box::pin(self.probe(head, signer))
+                    .await
+                {
                     Some(reason) => Outcome::Rejected(response, Rejection::SessionToken(reason)),
                     None => Outcome::Done(response),
                 },

@@ -171,7 +171,9 @@ impl SessionCache {
         if let Some(found) = self.get_cached(key).await {
             return Ok(found);
         }
-        let session = self.load(key, None).await?;
+        // Boxed: the miss path (moka's compute and a CreateSession) is large and rare, and would
+        // otherwise be carried, and copied, by every request's future.
+        let session = Box::pin(self.load(key, None)).await?;
         self.count(Lookup::Miss);
         Ok((session, Lookup::Miss))
     }
@@ -218,7 +220,7 @@ impl SessionCache {
         key: &SessionKey,
         generation: u64,
     ) -> Result<Arc<Session>, CreateSessionError> {
-        self.load(key, Some(generation)).await
+        Box::pin(self.load(key, Some(generation))).await
     }
 
     /// Drops the session `generation` from the cache (if it is still the cached one), so the
