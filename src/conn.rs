@@ -31,6 +31,8 @@ pub struct Slot {
     progress: AtomicU64,
     /// Requests whose response head has not gone out yet.
     in_flight: AtomicUsize,
+    /// Requests begun on this connection.
+    begun: AtomicU64,
     idle: Duration,
     gauge: IntGauge,
     _permit: OwnedSemaphorePermit,
@@ -43,6 +45,7 @@ impl Slot {
         Arc::new(Slot {
             progress: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            begun: AtomicU64::new(0),
             idle,
             gauge: gauge.clone(),
             _permit: permit,
@@ -65,7 +68,34 @@ impl Slot {
     /// Marks a request in flight until the returned guard drops (at the response head).
     pub fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Relaxed);
+        self.begun.fetch_add(1, Relaxed);
         InFlight(self.clone())
+    }
+
+    /// How many requests have begun on this connection.
+    pub fn begun(&self) -> u64 {
+        self.begun.load(Relaxed)
+    }
+
+    /// Resolves once a request has begun since `begun` and then, for a whole period, no
+    /// request has been in flight and no byte has moved (see `keepalive`). The period starts at
+    /// `first` and doubles, up to `longest`, each time the connection is found busy: one timer
+    /// per period.
+    pub async fn rested(&self, first: Duration, longest: Duration, begun: u64) {
+        let mut period = first;
+        let mut seen = self.progress.load(Relaxed);
+        loop {
+            tokio::time::sleep(period).await;
+            let progress = self.progress.load(Relaxed);
+            if progress == seen
+                && self.in_flight.load(Relaxed) == 0
+                && self.begun.load(Relaxed) != begun
+            {
+                return;
+            }
+            seen = progress;
+            period = (period * 2).min(longest);
+        }
     }
 
     /// Resolves once no request has been in flight and no byte has moved for the idle timeout
@@ -89,7 +119,7 @@ impl Slot {
     }
 
     /// How long a connection asked to close while idle gets before it is dropped.
-    fn close_grace(&self) -> Duration {
+    pub fn close_grace(&self) -> Duration {
         self.idle / LOOKS_PER_TIMEOUT
     }
 }
@@ -116,27 +146,48 @@ impl Drop for InFlight {
     }
 }
 
-/// Serves `conn` until it ends. When the drain starts, or the slot has been quiet for its idle
-/// timeout, `shutdown` asks the connection to close gracefully (h2 sends GOAWAY; an h1
+/// How [`drive`] left a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driven {
+    /// It finished: the client closed it, or it closed for the drain or when idle.
+    Finished,
+    /// `rest` fired and it finished between requests: the socket is still open.
+    Rested,
+    /// It was idle, asked to close, and had not a quarter of the timeout later: dropped.
+    Dropped,
+}
+
+/// Serves `conn` until it ends. When the drain starts, or `quiet` (the slot's idle watchdog)
+/// fires, `shutdown` asks the connection to close gracefully (h2 sends GOAWAY; an h1
 /// connection between requests closes at once); an idle one still open a quarter of the
-/// timeout later is dropped.
+/// timeout later is dropped. When `rest` fires first, `shutdown` asks it to finish between
+/// requests, and it ends [`Driven::Rested`].
 pub async fn drive<C, E>(
     conn: C,
     shutdown: impl Fn(Pin<&mut C>),
+    mut quiet: Pin<&mut impl Future<Output = ()>>,
+    rest: impl Future<Output = ()>,
     slot: &Slot,
     drain: &mut DrainWatch,
-) -> Result<(), E>
+) -> Result<Driven, E>
 where
     C: Future<Output = Result<(), E>>,
 {
     let mut conn = pin!(conn);
-    let mut quiet = pin!(slot.quiet());
-    let mut draining = false;
+    let mut rest = pin!(rest);
+    let (mut draining, mut resting) = (false, false);
     loop {
         tokio::select! {
-            result = conn.as_mut() => return result,
+            result = conn.as_mut() => {
+                let rested = resting && !draining;
+                return result.map(|()| if rested { Driven::Rested } else { Driven::Finished });
+            }
             () = drain.started(), if !draining => {
                 draining = true;
+                shutdown(conn.as_mut());
+            }
+            () = rest.as_mut(), if !resting && !draining => {
+                resting = true;
                 shutdown(conn.as_mut());
             }
             () = quiet.as_mut() => break,
@@ -147,10 +198,10 @@ where
         shutdown(conn.as_mut());
     }
     match tokio::time::timeout(slot.close_grace(), conn).await {
-        Ok(result) => result,
+        Ok(result) => result.map(|()| Driven::Finished),
         Err(_) => {
             tracing::debug!("the idle connection did not close; dropped it");
-            Ok(())
+            Ok(Driven::Dropped)
         }
     }
 }

@@ -11,7 +11,9 @@
 //!                    mints, tunnel an --allow-connect host, or refuse), and requests inside an
 //!                    intercepted tunnel go on like plain ones. Every connection holds a slot
 //!                    under --max-connections, tunnels included, and is closed when idle; a
-//!                    body that stalls is cut (`conn`, `body`)
+//!                    body that stalls is cut (`conn`, `body`). Between requests an idle
+//!                    HTTP/1.1 connection gives hyper's buffers back and waits holding only
+//!                    its socket; its first bytes also tell HTTP/1.1 from h2 (`keepalive`)
 //!        ─► admit    with --access-file, who the client is (Basic in forward mode and CONNECT,
 //!                    its own SigV4 in endpoint mode) and whether it may touch the bucket
 //!                    (`admit`, over the file and verifier of `identity`)
@@ -65,6 +67,7 @@ pub mod egress_proxy;
 pub mod endpoint;
 pub mod error;
 pub mod identity;
+pub mod keepalive;
 pub mod logging;
 pub mod metrics;
 pub mod names;
@@ -165,6 +168,7 @@ pub async fn run_with_upstream(
         connections: Arc::new(Semaphore::new(config.max_connections)),
         client_idle: config.client_idle_timeout,
         workers: workers.clone(),
+        http: server::Http::new(config.client_idle_timeout),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let (admin_stop_tx, admin_stop_rx) = watch::channel(false);

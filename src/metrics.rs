@@ -24,6 +24,8 @@ pub mod names {
     pub const BYTES: &str = "s3x_proxy_bytes_total";
     /// Client connections open now.
     pub const CONNECTIONS_ACTIVE: &str = "s3x_proxy_connections_active";
+    /// Client connections resting between requests, holding no HTTP state.
+    pub const CONNECTIONS_IDLE: &str = "s3x_proxy_connections_idle";
     /// Requests sent to S3 again, by reason.
     pub const UPSTREAM_RETRIES: &str = "s3x_proxy_upstream_retries_total";
     /// Bodies cut short, by direction.
@@ -94,6 +96,8 @@ pub struct Metrics {
     pub incomplete_download: IntCounter,
     /// `s3x_proxy_connections_active`.
     pub connections_active: IntGauge,
+    /// `s3x_proxy_connections_idle`: open HTTP/1.1 connections resting between requests.
+    pub connections_idle: IntGauge,
     /// `s3x_proxy_upstream_retries_total{reason}`.
     pub upstream_retries: IntCounterVec,
     /// Whether `requests` carries a `bucket` label (`--metrics-bucket-label`).
@@ -168,6 +172,11 @@ impl Metrics {
                 names::CONNECTIONS_ACTIVE,
                 "Client connections open now.",
             )?,
+            connections_idle: IntGauge::new(
+                names::CONNECTIONS_IDLE,
+                "Client connections open between requests that hold no HTTP state (HTTP/1.1 \
+                 connections idle for 10 ms or more give their buffers back).",
+            )?,
             upstream_retries: IntCounterVec::new(
                 Opts::new(
                     names::UPSTREAM_RETRIES,
@@ -187,6 +196,7 @@ impl Metrics {
         registry.register(Box::new(bytes))?;
         registry.register(Box::new(incomplete))?;
         registry.register(Box::new(metrics.connections_active.clone()))?;
+        registry.register(Box::new(metrics.connections_idle.clone()))?;
         registry.register(Box::new(metrics.upstream_retries.clone()))?;
         // Series that alerts and dashboards rate() exist from the start, at zero.
         for result in ["hit", "miss", "refresh"] {

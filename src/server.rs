@@ -1,10 +1,10 @@
-//! Serve: accept connections (plain or TLS), serve HTTP/1.1 or h2 on them, and run the tunnels
-//! that CONNECT opens.
+//! Serve: accept connections (plain or TLS), serve HTTP/1.1 or h2 on them (an HTTP/1.1 one rests
+//! between requests, see `keepalive`), and run the tunnels that CONNECT opens.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,10 +12,9 @@ use http::header::PROXY_AUTHORIZATION;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
@@ -23,8 +22,11 @@ use tracing::Instrument;
 
 use crate::body::{idle_limited, BoxError, ProxyBody};
 use crate::ca::CertificateAuthority;
-use crate::conn::{drive, Drain, InFlight, Slot, Tracked};
+use crate::conn::{drive, Drain, DrainWatch, Driven, InFlight, Slot, Tracked};
 use crate::connect::{ConnectPolicy, Tunnel};
+use crate::keepalive::{
+    Handoff, Prefixed, Protocol, Upgrade, WithoutShutdown, REST_AFTER, REST_CHECKS_AT_MOST,
+};
 use crate::proxy::Proxy;
 use crate::route::Arrival;
 use crate::workers::Workers;
@@ -45,6 +47,8 @@ pub struct Shared {
     pub client_idle: Duration,
     /// The threads connections are served on.
     pub workers: Arc<Workers>,
+    /// How HTTP/1.1 and h2 are served.
+    pub http: Http,
 }
 
 /// Accepts connections until `stop` flips, serving each on its own task. At
@@ -129,7 +133,7 @@ async fn serve_tls(
     }
 }
 
-/// Serves HTTP/1.1 or h2 on one connection, with CONNECT upgrades, until it closes, the drain
+/// Serves HTTP/1.1 or h2 on one connection, with CONNECT tunnels, until it closes, the drain
 /// closes it, or it sits idle. (Boxed: a tunnel serves its inner connection with this same
 /// function.)
 fn serve_http<I>(
@@ -145,19 +149,27 @@ where
         let Some(mut drain) = shared.drain.watch() else {
             return; // Draining: a tunnel opened just now gets no new connection.
         };
-        let service_shared = shared.clone();
-        let service_slot = slot.clone();
-        let service = service_fn(move |request: Request<Incoming>| -> ServiceFuture {
-            let in_flight = service_slot.begin();
-            let shared = service_shared.clone();
-            let arrival = arrival.clone();
-            Box::pin(async move { Ok(dispatch(request, arrival, shared, in_flight).await) })
-        });
-        let builder = http_builder(slot.idle_timeout());
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-        let shutdown = |c: Pin<&mut _>| auto::UpgradeableConnection::graceful_shutdown(c);
-        if let Err(error) = drive(connection, shutdown, &slot, &mut drain).await {
-            tracing::debug!(%error, "connection ended with an error");
+        {
+            let mut quiet = pin!(slot.quiet());
+            let mut io = Prefixed::new(io);
+            let protocol = tokio::select! {
+                protocol = io.protocol() => protocol,
+                () = drain.started() => Ok(None),
+                () = quiet.as_mut() => Ok(None),
+            };
+            let mut open = Open {
+                shared: &shared,
+                slot: &slot,
+                quiet: quiet.as_mut(),
+                drain: &mut drain,
+            };
+            match protocol {
+                Ok(Some(Protocol::Http1)) => open.http1(io, arrival).await,
+                // Boxed, so that HTTP/1.1 connections do not carry h2's state.
+                Ok(Some(Protocol::Http2)) => Box::pin(open.http2(io, arrival)).await,
+                Ok(None) => {}
+                Err(error) => tracing::debug!(%error, "connection ended before a request"),
+            }
         }
         // The slot goes before the watch, so a finished drain finds the gauge down.
         drop(slot);
@@ -165,9 +177,157 @@ where
     })
 }
 
+/// One client connection being served: what `drive` needs, for either protocol.
+struct Open<'a, Q> {
+    shared: &'a Arc<Shared>,
+    slot: &'a Arc<Slot>,
+    quiet: Pin<&'a mut Q>,
+    drain: &'a mut DrainWatch,
+}
+
+impl<Q: Future<Output = ()>> Open<'_, Q> {
+    /// HTTP/1.1: served by hyper until it has rested (see `keepalive`), then by a new hyper
+    /// connection once the next bytes arrive; CONNECT hands the socket to its tunnel.
+    async fn http1<I>(&mut self, mut io: Prefixed<I>, arrival: Arrival)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let handoff = Arc::new(Handoff::default());
+        let mut service = self.service(arrival, Some(handoff.clone()));
+        loop {
+            // Boxed: hyper's connection is allocated for its turn only, so a resting
+            // connection's future holds the socket and little else.
+            let Some((driven, parts)) = Box::pin(self.h1_turn(io, service)).await else {
+                return;
+            };
+            service = parts.service;
+            io = parts.io.into_inner();
+            io.unread(parts.read_buf);
+            if let Some(tunnel) = handoff.take() {
+                let _ = tunnel.send(Box::new(io));
+                return;
+            }
+            if driven != Driven::Rested {
+                // Closed for the drain, when idle, or by the client: as hyper would.
+                let _ = tokio::time::timeout(self.slot.close_grace(), io.shutdown()).await;
+                return;
+            }
+            let idle = &self.shared.proxy.metrics().connections_idle;
+            idle.inc();
+            let woke = tokio::select! {
+                woke = io.wait() => woke,
+                () = self.drain.started() => Ok(false),
+                () = self.quiet.as_mut() => Ok(false),
+            };
+            idle.dec();
+            if !matches!(woke, Ok(true)) {
+                return;
+            }
+        }
+    }
+
+    /// One hyper connection's turn on an HTTP/1.1 socket: until it rests, hands the socket to a
+    /// tunnel, or ends. `None`: it ended with an error, or was dropped.
+    async fn h1_turn<I>(
+        &mut self,
+        io: Prefixed<I>,
+        service: Dispatch,
+    ) -> Option<(Driven, http1::Parts<TokioIo<Prefixed<I>>, Dispatch>)>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let begun = self.slot.begun();
+        let mut conn = self
+            .shared
+            .http
+            .h1
+            .serve_connection(TokioIo::new(io), service);
+        let driven = drive(
+            WithoutShutdown(&mut conn),
+            |c| Pin::new(&mut *c.get_mut().0).graceful_shutdown(),
+            self.quiet.as_mut(),
+            self.slot.rested(REST_AFTER, REST_CHECKS_AT_MOST, begun),
+            self.slot,
+            self.drain,
+        )
+        .await;
+        match driven {
+            Ok(Driven::Dropped) => None,
+            Ok(driven) => Some((driven, conn.into_parts())),
+            Err(error) => {
+                tracing::debug!(%error, "connection ended with an error");
+                None
+            }
+        }
+    }
+
+    /// h2: served by hyper until it closes (CONNECT streams upgrade through hyper).
+    async fn http2<I>(&mut self, io: Prefixed<I>, arrival: Arrival)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let service = self.service(arrival, None);
+        let conn = self
+            .shared
+            .http
+            .h2
+            .serve_connection(TokioIo::new(io), service);
+        let driven = drive(
+            conn,
+            |c| c.graceful_shutdown(),
+            self.quiet.as_mut(),
+            std::future::pending(),
+            self.slot,
+            self.drain,
+        )
+        .await;
+        if let Err(error) = driven {
+            tracing::debug!(%error, "connection ended with an error");
+        }
+    }
+
+    fn service(&self, arrival: Arrival, handoff: Option<Arc<Handoff>>) -> Dispatch {
+        Dispatch {
+            shared: self.shared.clone(),
+            slot: self.slot.clone(),
+            arrival,
+            handoff,
+        }
+    }
+}
+
+/// The service of one client connection: each request is dispatched on a future of its own,
+/// counted in flight until its response head.
+struct Dispatch {
+    shared: Arc<Shared>,
+    slot: Arc<Slot>,
+    arrival: Arrival,
+    /// HTTP/1.1 only: where a CONNECT's tunnel gets the socket.
+    handoff: Option<Arc<Handoff>>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Dispatch {
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = ServiceFuture;
+
+    fn call(&self, request: Request<Incoming>) -> ServiceFuture {
+        let in_flight = self.slot.begin();
+        let shared = self.shared.clone();
+        let arrival = self.arrival.clone();
+        let handoff = self.handoff.clone();
+        Box::pin(async move { Ok(dispatch(request, arrival, shared, in_flight, handoff).await) })
+    }
+}
+
 /// HTTP/1.1 and h2 settings: the request head must arrive within the idle timeout, and h2
 /// pings a peer that has gone quiet with requests in flight (an idle h2 connection is closed
 /// by the watchdog before its first ping).
+pub struct Http {
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+}
+
 /// Most h2 streams a client may have open on one connection: with `--max-connections`, this
 /// bounds the requests (and their buffers) one client can hold. Bodies held in memory are
 /// bounded by `--max-buffered-bytes` in any case.
@@ -176,20 +336,19 @@ pub const MAX_H2_STREAMS: u32 = 100;
 /// about 400 KiB).
 const MAX_HEADER_BYTES: u32 = 64 * 1024;
 
-fn http_builder(idle: Duration) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(idle);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(idle * 2)
-        .keep_alive_timeout(idle)
-        .max_concurrent_streams(MAX_H2_STREAMS)
-        .max_header_list_size(MAX_HEADER_BYTES);
-    builder
+impl Http {
+    /// The settings for `--client-idle-timeout` `idle`.
+    pub fn new(idle: Duration) -> Self {
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new()).header_read_timeout(idle);
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
+            .keep_alive_interval(idle * 2)
+            .keep_alive_timeout(idle)
+            .max_concurrent_streams(MAX_H2_STREAMS)
+            .max_header_list_size(MAX_HEADER_BYTES);
+        Http { h1, h2 }
+    }
 }
 
 type ServiceFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
@@ -206,10 +365,11 @@ async fn dispatch(
     arrival: Arrival,
     shared: Arc<Shared>,
     in_flight: InFlight,
+    handoff: Option<Arc<Handoff>>,
 ) -> Response<ProxyBody> {
     if request.method() == Method::CONNECT {
         let slot = in_flight.slot().clone();
-        return Box::pin(connect(request, &arrival, shared, slot)).await;
+        return Box::pin(connect(request, &arrival, shared, slot, handoff)).await;
     }
     let idle = shared.client_idle;
     let request =
@@ -219,12 +379,14 @@ async fn dispatch(
 }
 
 /// Answers a CONNECT through the same record/response path as every request, and spawns the
-/// tunnel it opens; the tunnel keeps the connection's slot.
+/// tunnel it opens; the tunnel keeps the connection's slot, and gets the socket through
+/// `handoff` (HTTP/1.1) or hyper's upgrade (h2).
 async fn connect(
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
     arrival: &Arrival,
     shared: Arc<Shared>,
     slot: Arc<Slot>,
+    handoff: Option<Arc<Handoff>>,
 ) -> Response<ProxyBody> {
     let mut record = shared.proxy.record(request.method(), arrival);
     record.operation = "CONNECT";
@@ -241,6 +403,7 @@ async fn connect(
     let opened = shared.connect.open(&request, &shared.ca).await;
     let client = arrival.client;
     let result = opened.map(|tunnel| {
+        let upgrade = Upgrade::of(&mut request, handoff.as_ref());
         match tunnel {
             Tunnel::Intercept { host, acceptor } => {
                 let span = tracing::info_span!("tunnel", %host);
@@ -249,11 +412,11 @@ async fn connect(
                     host,
                     identity,
                 };
-                let tunnel = intercept(request, tunnel, acceptor, shared.clone(), slot);
+                let tunnel = intercept(upgrade, tunnel, acceptor, shared.clone(), slot);
                 tokio::spawn(tunnel.instrument(span));
             }
             Tunnel::Plain(upstream) => {
-                tokio::spawn(plain_tunnel(request, upstream, slot).in_current_span());
+                tokio::spawn(plain_tunnel(upgrade, upstream, slot).in_current_span());
             }
         }
         let mut response = Response::new(crate::body::empty());
@@ -273,17 +436,17 @@ struct Inner {
 /// Terminates TLS inside the tunnel with a leaf for its host, then serves any number of
 /// requests, as the client that opened it.
 async fn intercept(
-    request: Request<Incoming>,
+    upgrade: Upgrade,
     tunnel: Inner,
     acceptor: TlsAcceptor,
     shared: Arc<Shared>,
     slot: Arc<Slot>,
 ) {
-    let upgraded = match hyper::upgrade::on(request).await {
+    let upgraded = match upgrade.io().await {
         Ok(upgraded) => upgraded,
         Err(error) => return tracing::debug!(%error, "CONNECT upgrade failed"),
     };
-    match handshake(acceptor.accept(TokioIo::new(upgraded)), &slot).await {
+    match handshake(acceptor.accept(upgraded), &slot).await {
         Ok(tls) => {
             let arrival = Arrival {
                 client: tunnel.client,
@@ -318,12 +481,11 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Copies bytes both ways between the client and an allowed host, until either side closes or
 /// no byte has moved for the idle timeout.
-async fn plain_tunnel(request: Request<Incoming>, mut upstream: TcpStream, slot: Arc<Slot>) {
-    let upgraded = match hyper::upgrade::on(request).await {
+async fn plain_tunnel(upgrade: Upgrade, mut upstream: TcpStream, slot: Arc<Slot>) {
+    let mut client = match upgrade.io().await {
         Ok(upgraded) => upgraded,
         Err(error) => return tracing::debug!(%error, "CONNECT upgrade failed"),
     };
-    let mut client = TokioIo::new(upgraded);
     tokio::select! {
         copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
             if let Err(error) = copied {
@@ -336,11 +498,7 @@ async fn plain_tunnel(request: Request<Incoming>, mut upstream: TcpStream, slot:
 
 #[cfg(test)]
 mod tests {
-    /// The size of the future an async fn of four (or five) arguments returns.
-    fn future_size4<A, B, C, D, R>(_: impl Fn(A, B, C, D) -> R) -> usize {
-        std::mem::size_of::<R>()
-    }
-
+    /// The size of the future an async fn of five arguments returns.
     fn future_size5<A, B, C, D, E, R>(_: impl Fn(A, B, C, D, E) -> R) -> usize {
         std::mem::size_of::<R>()
     }
@@ -350,7 +508,7 @@ mod tests {
     /// TLS handshake was boxed).
     #[test]
     fn request_futures_stay_small() {
-        let dispatch = future_size4(super::dispatch);
+        let dispatch = future_size5(super::dispatch);
         let serve_tcp = future_size5(super::serve_tcp);
         eprintln!("dispatch future {dispatch} B, serve_tcp future {serve_tcp} B");
         assert!(dispatch <= 5120, "dispatch future is {dispatch} bytes");

@@ -13,6 +13,7 @@ mod errors;
 mod general;
 mod http10;
 mod identities;
+mod keepalive;
 mod layout;
 mod limits;
 mod operate;

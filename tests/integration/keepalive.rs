@@ -1,0 +1,205 @@
+//! Between requests: an idle HTTP/1.1 connection gives hyper's state back (it is counted in
+//! `s3x_proxy_connections_idle`) and is served again, from a new hyper connection, as soon as its
+//! next bytes arrive. What hyper had read ahead (half a head, a pipelined request, a TLS hello
+//! after CONNECT) must survive the hand-back.
+
+use std::time::Duration;
+
+use http::Method;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::bounds::{tls_client, BOUND};
+use crate::harness::{metric, zonal_host, Harness, Options, BUCKET};
+
+/// Longer than it takes an idle connection to rest (10 to 30 ms after a short burst).
+const RESTED: Duration = Duration::from_millis(300);
+
+/// Reads one HTTP/1.1 response with a `Content-Length`: (status line, body).
+async fn read_response<S: AsyncRead + Unpin>(stream: &mut S) -> (String, Vec<u8>) {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let byte = tokio::time::timeout(BOUND, stream.read_u8())
+            .await
+            .expect("an answer in time")
+            .expect("an answer before the connection closed");
+        head.push(byte);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).await.unwrap();
+    (head.lines().next().unwrap().to_owned(), body)
+}
+
+fn get(key: &str) -> String {
+    let host = zonal_host(BUCKET);
+    format!("GET http://{host}/{key} HTTP/1.1\r\nHost: {host}\r\n\r\n")
+}
+
+/// Waits until the proxy counts `n` resting connections.
+async fn wait_for_idle(h: &Harness, n: f64) {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let text = h.metrics().await;
+        if metric(&text, "s3x_proxy_connections_idle", &[]) == n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "connections_idle never became {n}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A harness with an object to read, and a keep-alive connection that has read it once.
+async fn rested_connection() -> (Harness, TcpStream) {
+    let h = Harness::start(Options::default()).await;
+    let put = h
+        .forward(
+            Method::PUT,
+            BUCKET,
+            "/rest/object",
+            &[],
+            &b"between requests"[..],
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.text());
+    let mut stream = TcpStream::connect(h.proxy).await.unwrap();
+    stream
+        .write_all(get("rest/object").as_bytes())
+        .await
+        .unwrap();
+    let (status, body) = read_response(&mut stream).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert_eq!(body, b"between requests");
+    (h, stream)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_rests_and_serves_its_next_request() {
+    let (h, mut stream) = rested_connection().await;
+    wait_for_idle(&h, 1.0).await;
+    assert_eq!(
+        metric(&h.metrics().await, "s3x_proxy_connections_active", &[]),
+        1.0,
+        "a resting connection is still open"
+    );
+    for _ in 0..3 {
+        stream
+            .write_all(get("rest/object").as_bytes())
+            .await
+            .unwrap();
+        let (status, body) = read_response(&mut stream).await;
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        assert_eq!(body, b"between requests");
+        tokio::time::sleep(RESTED).await;
+    }
+    wait_for_idle(&h, 1.0).await;
+    drop(stream);
+    wait_for_idle(&h, 0.0).await;
+    crate::bounds::wait_for_connections(&h, 0.0).await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_split_across_a_rest_and_pipelined_requests_are_served() {
+    let (h, mut stream) = rested_connection().await;
+    // Half a head, then a pause long enough for the connection to rest: the half hyper had read
+    // must be read again by the next hyper connection.
+    let request = get("rest/object");
+    let (first, second) = request.split_at(request.len() / 2);
+    stream.write_all(first.as_bytes()).await.unwrap();
+    tokio::time::sleep(RESTED).await;
+    stream.write_all(second.as_bytes()).await.unwrap();
+    let (status, body) = read_response(&mut stream).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert_eq!(body, b"between requests");
+    // Two requests in one write after a rest: both answered, in order.
+    wait_for_idle(&h, 1.0).await;
+    let two = format!("{}{}", get("rest/object"), get("rest/missing"));
+    stream.write_all(two.as_bytes()).await.unwrap();
+    let (status, body) = read_response(&mut stream).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert_eq!(body, b"between requests");
+    let (status, body) = read_response(&mut stream).await;
+    assert!(status.starts_with("HTTP/1.1 404"), "{status}");
+    assert!(String::from_utf8_lossy(&body).contains("NoSuchKey"));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_after_a_rest_opens_its_tunnel() {
+    let (h, mut stream) = rested_connection().await;
+    wait_for_idle(&h, 1.0).await;
+    let host = zonal_host(BUCKET);
+    let connect = format!("CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n");
+    stream.write_all(connect.as_bytes()).await.unwrap();
+    let (status, _) = read_response(&mut stream).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let name = ServerName::try_from(host.clone()).unwrap();
+    let mut tls = tls_client(&h, &[b"http/1.1"])
+        .await
+        .connect(name, stream)
+        .await
+        .expect("TLS through the tunnel");
+    // Inside the tunnel: an origin-form request, which also rests and is served again.
+    let inner = format!("GET /rest/object HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    for _ in 0..2 {
+        tls.write_all(inner.as_bytes()).await.unwrap();
+        let (status, body) = read_response(&mut tls).await;
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        assert_eq!(body, b"between requests");
+        wait_for_idle(&h, 1.0).await;
+    }
+    drop(tls);
+    crate::bounds::wait_for_connections(&h, 0.0).await;
+    h.stop().await;
+}
+
+/// A resting connection is still bound by `--client-idle-timeout`, and the drain closes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resting_connection_is_closed_when_idle() {
+    let h = crate::bounds::start(false, &[]).await; // --client-idle-timeout 300ms
+    let put = h
+        .forward(Method::PUT, BUCKET, "/rest/idle", &[], &b"x"[..])
+        .await;
+    assert_eq!(put.status, 200);
+    let mut stream = TcpStream::connect(h.proxy).await.unwrap();
+    stream.write_all(get("rest/idle").as_bytes()).await.unwrap();
+    read_response(&mut stream).await;
+    let since = Instant::now();
+    crate::bounds::assert_closed(&mut stream, since, "a resting connection").await;
+    crate::bounds::wait_for_connections(&h, 0.0).await;
+    assert_eq!(
+        metric(&h.metrics().await, "s3x_proxy_connections_idle", &[]),
+        0.0
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drain_closes_a_resting_connection_at_once() {
+    let (h, mut stream) = rested_connection().await;
+    wait_for_idle(&h, 1.0).await;
+    let since = Instant::now();
+    h.stop().await; // --shutdown-grace 5s: a connection the drain missed would hold it that long
+    assert!(
+        since.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        since.elapsed()
+    );
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(BOUND, stream.read_to_end(&mut rest)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "closed: {read:?}");
+}
