@@ -309,3 +309,66 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::Semaphore;
+
+    fn slot() -> Arc<Slot> {
+        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let gauge = IntGauge::new("test_connections", "test").unwrap();
+        Slot::open(permit, &gauge, Duration::from_secs(60))
+    }
+
+    const FIRST: Duration = Duration::from_millis(10);
+    const LONGEST: Duration = Duration::from_millis(1000);
+
+    /// Whether `rested` resolves within `within` (of paused, auto-advancing time).
+    async fn rests_within(slot: &Slot, begun: u64, within: Duration) -> bool {
+        tokio::time::timeout(within, slot.rested(FIRST, LONGEST, begun))
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_rests_only_after_a_request_and_a_quiet_period() {
+        let slot = slot();
+        // No request yet (a head still arriving, say): never.
+        assert!(!rests_within(&slot, slot.begun(), Duration::from_secs(5)).await);
+        // A request in flight: never, however quiet.
+        let begun = slot.begun();
+        let in_flight = slot.begin();
+        assert!(!rests_within(&slot, begun, Duration::from_secs(5)).await);
+        // Its head went out and nothing moves: within two periods.
+        drop(in_flight);
+        assert!(rests_within(&slot, begun, FIRST * 2 + Duration::from_millis(1)).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_connection_is_looked_at_less_and_less_often() {
+        let slot = slot();
+        let begun = slot.begun();
+        drop(slot.begin());
+        let rested = slot.rested(FIRST, LONGEST, begun);
+        tokio::pin!(rested);
+        // Bytes move every 5 ms for 3 s: no rest.
+        let busy_until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < busy_until {
+            tokio::select! {
+                () = rested.as_mut() => panic!("rested while busy"),
+                () = tokio::time::sleep(Duration::from_millis(5)) => {
+                    slot.progress.fetch_add(1, Relaxed);
+                }
+            }
+        }
+        // Then quiet: the period has grown to a second, so it rests one to two seconds later.
+        let quiet_since = Instant::now();
+        rested.await;
+        let took = quiet_since.elapsed();
+        assert!(
+            took >= Duration::from_millis(900) && took <= LONGEST * 2,
+            "{took:?}"
+        );
+    }
+}

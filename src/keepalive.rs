@@ -4,10 +4,11 @@
 //! buffer, a read buffer of 8 to 16 KiB, and the parser's state. A thousand keep-alive
 //! connections that each made one request would hold 20 MiB doing nothing. As nginx does with its
 //! keep-alive connections, an HTTP/1.1 connection that has had no request in flight and no bytes
-//! moving for [`REST_AFTER`] (or somewhat longer, see there) gives all of that back: hyper finishes it as it would a connection
-//! closing between requests, but hands back the socket (and any bytes it had read ahead) instead
-//! of closing it. The connection then waits for its next bytes with only the socket and a
-//! [`Prefixed`] holding what was read ahead, and a new hyper connection serves them.
+//! moving for [`REST_AFTER`] (or somewhat longer, see there) gives all of that back: hyper
+//! finishes it as it would a connection closing between requests, but hands back the socket (and
+//! any bytes it had read ahead) instead of closing it. The connection then waits for its next
+//! bytes with only the socket and a [`Prefixed`] holding what was read ahead, and a new hyper
+//! connection serves them (`server` runs this loop; `conn::Slot::rested` says when to rest).
 //!
 //! Because hyper then never upgrades the connection itself, a CONNECT answered 200 on HTTP/1.1
 //! gets its socket through a [`Handoff`] instead of `hyper::upgrade::on`; [`Upgrade`] hides which

@@ -212,14 +212,13 @@ impl<Q: Future<Output = ()>> Open<'_, Q> {
                 let _ = tokio::time::timeout(self.slot.close_grace(), io.shutdown()).await;
                 return;
             }
-            let idle = &self.shared.proxy.metrics().connections_idle;
-            idle.inc();
+            let resting = Resting::new(&self.shared.proxy.metrics().connections_idle);
             let woke = tokio::select! {
                 woke = io.wait() => woke,
                 () = self.drain.started() => Ok(false),
                 () = self.quiet.as_mut() => Ok(false),
             };
-            idle.dec();
+            drop(resting);
             if !matches!(woke, Ok(true)) {
                 return;
             }
@@ -293,6 +292,22 @@ impl<Q: Future<Output = ()>> Open<'_, Q> {
             arrival,
             handoff,
         }
+    }
+}
+
+/// Counts a connection in `s3x_proxy_connections_idle` while it rests, however the wait ends.
+struct Resting<'a>(&'a prometheus::IntGauge);
+
+impl<'a> Resting<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Resting(gauge)
+    }
+}
+
+impl Drop for Resting<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
