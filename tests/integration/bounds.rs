@@ -64,15 +64,20 @@ pub async fn assert_closed<S: AsyncRead + Unpin>(
 
 /// Waits, within [`BOUND`], until `s3x_proxy_connections_active` is `n`.
 pub async fn wait_for_connections(h: &Harness, n: f64) {
+    wait_for_gauge(h, "s3x_proxy_connections_active", n).await;
+}
+
+/// Waits (within [`BOUND`]) until the proxy's gauge `name` reads `n`.
+pub async fn wait_for_gauge(h: &Harness, name: &str, n: f64) {
     let deadline = Instant::now() + BOUND;
     loop {
         let text = h.metrics().await;
-        if metric(&text, "s3x_proxy_connections_active", &[]) == n {
+        if metric(&text, name, &[]) == n {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "connections_active never became {n}:\n{text}"
+            "{name} never became {n}:\n{text}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use http::Method;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::bounds::{tls_client, BOUND};
+use crate::bounds::{tls_client, wait_for_gauge, BOUND};
 use crate::harness::{metric, zonal_host, Harness, Options, BUCKET};
 
 /// Longer than it takes an idle connection to rest (10 to 30 ms after a short burst).
@@ -48,18 +48,7 @@ fn get(key: &str) -> String {
 
 /// Waits until the proxy counts `n` resting connections.
 async fn wait_for_idle(h: &Harness, n: f64) {
-    let deadline = Instant::now() + BOUND;
-    loop {
-        let text = h.metrics().await;
-        if metric(&text, "s3x_proxy_connections_idle", &[]) == n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "connections_idle never became {n}:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_gauge(h, "s3x_proxy_connections_idle", n).await;
 }
 
 /// A harness with an object to read, and a keep-alive connection that has read it once.
@@ -76,14 +65,19 @@ async fn rested_connection() -> (Harness, TcpStream) {
         .await;
     assert_eq!(put.status, 200, "{}", put.text());
     let mut stream = TcpStream::connect(h.proxy).await.unwrap();
+    get_object(&mut stream).await;
+    (h, stream)
+}
+
+/// GETs the object on `stream` and checks the answer.
+async fn get_object<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
     stream
         .write_all(get("rest/object").as_bytes())
         .await
         .unwrap();
-    let (status, body) = read_response(&mut stream).await;
+    let (status, body) = read_response(stream).await;
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
     assert_eq!(body, b"between requests");
-    (h, stream)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,13 +90,7 @@ async fn an_idle_connection_rests_and_serves_its_next_request() {
         "a resting connection is still open"
     );
     for _ in 0..3 {
-        stream
-            .write_all(get("rest/object").as_bytes())
-            .await
-            .unwrap();
-        let (status, body) = read_response(&mut stream).await;
-        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
-        assert_eq!(body, b"between requests");
+        get_object(&mut stream).await;
         tokio::time::sleep(RESTED).await;
     }
     wait_for_idle(&h, 1.0).await;
