@@ -25,7 +25,9 @@ use toml::Spanned;
 
 use super::error::AccessFileError;
 use super::secret::Secret;
-use super::session::SESSION_KEY_PREFIX;
+
+/// Every session access key id the proxy mints starts with this, so no access-file key id may.
+pub const SESSION_KEY_PREFIX: &str = "S3XS";
 
 /// An access level of an `allow` rule. `ReadWrite` is the higher one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]

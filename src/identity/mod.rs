@@ -61,9 +61,10 @@ use http::{HeaderMap, HeaderValue};
 pub use access::{copy_source_bucket, required_access, Principal};
 pub use amz_date::parse_amz_date;
 pub use error::{AccessFileError, AuthError, ProxyAuthFailure, PROXY_AUTHENTICATE};
+pub use file::SESSION_KEY_PREFIX;
 pub use file::{Access, AccessList, Client};
 pub use secret::Secret;
-pub use session::{MintedSession, SessionGrant, SessionKey, SESSION_KEY_PREFIX, SESSION_LIFETIME};
+pub use session::{MintedSession, SessionGrant, SessionKey, SESSION_LIFETIME};
 pub use signed::{MAX_PRESIGN_EXPIRES, MAX_SKEW};
 
 use crate::operation::Mode;

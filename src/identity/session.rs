@@ -28,15 +28,13 @@ use std::borrow::Cow;
 use subtle::ConstantTimeEq;
 
 use super::error::AuthError;
-use super::file::{AccessList, Client};
+use super::file::{AccessList, Client, SESSION_KEY_PREFIX};
 use super::secret::Secret;
 use super::signed::Form;
 use crate::operation::Mode;
 use crate::sign::SESSION_TOKEN_HEADER;
 use crate::xml;
 
-/// Every session access key id starts with this (and no access-file key id may).
-pub const SESSION_KEY_PREFIX: &str = "S3XS";
 /// How long a minted session lasts, like S3's.
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(300);
 
