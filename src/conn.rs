@@ -25,6 +25,10 @@ use tokio::time::{Instant, MissedTickBehavior};
 /// How many watchdog looks make up one idle timeout.
 const LOOKS_PER_TIMEOUT: u32 = 4;
 
+/// The longest time between two looks at a busy connection for [`Slot::rested`]: a connection
+/// that stays busy costs one timer a second.
+pub const REST_LOOKS_AT_MOST: Duration = Duration::from_secs(1);
+
 /// One open client connection.
 pub struct Slot {
     /// Bumped whenever bytes move on the client socket.
@@ -78,10 +82,14 @@ impl Slot {
     }
 
     /// Resolves once a request has begun since `begun` and then, for a whole period, no
-    /// request has been in flight and no byte has moved (see `keepalive`). The period starts at
-    /// `first` and doubles, up to `longest`, each time the connection is found busy: one timer
-    /// per period.
-    pub async fn rested(&self, first: Duration, longest: Duration, begun: u64) {
+    /// request has been in flight and no byte has moved (see `keepalive`); never if `after` is
+    /// `None`. The period starts at `after` and doubles, up to [`REST_LOOKS_AT_MOST`] (or
+    /// `after`, if longer), each time the connection is found busy: one timer per period.
+    pub async fn rested(&self, after: Option<Duration>, begun: u64) {
+        let Some(first) = after else {
+            return std::future::pending().await;
+        };
+        let longest = first.max(REST_LOOKS_AT_MOST);
         let mut period = first;
         let mut seen = self.progress.load(Relaxed);
         loop {
@@ -322,11 +330,11 @@ mod tests {
     }
 
     const FIRST: Duration = Duration::from_millis(10);
-    const LONGEST: Duration = Duration::from_millis(1000);
+    const LONGEST: Duration = REST_LOOKS_AT_MOST;
 
     /// Whether `rested` resolves within `within` (of paused, auto-advancing time).
     async fn rests_within(slot: &Slot, begun: u64, within: Duration) -> bool {
-        tokio::time::timeout(within, slot.rested(FIRST, LONGEST, begun))
+        tokio::time::timeout(within, slot.rested(Some(FIRST), begun))
             .await
             .is_ok()
     }
@@ -346,11 +354,20 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn without_a_rest_period_a_connection_never_rests() {
+        let slot = slot();
+        let begun = slot.begun();
+        drop(slot.begin());
+        let never = tokio::time::timeout(Duration::from_secs(3600), slot.rested(None, begun));
+        assert!(never.await.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_busy_connection_is_looked_at_less_and_less_often() {
         let slot = slot();
         let begun = slot.begun();
         drop(slot.begin());
-        let rested = slot.rested(FIRST, LONGEST, begun);
+        let rested = slot.rested(Some(FIRST), begun);
         tokio::pin!(rested);
         // Bytes move every 5 ms for 3 s: no rest.
         let busy_until = Instant::now() + Duration::from_secs(3);

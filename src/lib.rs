@@ -168,7 +168,7 @@ pub async fn run_with_upstream(
         connections: Arc::new(Semaphore::new(config.max_connections)),
         client_idle: config.client_idle_timeout,
         workers: workers.clone(),
-        http: server::Http::new(config.client_idle_timeout),
+        http: server::Http::new(config.client_idle_timeout, config.client_rest_after),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let (admin_stop_tx, admin_stop_rx) = watch::channel(false);

@@ -175,7 +175,7 @@ impl Metrics {
             connections_idle: IntGauge::new(
                 names::CONNECTIONS_IDLE,
                 "Client connections open between requests that hold no HTTP state (HTTP/1.1 \
-                 connections idle for 10 ms or more give their buffers back).",
+                 connections idle for --client-rest-after give their buffers back).",
             )?,
             upstream_retries: IntCounterVec::new(
                 Opts::new(

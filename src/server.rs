@@ -24,9 +24,7 @@ use crate::body::{idle_limited, BoxError, ProxyBody};
 use crate::ca::CertificateAuthority;
 use crate::conn::{drive, Drain, DrainWatch, Driven, InFlight, Slot, Tracked};
 use crate::connect::{ConnectPolicy, Tunnel};
-use crate::keepalive::{
-    Handoff, Prefixed, Protocol, Upgrade, WithoutShutdown, REST_AFTER, REST_CHECKS_AT_MOST,
-};
+use crate::keepalive::{Handoff, Prefixed, Protocol, Upgrade, WithoutShutdown};
 use crate::proxy::Proxy;
 use crate::route::Arrival;
 use crate::workers::Workers;
@@ -245,7 +243,7 @@ impl<Q: Future<Output = ()>> Open<'_, Q> {
             WithoutShutdown(&mut conn),
             |c| Pin::new(&mut *c.get_mut().0).graceful_shutdown(),
             self.quiet.as_mut(),
-            self.slot.rested(REST_AFTER, REST_CHECKS_AT_MOST, begun),
+            self.slot.rested(self.shared.http.rest_after, begun),
             self.slot,
             self.drain,
         )
@@ -341,6 +339,8 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
 pub struct Http {
     h1: http1::Builder,
     h2: http2::Builder<TokioExecutor>,
+    /// `--client-rest-after` (see `keepalive`); `None`: HTTP/1.1 connections never rest.
+    rest_after: Option<Duration>,
 }
 
 /// Most h2 streams a client may have open on one connection: with `--max-connections`, this
@@ -352,8 +352,8 @@ pub const MAX_H2_STREAMS: u32 = 100;
 const MAX_HEADER_BYTES: u32 = 64 * 1024;
 
 impl Http {
-    /// The settings for `--client-idle-timeout` `idle`.
-    pub fn new(idle: Duration) -> Self {
+    /// The settings for `--client-idle-timeout` `idle` and `--client-rest-after` `rest_after`.
+    pub fn new(idle: Duration, rest_after: Option<Duration>) -> Self {
         let mut h1 = http1::Builder::new();
         h1.timer(TokioTimer::new()).header_read_timeout(idle);
         let mut h2 = http2::Builder::new(TokioExecutor::new());
@@ -362,7 +362,7 @@ impl Http {
             .keep_alive_timeout(idle)
             .max_concurrent_streams(MAX_H2_STREAMS)
             .max_header_list_size(MAX_HEADER_BYTES);
-        Http { h1, h2 }
+        Http { h1, h2, rest_after }
     }
 }
 

@@ -14,7 +14,8 @@ use tokio::time::Instant;
 use crate::bounds::{tls_client, wait_for_gauge, BOUND};
 use crate::harness::{metric, zonal_host, Harness, Options, BUCKET};
 
-/// Longer than it takes an idle connection to rest (10 to 30 ms after a short burst).
+/// Longer than it takes an idle connection to rest with `--client-rest-after 10ms` (10 to 30 ms
+/// after a short burst).
 const RESTED: Duration = Duration::from_millis(300);
 
 /// Reads one HTTP/1.1 response with a `Content-Length`: (status line, body).
@@ -51,9 +52,18 @@ async fn wait_for_idle(h: &Harness, n: f64) {
     wait_for_gauge(h, "s3x_proxy_connections_idle", n).await;
 }
 
-/// A harness with an object to read, and a keep-alive connection that has read it once.
+/// A harness with an object to read, and a keep-alive connection that has read it once. The
+/// proxy rests connections after 10 ms (`--client-rest-after`), so tests need not wait long.
 async fn rested_connection() -> (Harness, TcpStream) {
-    let h = Harness::start(Options::default()).await;
+    rested_connection_with(&["--client-rest-after", "10ms"]).await
+}
+
+async fn rested_connection_with(args: &[&str]) -> (Harness, TcpStream) {
+    let h = Harness::start(Options {
+        extra_args: args.iter().map(|a| a.to_string()).collect(),
+        ..Options::default()
+    })
+    .await;
     let put = h
         .forward(
             Method::PUT,
@@ -158,7 +168,8 @@ async fn a_connect_after_a_rest_opens_its_tunnel() {
 /// A resting connection is still bound by `--client-idle-timeout`, and the drain closes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resting_connection_is_closed_when_idle() {
-    let h = crate::bounds::start(false, &[]).await; // --client-idle-timeout 300ms
+    // --client-idle-timeout 300ms
+    let h = crate::bounds::start(false, &["--client-rest-after", "10ms"]).await;
     let put = h
         .forward(Method::PUT, BUCKET, "/rest/idle", &[], &b"x"[..])
         .await;
@@ -190,4 +201,34 @@ async fn the_drain_closes_a_resting_connection_at_once() {
     let mut rest = Vec::new();
     let read = tokio::time::timeout(BOUND, stream.read_to_end(&mut rest)).await;
     assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "closed: {read:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_a_connection_rests_after_a_second_and_0s_keeps_it_busy() {
+    let (h, mut stream) = rested_connection_with(&[]).await;
+    tokio::time::sleep(RESTED).await;
+    assert_eq!(
+        metric(&h.metrics().await, "s3x_proxy_connections_idle", &[]),
+        0.0,
+        "rested before --client-rest-after (1s)"
+    );
+    wait_for_idle(&h, 1.0).await; // within BOUND (5 s)
+    get_object(&mut stream).await;
+    h.stop().await;
+
+    let (h, mut stream) = rested_connection_with(&["--client-rest-after", "0s"]).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let text = h.metrics().await;
+    assert_eq!(
+        metric(&text, "s3x_proxy_connections_idle", &[]),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "s3x_proxy_connections_active", &[]),
+        1.0,
+        "{text}"
+    );
+    get_object(&mut stream).await;
+    h.stop().await;
 }
