@@ -86,3 +86,19 @@ async fn writes_go_straight_to_the_socket() {
     client.read_exact(&mut read).await.unwrap();
     assert_eq!(&read, b"answer");
 }
+
+#[tokio::test]
+async fn bytes_read_out_of_the_front_let_go_of_their_buffer() {
+    let (_client, server) = tokio::io::duplex(1024);
+    let mut io = Prefixed::new(server);
+    // What hyper hands back is a slice of its whole read buffer.
+    let buffer = Bytes::from(vec![b'x'; 8192]);
+    io.unread(buffer.slice(..10));
+    let mut read = [0u8; 10];
+    io.read_exact(&mut read).await.unwrap();
+    assert!(!io.has_unread());
+    assert!(
+        buffer.is_unique(),
+        "the resting connection still holds hyper's buffer"
+    );
+}
