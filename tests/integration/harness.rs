@@ -201,7 +201,6 @@ impl Harness {
         send_http1(self.proxy, method, target, host, headers, body.into()).await
     }
 
-    /// A forward-proxy request to `bucket`'s Zonal host.
     /// PUTs `body` to BUCKET/`key` with no Content-Length (HTTP/1.1 chunked), in frames of
     /// `frame` bytes, on a connection of its own: the proxy sends it as a multipart upload.
     pub async fn put_unknown_length(&self, key: &str, body: &Bytes, frame: usize) -> Reply {
@@ -218,20 +217,10 @@ impl Harness {
                 frames,
             )))
             .unwrap();
-        let tcp = TcpStream::connect(self.proxy).await.unwrap();
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let response = sender.send_request(request).await.unwrap();
-        let (parts, body) = response.into_parts();
-        Reply {
-            status: parts.status,
-            headers: parts.headers,
-            body: body.collect().await.unwrap().to_bytes(),
-        }
+        send_on_new_connection(self.proxy, request).await
     }
 
+    /// A forward-proxy request to `bucket`'s Zonal host.
     pub async fn forward(
         &self,
         method: Method,
@@ -329,11 +318,6 @@ pub async fn send_http1(
     headers: &[(&str, &str)],
     body: Bytes,
 ) -> Reply {
-    let stream = TcpStream::connect(addr).await.expect("connect to proxy");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
     let mut builder = Request::builder()
         .method(method)
         .uri(target)
@@ -342,6 +326,21 @@ pub async fn send_http1(
         builder = builder.header(*k, *v);
     }
     let request = builder.body(Full::new(body)).unwrap();
+    send_on_new_connection(addr, request).await
+}
+
+/// Sends `request` on a new HTTP/1.1 connection to `addr` and reads the whole answer.
+pub async fn send_on_new_connection<B>(addr: SocketAddr, request: Request<B>) -> Reply
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = TcpStream::connect(addr).await.expect("connect to proxy");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
     let response = sender.send_request(request).await.expect("response");
     let (parts, body) = response.into_parts();
     let body = body.collect().await.expect("body").to_bytes();

@@ -11,7 +11,7 @@ use hyper_util::rt::TokioIo;
 use s3x_emulator::{Fault, Target};
 use tokio::net::TcpStream;
 
-use crate::harness::{data, zonal_host, Harness, Options, BUCKET};
+use crate::harness::{data, send_on_new_connection, zonal_host, Harness, Options, BUCKET};
 
 /// PUTs `body` in `chunk`-byte frames with `pause` between them, through the forward proxy.
 async fn trickle(
@@ -35,16 +35,8 @@ async fn trickle(
         .header("content-length", body.len())
         .body(StreamBody::new(stream))
         .unwrap();
-    let tcp = TcpStream::connect(h.proxy).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let response = sender.send_request(request).await.unwrap();
-    let status = response.status();
-    let text = String::from_utf8_lossy(&response.into_body().collect().await.unwrap().to_bytes())
-        .into_owned();
-    (status, text)
+    let reply = send_on_new_connection(h.proxy, request).await;
+    (reply.status, reply.text())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
