@@ -57,6 +57,7 @@ pub mod body;
 pub mod budget;
 pub mod ca;
 pub mod checksum;
+pub mod compat;
 pub mod config;
 pub mod conn;
 pub mod connect;

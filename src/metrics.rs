@@ -30,6 +30,8 @@ pub mod names {
     pub const UPSTREAM_RETRIES: &str = "s3x_proxy_upstream_retries_total";
     /// Bodies cut short, by direction.
     pub const BODIES_INCOMPLETE: &str = "s3x_proxy_bodies_incomplete_total";
+    /// Requests a legacy-tool bridge served, by kind (DESIGN §3.2).
+    pub const COMPAT: &str = "s3x_proxy_compat_total";
 }
 
 /// Latency buckets, 100 µs to 30 s.
@@ -100,6 +102,8 @@ pub struct Metrics {
     pub connections_idle: IntGauge,
     /// `s3x_proxy_upstream_retries_total{reason}`.
     pub upstream_retries: IntCounterVec,
+    /// `s3x_proxy_compat_total{kind}`.
+    pub compat: IntCounterVec,
     /// Whether `requests` carries a `bucket` label (`--metrics-bucket-label`).
     pub bucket_label: bool,
 }
@@ -184,6 +188,13 @@ impl Metrics {
                 ),
                 &["reason"],
             )?,
+            compat: IntCounterVec::new(
+                Opts::new(
+                    names::COMPAT,
+                    "Requests a bridge for tools that predate directory buckets served, by kind.",
+                ),
+                &["kind"],
+            )?,
             bucket_label,
         };
         registry.register(Box::new(metrics.requests.clone()))?;
@@ -198,6 +209,7 @@ impl Metrics {
         registry.register(Box::new(metrics.connections_active.clone()))?;
         registry.register(Box::new(metrics.connections_idle.clone()))?;
         registry.register(Box::new(metrics.upstream_retries.clone()))?;
+        registry.register(Box::new(metrics.compat.clone()))?;
         // Series that alerts and dashboards rate() exist from the start, at zero.
         for result in ["hit", "miss", "refresh"] {
             metrics.cache_lookups.with_label_values(&[result]);
@@ -210,7 +222,17 @@ impl Metrics {
         for reason in RETRY_REASONS {
             metrics.upstream_retries.with_label_values(&[reason]);
         }
+        for bridge in crate::compat::Bridge::ALL {
+            metrics.compat.with_label_values(&[bridge.kind()]);
+        }
         Ok(metrics)
+    }
+
+    /// Counts the bridges one request used.
+    pub fn record_bridges(&self, bridges: crate::compat::Bridges) {
+        for bridge in bridges.iter() {
+            self.compat.with_label_values(&[bridge.kind()]).inc();
+        }
     }
 
     /// Counts one answered request.

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use crate::body::{Counted, DrainRule, ProxyBody, Tally};
+use crate::compat::Bridges;
 use crate::metrics::{Lookup, Metrics};
 
 /// Everything the access log line says about one request.
@@ -34,6 +35,8 @@ pub struct RequestRecord {
     pub status: u16,
     /// Session cache lookup result, for session-signed requests.
     pub lookup: Option<Lookup>,
+    /// The legacy-tool bridges this request used (`compat`).
+    pub bridges: Bridges,
     /// Time S3 took to return the response head.
     pub upstream: Option<Duration>,
     /// When the request head arrived.
@@ -60,6 +63,7 @@ impl RequestRecord {
             log_names: true,
             status: 0,
             lookup: None,
+            bridges: Bridges::default(),
             upstream: None,
             started: Instant::now(),
             span: tracing::Span::current(),
@@ -127,6 +131,7 @@ impl Drop for RequestRecord {
             total_ms = millis(self.started.elapsed()),
             upstream_ms = self.upstream.map(millis),
             session = self.lookup.map(Lookup::as_str).unwrap_or("-"),
+            compat = %self.bridges,
             "request"
         );
     }

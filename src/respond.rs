@@ -20,6 +20,9 @@ pub fn finish(
 ) -> Response<ProxyBody> {
     record.status = response.status().as_u16();
     metrics.record_request(record.operation, record.status, record.bucket.as_deref());
+    if !record.bridges.is_empty() {
+        metrics.record_bridges(record.bridges);
+    }
     metrics
         .request_duration
         .with_label_values(&[record.operation])
