@@ -26,6 +26,7 @@ use http_body_util::BodyExt;
 
 use crate::body::{BoxError, ClientBodyError, ProxyBody};
 use crate::checksum::{Algorithm, Computed, Hasher};
+use crate::content_md5::{ContentMd5, Verified};
 use crate::sign::Payload;
 
 /// Longest chunk header or trailer line accepted, CRLF included.
@@ -66,12 +67,16 @@ fn malformed<T>(why: impl Into<String>) -> Result<T, MalformedChunks> {
 ///   `x-amz-decoded-content-length` (which is removed), `aws-chunked` is removed from
 ///   `Content-Encoding` (other codings are kept), and `x-amz-trailer` is removed.
 ///
+/// With `md5` (a bridged `Content-MD5`), the decoded payload is checked against it as it streams
+/// (`content_md5::Verified`): a mismatch fails the body before its last data is framed.
+///
 /// Malformed framing, a decoded length other than the declared one, or a declared checksum
 /// trailer that is missing or not a value of its algorithm, fails the body.
 pub fn decode_signed_chunks(
     parts: &mut http::request::Parts,
     body: ProxyBody,
     add: Option<Computed>,
+    md5: Option<ContentMd5>,
 ) -> Result<(Payload, ProxyBody), MalformedChunks> {
     let headers = &mut parts.headers;
     let declared = headers
@@ -83,16 +88,38 @@ pub fn decode_signed_chunks(
         .ok_or_else(|| {
             MalformedChunks("x-amz-decoded-content-length is missing or invalid".into())
         })?;
-    if let Some(algorithm) = declared_checksum(headers) {
-        let decoder = Decoder::new(body, declared).keeping(algorithm);
-        let encoder = Encoder::new(decoder, declared, algorithm, None);
+    let keep = declared_checksum(headers);
+    let mut decoder = Decoder::new(body, declared);
+    if let Some(algorithm) = keep {
+        decoder = decoder.keeping(algorithm);
+    }
+    let add = add.filter(|_| declared > 0);
+    match md5 {
+        Some(md5) => {
+            let verified = Verified::new(decoder, md5, Some(declared));
+            frame_decoded(headers, verified, declared, keep, add)
+        }
+        None => frame_decoded(headers, decoder, declared, keep, add),
+    }
+}
+
+/// The decoded body as it goes upstream: framed again with the kept trailer or the added
+/// checksum, else plain (see [`decode_signed_chunks`]).
+fn frame_decoded<S: Source>(
+    headers: &mut HeaderMap,
+    decoded: S,
+    declared: u64,
+    keep: Option<Algorithm>,
+    add: Option<Computed>,
+) -> Result<(Payload, ProxyBody), MalformedChunks> {
+    if let Some(algorithm) = keep {
+        let encoder = Encoder::new(decoded, declared, algorithm, None);
         frame_headers(headers, declared, algorithm, encoder.left)?;
         return Ok((Payload::StreamingUnsignedTrailer, encoder.boxed_unsync()));
     }
-    if let Some(computed) = add.filter(|_| declared > 0) {
-        let decoder = Decoder::new(body, declared);
+    if let Some(computed) = add {
         let algorithm = computed.algorithm();
-        let encoder = Encoder::new(decoder, declared, algorithm, Some(Hasher::new(computed)));
+        let encoder = Encoder::new(decoded, declared, algorithm, Some(Hasher::new(computed)));
         frame_headers(headers, declared, algorithm, encoder.left)?;
         return Ok((Payload::StreamingUnsignedTrailer, encoder.boxed_unsync()));
     }
@@ -109,10 +136,7 @@ pub fn decode_signed_chunks(
     {
         headers.remove(SDK_CHECKSUM_ALGORITHM);
     }
-    Ok((
-        Payload::Unsigned,
-        Decoder::new(body, declared).boxed_unsync(),
-    ))
+    Ok((Payload::Unsigned, decoded.boxed_unsync()))
 }
 
 /// Frames a plain body of `length` bytes as unsigned aws-chunked with the checksum the proxy
@@ -466,6 +490,12 @@ impl Source for ProxyBody {}
 impl Source for Decoder {
     fn trailer(&mut self) -> Option<String> {
         self.kept.take()
+    }
+}
+
+impl<S: Source> Source for Verified<S> {
+    fn trailer(&mut self) -> Option<String> {
+        self.get_mut().trailer()
     }
 }
 

@@ -220,7 +220,7 @@ fn rewrites_the_head() {
         (TRAILER, "x-amz-checksum-md5"),
         (SDK_CHECKSUM_ALGORITHM, "MD5"),
     ]);
-    let (payload, _) = decode_signed_chunks(&mut parts, empty(), None).unwrap();
+    let (payload, _) = decode_signed_chunks(&mut parts, empty(), None, None).unwrap();
     assert_eq!(
         payload,
         Payload::Unsigned,
@@ -243,7 +243,7 @@ fn rewrites_the_head() {
         (DECODED_LENGTH, "0"),
         (SDK_CHECKSUM_ALGORITHM, "CRC32"),
     ]);
-    decode_signed_chunks(&mut parts, empty(), None).unwrap();
+    decode_signed_chunks(&mut parts, empty(), None, None).unwrap();
     assert_eq!(parts.headers[CONTENT_ENCODING], "gzip,br");
     assert_eq!(parts.headers[CONTENT_LENGTH], "0");
     assert_eq!(parts.headers[SDK_CHECKSUM_ALGORITHM], "CRC32");
@@ -251,7 +251,7 @@ fn rewrites_the_head() {
     for bad in [None, Some("x"), Some("-1"), Some("")] {
         let mut headers = vec![("content-encoding", "aws-chunked")];
         headers.extend(bad.map(|v| (DECODED_LENGTH, v)));
-        let result = decode_signed_chunks(&mut head(&headers), empty(), None);
+        let result = decode_signed_chunks(&mut head(&headers), empty(), None, None);
         assert!(matches!(result, Err(MalformedChunks(_))), "{bad:?}");
     }
 }
@@ -266,7 +266,7 @@ fn keeps_a_declared_checksum_trailer_in_the_head() {
         (SDK_CHECKSUM_ALGORITHM, "CRC32"),
     ]);
     let (payload, body) =
-        decode_signed_chunks(&mut parts, empty(), Some(Computed::Crc32c)).unwrap();
+        decode_signed_chunks(&mut parts, empty(), Some(Computed::Crc32c), None).unwrap();
     assert_eq!(payload, Payload::StreamingUnsignedTrailer);
     let h = &parts.headers;
     assert_eq!(h[CONTENT_ENCODING], "aws-chunked,gzip");
@@ -285,21 +285,21 @@ fn keeps_a_declared_checksum_trailer_in_the_head() {
     // Without a trailer, --checksum frames the decoded body with its own.
     let mut parts = head(&[("content-encoding", "aws-chunked"), (DECODED_LENGTH, "10")]);
     let (payload, _) =
-        decode_signed_chunks(&mut parts, empty(), Some(Computed::Crc64Nvme)).unwrap();
+        decode_signed_chunks(&mut parts, empty(), Some(Computed::Crc64Nvme), None).unwrap();
     assert_eq!(payload, Payload::StreamingUnsignedTrailer);
     assert_eq!(parts.headers[TRAILER], "x-amz-checksum-crc64nvme");
     assert_eq!(parts.headers[CONTENT_ENCODING], "aws-chunked");
     // ... but not an empty one, and not a second checksum trailer.
     let mut parts = head(&[("content-encoding", "aws-chunked"), (DECODED_LENGTH, "0")]);
     let (payload, _) =
-        decode_signed_chunks(&mut parts, empty(), Some(Computed::Crc64Nvme)).unwrap();
+        decode_signed_chunks(&mut parts, empty(), Some(Computed::Crc64Nvme), None).unwrap();
     assert_eq!(payload, Payload::Unsigned);
     let mut parts = head(&[
         ("content-encoding", "aws-chunked"),
         (DECODED_LENGTH, "10"),
         (TRAILER, "x-amz-checksum-crc32,x-amz-checksum-sha1"),
     ]);
-    let (payload, _) = decode_signed_chunks(&mut parts, empty(), None).unwrap();
+    let (payload, _) = decode_signed_chunks(&mut parts, empty(), None, None).unwrap();
     assert_eq!(payload, Payload::Unsigned);
     assert!(!parts.headers.contains_key(TRAILER));
 }
@@ -434,7 +434,8 @@ async fn reframe(
     if add.is_some() {
         parts.headers.remove(TRAILER);
     }
-    let (payload, body) = decode_signed_chunks(&mut parts, plain(encoded, split), add).unwrap();
+    let (payload, body) =
+        decode_signed_chunks(&mut parts, plain(encoded, split), add, None).unwrap();
     assert_eq!(payload, Payload::StreamingUnsignedTrailer);
     let framed = collect_exact(body).await?;
     Ok((parts.headers, framed))
@@ -527,7 +528,7 @@ async fn a_bad_or_missing_client_trailer_fails_the_body() {
         (TRAILER, "x-amz-checksum-crc32"),
     ]);
     let cut = &encoded[..encoded.len() - 20];
-    let (_, mut body) = decode_signed_chunks(&mut parts, plain(cut, || 300), None).unwrap();
+    let (_, mut body) = decode_signed_chunks(&mut parts, plain(cut, || 300), None, None).unwrap();
     let mut out = Vec::new();
     let error = loop {
         match body.frame().await.expect("an error before the end") {
@@ -557,4 +558,71 @@ async fn the_encoder_streams_in_bounded_memory() {
         total += frame.unwrap().into_data().unwrap().len() as u64;
     }
     assert_eq!(total, framed_len(len, Algorithm::Crc32c));
+}
+
+/// Decodes a client's signed framing of `data` with `md5` to check: what comes out before the
+/// body ends or fails, and the failure.
+async fn decode_checked(
+    data: &[u8],
+    md5: &[u8; 16],
+    trailer: bool,
+    split: impl FnMut() -> usize + Send + Unpin + 'static,
+) -> (Vec<u8>, Option<BoxError>) {
+    let (encoded, _) = client_trailer_body(data, 1000);
+    let encoded = match trailer {
+        true => encoded,
+        false => encode(data, 1000, &format!(";chunk-signature={SIG}"), "\r\n"),
+    };
+    let declared = data.len().to_string();
+    let mut headers = vec![
+        ("content-encoding", "aws-chunked"),
+        (DECODED_LENGTH, &*declared),
+    ];
+    if trailer {
+        headers.push((TRAILER, "x-amz-checksum-crc32"));
+    }
+    let md5 = crate::content_md5::ContentMd5::parse(
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, md5).as_bytes(),
+    )
+    .unwrap();
+    let mut parts = head(&headers);
+    let (_, mut body) =
+        decode_signed_chunks(&mut parts, plain(&encoded, split), None, Some(md5)).unwrap();
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => out.extend_from_slice(&frame.into_data().unwrap()),
+            Err(e) => return (out, Some(e)),
+        }
+    }
+    (out, None)
+}
+
+#[tokio::test]
+async fn the_decoded_payload_is_checked_against_content_md5_before_its_end() {
+    use md5::Digest;
+    let data: Vec<u8> = (0..5000u32).map(|i| (i % 7) as u8).collect();
+    let right: [u8; 16] = md5::Md5::digest(&data).into();
+    let wrong = [0u8; 16];
+    for (seed, trailer) in [(1u64, true), (2, false), (3, true), (4, false)] {
+        let split = xorshift(seed, [1, 300, 7000][seed as usize % 3]);
+        let (out, error) = decode_checked(&data, &right, trailer, split).await;
+        assert!(error.is_none(), "{error:?}");
+        let decoded = match trailer {
+            true => parse_unsigned(&out).0,
+            false => out,
+        };
+        assert!(decoded == data);
+
+        let split = xorshift(seed, [1, 300, 7000][seed as usize % 3]);
+        let (out, error) = decode_checked(&data, &wrong, trailer, split).await;
+        let error = error.expect("a mismatch fails the body");
+        assert!(error.is::<crate::content_md5::DigestError>(), "{error}");
+        // The last data never went out, nor the final chunk and trailer.
+        if trailer {
+            assert!(!out.windows(3).any(|w| w == b"\n0\r"), "no final chunk");
+        } else {
+            assert!(out.len() < data.len(), "{}", out.len());
+        }
+    }
 }

@@ -78,9 +78,13 @@ impl Algorithm {
     }
 }
 
-/// The checksums the proxy computes (`--checksum`).
+/// The checksums the proxy computes: `--checksum`'s, and CRC-32 where a bridged `Content-MD5`
+/// needs one (`content_md5`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Computed {
+    /// CRC-32: what the proxy adds in place of a `Content-MD5` when `--checksum` names none, and
+    /// what DeleteObjects gets.
+    Crc32,
     /// CRC-32C: hardware-accelerated (SSE 4.2, ARMv8 CRC), S3's COMPOSITE or FULL_OBJECT.
     Crc32c,
     /// CRC-64/NVME: carry-less multiplication; S3's default for new objects, FULL_OBJECT only.
@@ -91,6 +95,7 @@ impl Computed {
     /// The algorithm as S3 names it.
     pub fn algorithm(self) -> Algorithm {
         match self {
+            Computed::Crc32 => Algorithm::Crc32,
             Computed::Crc32c => Algorithm::Crc32c,
             Computed::Crc64Nvme => Algorithm::Crc64Nvme,
         }
@@ -130,6 +135,8 @@ impl ChecksumFlag {
 /// A running checksum.
 #[derive(Clone)]
 pub enum Hasher {
+    /// CRC-32 so far.
+    Crc32(crc32fast::Hasher),
     /// CRC-32C so far.
     Crc32c(u32),
     /// CRC-64/NVME so far.
@@ -140,6 +147,7 @@ impl Hasher {
     /// A checksum of nothing yet.
     pub fn new(computed: Computed) -> Self {
         match computed {
+            Computed::Crc32 => Hasher::Crc32(crc32fast::Hasher::new()),
             Computed::Crc32c => Hasher::Crc32c(0),
             Computed::Crc64Nvme => Hasher::Crc64Nvme(crc64fast_nvme::Digest::new()),
         }
@@ -148,6 +156,7 @@ impl Hasher {
     /// Adds `data`.
     pub fn update(&mut self, data: &[u8]) {
         match self {
+            Hasher::Crc32(hasher) => hasher.update(data),
             Hasher::Crc32c(crc) => *crc = crc32c::crc32c_append(*crc, data),
             Hasher::Crc64Nvme(digest) => digest.write(data),
         }
@@ -157,6 +166,7 @@ impl Hasher {
     pub fn finish(&self) -> String {
         let b64 = base64::engine::general_purpose::STANDARD;
         match self {
+            Hasher::Crc32(hasher) => b64.encode(hasher.clone().finalize().to_be_bytes()),
             Hasher::Crc32c(crc) => b64.encode(crc.to_be_bytes()),
             Hasher::Crc64Nvme(digest) => b64.encode(digest.sum64().to_be_bytes()),
         }
@@ -221,6 +231,11 @@ mod tests {
             b64.encode(0xae8b_1486_0a79_9888u64.to_be_bytes())
         );
         assert_eq!(Computed::Crc32c.of(b"hello world"), "yZRlqg==");
+        assert_eq!(
+            Computed::Crc32.of(b"123456789"),
+            b64.encode(0xcbf4_3926u32.to_be_bytes())
+        );
+        assert_eq!(Computed::Crc32.of(b"hello world"), "DUoRhQ==");
         let mut split = Hasher::new(Computed::Crc64Nvme);
         split.update(b"1234");
         split.update(b"");

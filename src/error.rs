@@ -5,6 +5,7 @@ use http::{Response, StatusCode};
 
 use crate::body::{BodyIdle, ClientBodyError, ProxyBody};
 use crate::budget::OverBudget;
+use crate::content_md5::DigestError;
 use crate::create_session::CreateSessionError;
 use crate::credentials::CredentialsUnavailable;
 use crate::identity::AuthError;
@@ -75,12 +76,8 @@ pub struct ErrorReply {
 impl ProxyError {
     /// The status, code and public message for this error.
     pub fn reply(&self) -> ErrorReply {
-        if self.is_stalled_request_body() {
-            return ErrorReply {
-                status: StatusCode::BAD_REQUEST,
-                code: "RequestTimeout".into(),
-                message: "the request body stalled for longer than the idle timeout".into(),
-            };
+        if let Some(reply) = self.request_body_reply() {
+            return reply;
         }
         let (status, code, message): (StatusCode, &str, String) = match self {
             ProxyError::Route(e) => route_reply(e),
@@ -113,15 +110,47 @@ impl ProxyError {
         }
     }
 
-    /// True when the client's request body stalled ([`BodyIdle`]), whether the proxy was reading
-    /// it or sending it to S3: the client's fault (S3 says 400 RequestTimeout), not S3's.
-    fn is_stalled_request_body(&self) -> bool {
+    /// The client's fault, not S3's, whether the proxy was reading the request body or sending
+    /// it to S3 when it showed: the body stalled ([`BodyIdle`], S3's 400 RequestTimeout), or it
+    /// does not match its `Content-MD5` ([`DigestError`], S3's 400 BadDigest / InvalidDigest).
+    fn request_body_reply(&self) -> Option<ErrorReply> {
+        let reply = |code: &str, message: &str| {
+            Some(ErrorReply {
+                status: StatusCode::BAD_REQUEST,
+                code: code.into(),
+                message: message.into(),
+            })
+        };
+        if let Some(digest) = self.request_body_cause::<DigestError>() {
+            return match digest {
+                DigestError::Invalid => reply(
+                    "InvalidDigest",
+                    "The Content-MD5 you specified was invalid.",
+                ),
+                DigestError::Mismatch { .. } => reply(
+                    "BadDigest",
+                    "The Content-MD5 you specified did not match what we received.",
+                ),
+            };
+        }
+        if self.request_body_cause::<BodyIdle>().is_some() {
+            return reply(
+                "RequestTimeout",
+                "the request body stalled for longer than the idle timeout",
+            );
+        }
+        None
+    }
+
+    /// The first error of type `T` in the cause chain of a request body's failure.
+    fn request_body_cause<T: std::error::Error + 'static>(&self) -> Option<&T> {
         let cause: &(dyn std::error::Error + 'static) = match self {
             ProxyError::ClientBody(ClientBodyError::Read(e)) => e.as_ref(),
+            ProxyError::ClientBody(ClientBodyError::Digest(e)) => e,
             ProxyError::Upstream(UpstreamError::Request(e)) => e.as_ref(),
-            _ => return false,
+            _ => return None,
         };
-        std::iter::successors(Some(cause), |e| e.source()).any(|e| e.is::<BodyIdle>())
+        std::iter::successors(Some(cause), |e| e.source()).find_map(|e| e.downcast_ref::<T>())
     }
 
     /// Turns this error into the S3-style XML response the client receives (a 407 with

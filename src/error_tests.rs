@@ -167,6 +167,44 @@ fn a_stalled_request_body_is_the_clients_timeout_wherever_it_surfaced() {
 }
 
 #[test]
+fn a_content_md5_mismatch_is_bad_digest_wherever_it_surfaced() {
+    let mismatch = || DigestError::Mismatch {
+        expected: "XrY7u+Ae7tCTyyK7j1rNww==".into(),
+        calculated: "1B2M2Y8AsgTpgAmY7PhCfg==".into(),
+    };
+    /// As hyper reports a request body that failed while it was being sent.
+    #[derive(Debug, thiserror::Error)]
+    #[error("error from user's Body stream")]
+    struct Sending(#[source] crate::body::BoxError);
+    let sending = Sending(Box::new(mismatch()));
+    for error in [
+        // A kept body, checked before sending.
+        ProxyError::from(ClientBodyError::from(mismatch())),
+        // A body of unknown length, read part by part.
+        ProxyError::from(ClientBodyError::Read(Box::new(mismatch()))),
+        // A streamed body, cut on its way to S3.
+        ProxyError::from(UpstreamError::Request(Box::new(sending))),
+    ] {
+        let reply = error.reply();
+        assert_eq!(
+            (reply.status.as_u16(), reply.code.as_str()),
+            (400, "BadDigest"),
+            "{error:?}"
+        );
+        assert_eq!(
+            reply.message,
+            "The Content-MD5 you specified did not match what we received."
+        );
+    }
+    let invalid = ProxyError::from(ClientBodyError::from(DigestError::Invalid)).reply();
+    assert_eq!(
+        (invalid.status.as_u16(), invalid.code.as_str()),
+        (400, "InvalidDigest")
+    );
+    assert_eq!(invalid.message, "The Content-MD5 you specified was invalid.");
+}
+
+#[test]
 fn send_errors_keep_where_they_happened() {
     let sign: ProxyError = SendError::Sign(SignError::Unsignable("x")).into();
     assert!(matches!(sign, ProxyError::Sign(_)));

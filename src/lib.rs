@@ -61,6 +61,7 @@ pub mod compat;
 pub mod config;
 pub mod conn;
 pub mod connect;
+pub mod content_md5;
 pub mod create_session;
 pub mod credentials;
 pub mod egress;

@@ -11,6 +11,7 @@ use crate::admit;
 use crate::body::{ClientBodyError, DrainRule, ProxyBody};
 use crate::budget::{Budget, Reserved};
 use crate::checksum::{self, Computed};
+use crate::content_md5::{self, ContentMd5};
 use crate::create_session::SessionKey;
 use crate::credentials::IamCredentials;
 use crate::endpoint::BucketRegions;
@@ -201,17 +202,22 @@ impl Proxy {
             return Ok(local_create_session(&record.request_id, &parts.headers));
         }
         let payload = sign::strip_client_auth(&mut parts);
+        let flag = self.settings.checksum;
+        let bridges = &mut record.bridges;
+        let md5 = content_md5::for_request(&route, &mut parts, payload, flag, bridges)
+            .map_err(ClientBodyError::from)?;
         sign::set_target(&mut parts, &route.endpoint.host(), &route.path_and_query)?;
         let signer = self.signer(auth, &route, &parts.headers, record).await?;
         let body = body.take().unwrap_or_else(crate::body::empty);
-        let add = checksum::to_add(
-            self.settings.checksum,
-            route.operation,
-            &parts.headers,
-            payload,
-        );
+        let (add, md5) = match md5 {
+            Some(bridged) => (bridged.add, bridged.md5),
+            None => (
+                checksum::to_add(flag, route.operation, &parts.headers, payload),
+                None,
+            ),
+        };
         let (payload, body, _held) =
-            prepare_body(&mut parts, body, payload, add, &self.budget).await?;
+            prepare_body(&mut parts, body, payload, (add, md5), &self.budget).await?;
         let head = Head {
             method: parts.method,
             uri: parts.uri,
@@ -292,17 +298,21 @@ fn object_key(path_and_query: &str) -> Option<String> {
 
 /// Decides whether the body is kept (small, replayable; held against the budget, returned
 /// with it) or streamed, and rewrites framing the proxy cannot re-sign. With `add` (see
-/// `checksum::to_add`), a body that is not empty gets that checksum: as a header when it is kept,
-/// as an aws-chunked trailer computed while it streams.
+/// `checksum::to_add` and `content_md5::bridge`), a body that is not empty gets that checksum:
+/// as a header when it is kept, as an aws-chunked trailer computed while it streams. With `md5`
+/// (a bridged `Content-MD5`), a kept body is checked before it is sent, a streamed one as it
+/// streams, a client's aws-chunked body once decoded (`content_md5`).
 async fn prepare_body(
     parts: &mut Parts,
     body: ProxyBody,
     payload: Payload,
-    add: Option<Computed>,
+    (add, md5): (Option<Computed>, Option<ContentMd5>),
     budget: &Budget,
 ) -> Result<(Payload, Prepared, Option<Reserved>), ProxyError> {
-    if payload == Payload::SignedChunks {
-        let (payload, decoded) = crate::aws_chunked::decode_signed_chunks(parts, body, add)
+    // A client's unsigned aws-chunked body is decoded too when its MD5 is to be checked.
+    let trailer_md5 = md5.is_some() && payload == Payload::StreamingUnsignedTrailer;
+    if payload == Payload::SignedChunks || trailer_md5 {
+        let (payload, decoded) = crate::aws_chunked::decode_signed_chunks(parts, body, add, md5)
             .map_err(ClientBodyError::from)?;
         let prepared = Prepared::Known(OutBody::Streaming(Some(decoded)));
         return Ok((payload, prepared, None));
@@ -310,6 +320,7 @@ async fn prepare_body(
     let length = content_length(&parts.headers);
     let empty = http_body::Body::is_end_stream(&body);
     if length.is_none() && !empty && payload == Payload::Unsigned {
+        let body = content_md5::verify(body, md5, None);
         return Ok((payload, Prepared::UnknownLength(body), None));
     }
     if empty || length.is_some_and(|n| n <= RETAIN_BODY_LIMIT) {
@@ -317,11 +328,15 @@ async fn prepare_body(
         let kept: Bytes = crate::body::collect_limited(body, RETAIN_BODY_LIMIT as usize)
             .await
             .map_err(ClientBodyError::Read)?;
+        if let Some(md5) = md5 {
+            md5.check(&kept).map_err(ClientBodyError::from)?;
+        }
         if let Some(computed) = add.filter(|_| !kept.is_empty()) {
             checksum::insert_header(&mut parts.headers, computed, &kept);
         }
         return Ok((payload, Prepared::Known(OutBody::Kept(kept)), Some(held)));
     }
+    let body = content_md5::verify(body, md5, length);
     if let (Some(computed), Some(length)) = (add, length) {
         let framed =
             crate::aws_chunked::encode_with_checksum(&mut parts.headers, body, length, computed)

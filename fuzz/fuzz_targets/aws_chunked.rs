@@ -208,7 +208,7 @@ fuzz_target!(|data: &[u8]| {
     };
 
     let (mut parts, ()) = request.into_parts();
-    let decoded = decode_signed_chunks(&mut parts, feed.boxed_unsync(), None);
+    let decoded = decode_signed_chunks(&mut parts, feed.boxed_unsync(), None, None);
     let (declared, mut decoded) = match (declared, decoded) {
         (Some(declared), Ok((payload, decoded))) => {
             assert_eq!(payload, s3x_proxy::sign::Payload::Unsigned);
