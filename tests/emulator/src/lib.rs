@@ -16,6 +16,7 @@ mod copy;
 mod credentials;
 mod emulator;
 mod error;
+mod express;
 mod faults;
 mod hosts;
 mod list;

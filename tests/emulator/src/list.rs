@@ -114,8 +114,9 @@ pub(crate) fn page<'a>(objects: &'a BTreeMap<String, Object>, p: &Params) -> Res
     })
 }
 
-/// The parameters ListObjects and ListObjectsV2 share: prefix, delimiter (directory buckets
-/// take only `/`; empty means none), max-keys (at most 1000) and whether keys are URL-encoded.
+/// The parameters ListObjects and ListObjectsV2 share: prefix, delimiter (empty means none;
+/// what directory buckets refuse is refused earlier, see `express`), max-keys (at most 1000)
+/// and whether keys are URL-encoded.
 pub(crate) fn common_params(ctx: &Ctx<'_>) -> Result<(Params, bool)> {
     let q = ctx.query;
     let url = match q.get("encoding-type") {
@@ -131,11 +132,6 @@ pub(crate) fn common_params(ctx: &Ctx<'_>) -> Result<(Params, bool)> {
         .get("delimiter")
         .filter(|d| !d.is_empty())
         .map(str::to_string);
-    if !ctx.general_purpose && delimiter.as_deref().is_some_and(|d| d != "/") {
-        return Err(S3Error::invalid_argument(
-            "Directory buckets support only / as a delimiter.",
-        ));
-    }
     let max_keys = match q.get("max-keys") {
         None => 1000,
         Some(v) => v

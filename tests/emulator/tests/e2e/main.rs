@@ -5,6 +5,7 @@ mod checksums;
 mod client;
 mod directory;
 mod encryption;
+mod express;
 mod faults;
 mod general_purpose;
 mod gp_regions;
