@@ -24,6 +24,7 @@ mod list_v1;
 mod multipart;
 mod objects;
 mod ops;
+mod order;
 mod range;
 mod receive;
 mod regions;
