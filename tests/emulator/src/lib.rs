@@ -18,6 +18,7 @@ mod emulator;
 mod error;
 mod express;
 mod faults;
+mod header_case;
 mod hosts;
 mod list;
 mod list_v1;

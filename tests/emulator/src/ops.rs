@@ -194,6 +194,9 @@ pub(crate) async fn handle(
     if close {
         h.insert("connection", "close".parse().expect("static"));
     }
+    if http1 {
+        resp.extensions_mut().extend(state.header_case.clone());
+    }
     resp
 }
 

@@ -9,6 +9,8 @@ mod express;
 mod faults;
 mod general_purpose;
 mod gp_regions;
+mod header_case;
+mod listing_order;
 mod requests_log;
 mod rotation;
 mod sessions;
