@@ -201,7 +201,10 @@ fn a_content_md5_mismatch_is_bad_digest_wherever_it_surfaced() {
         (invalid.status.as_u16(), invalid.code.as_str()),
         (400, "InvalidDigest")
     );
-    assert_eq!(invalid.message, "The Content-MD5 you specified was invalid.");
+    assert_eq!(
+        invalid.message,
+        "The Content-MD5 you specified was invalid."
+    );
 }
 
 #[test]

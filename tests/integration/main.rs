@@ -7,6 +7,8 @@ mod budget;
 mod checksums;
 mod clients;
 mod clients_more;
+mod content_md5;
+mod content_md5_others;
 mod curl;
 mod egress;
 mod errors;
