@@ -28,8 +28,10 @@
 //!                    the CreateSession call itself is `create_session`, IAM keys `credentials`)
 //!        ─► sign     strip the client's auth and hop-by-hop headers, SigV4 with the session and
 //!                    x-amz-s3session-token (`sign`; `aws_chunked` decodes client-signed chunks
-//!                    and frames bodies with a checksum trailer, `checksum` computes it; bodies
-//!                    held in memory count against --max-buffered-bytes, `budget`)
+//!                    and frames bodies with a checksum trailer, `checksum` computes it;
+//!                    `content_md5` checks a Content-MD5 that directory buckets refuse and sends
+//!                    a CRC-32 in its place; bodies held in memory count against
+//!                    --max-buffered-bytes, `budget`)
 //!        ─► send     sign each attempt and send it through the `upstream` seam (pooled HTTPS,
 //!                    dialed by `egress`: S3 names only, --resolve, an `egress_proxy`; the body
 //!                    waits for 100-continue and the answer has a deadline, `outgoing`);

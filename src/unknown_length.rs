@@ -4,6 +4,9 @@
 //! by part, so memory stays bounded by the part size whatever the object's size. With
 //! `--checksum`, each part carries its checksum, and the upload is created for full-object
 //! checksums of that algorithm, which CompleteMultipartUpload then checks for the whole object.
+//! A body whose `Content-MD5` the proxy checks (`content_md5`) fails as it ends when the MD5
+//! differs, while its last part is read: that part is never sent, and the upload is aborted,
+//! never completed.
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
