@@ -1,5 +1,7 @@
 //! What `--checksum` costs: the CPU time to frame 1 GiB as aws-chunked with a CRC-32C or
-//! CRC-64/NVME trailer computed on the way, against passing the same frames through untouched.
+//! CRC-64/NVME trailer computed on the way, against passing the same frames through untouched;
+//! and what a bridged `Content-MD5` costs: the MD5 checked on the way, with the CRC-32 trailer
+//! that replaces it.
 //! One thread, no I/O: the body is 64 KiB slices of a 64 MiB block in memory, as a client's
 //! upload arrives in frames. Prints one row per variant, in CPU time of the thread (from
 //! `/proc/thread-self/schedstat`, so a busy machine slows it less than it slows the wall clock);
@@ -15,6 +17,7 @@ use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use s3x_proxy::body::{BoxError, ProxyBody};
 use s3x_proxy::checksum::Computed;
+use s3x_proxy::content_md5::ContentMd5;
 
 const GIB: u64 = 1 << 30;
 const FRAME: usize = 64 << 10;
@@ -47,19 +50,38 @@ fn cpu() -> Duration {
     Duration::from_nanos(ns.unwrap_or(0))
 }
 
-/// The CPU time and wall time to frame (or pass through) 1 GiB.
-async fn time(block: &Bytes, computed: Option<Computed>) -> (Duration, Duration) {
+/// The CPU time and wall time to frame (or pass through) 1 GiB, checking its MD5 on the way
+/// when `md5` is given.
+async fn time(
+    block: &Bytes,
+    computed: Option<Computed>,
+    md5: Option<ContentMd5>,
+) -> (Duration, Duration) {
     let (started, cpu_before) = (Instant::now(), cpu());
+    let body = s3x_proxy::content_md5::verify(body(block), md5, Some(GIB));
     let body = match computed {
-        None => body(block),
+        None => body,
         Some(c) => {
             let mut headers = HeaderMap::new();
-            s3x_proxy::aws_chunked::encode_with_checksum(&mut headers, body(block), GIB, c).unwrap()
+            s3x_proxy::aws_chunked::encode_with_checksum(&mut headers, body, GIB, c).unwrap()
         }
     };
     let total = drain(body).await;
     assert!(total >= GIB);
     (cpu() - cpu_before, started.elapsed())
+}
+
+/// The `Content-MD5` of the 1 GiB body.
+async fn content_md5(block: &Bytes) -> ContentMd5 {
+    use base64::Engine;
+    use md5::Digest;
+    let mut hasher = md5::Md5::new();
+    let mut body = body(block);
+    while let Some(frame) = body.frame().await {
+        hasher.update(frame.unwrap().into_data().unwrap());
+    }
+    let value = base64::engine::general_purpose::STANDARD.encode(hasher.finalize());
+    ContentMd5::parse(value.as_bytes()).unwrap()
 }
 
 fn main() {
@@ -72,13 +94,17 @@ fn main() {
         .into();
     println!("1 GiB in 64 KiB frames, median of {RUNS} runs (min–max), one thread:");
     let mut baseline = 0.0;
-    for (variant, computed) in [
-        ("pass-through", None),
-        ("crc32c", Some(Computed::Crc32c)),
-        ("crc64nvme", Some(Computed::Crc64Nvme)),
+    let md5 = Some(runtime.block_on(content_md5(&block)));
+    for (variant, computed, md5) in [
+        ("pass-through", None, None),
+        ("crc32c", Some(Computed::Crc32c), None),
+        ("crc64nvme", Some(Computed::Crc64Nvme), None),
+        ("crc32", Some(Computed::Crc32), None),
+        ("md5", None, md5),
+        ("md5+crc32", Some(Computed::Crc32), md5),
     ] {
         let runs: Vec<(Duration, Duration)> = (0..RUNS)
-            .map(|_| runtime.block_on(time(&block, computed)))
+            .map(|_| runtime.block_on(time(&block, computed, md5)))
             .collect();
         let median = |mut ms: Vec<f64>| {
             ms.sort_by(f64::total_cmp);
@@ -86,7 +112,7 @@ fn main() {
         };
         let (cpu, low, high) = median(runs.iter().map(|r| r.0.as_secs_f64() * 1e3).collect());
         let (wall, _, _) = median(runs.iter().map(|r| r.1.as_secs_f64() * 1e3).collect());
-        if computed.is_none() {
+        if computed.is_none() && md5.is_none() {
             baseline = cpu;
             println!(
                 "  {variant:12} CPU {cpu:6.1} ms/GiB ({low:.1}–{high:.1}); wall {wall:6.1} ms"
