@@ -32,10 +32,6 @@ pub enum ClientBodyError {
     /// A body of unknown length that is too large to hold and cannot be split into parts.
     #[error("this request needs a Content-Length header")]
     LengthRequired,
-    /// `Content-MD5` is malformed, or a body kept in memory does not match it (a streamed body
-    /// fails with the same error as its cause: see `error`).
-    #[error(transparent)]
-    Digest(#[from] crate::content_md5::DigestError),
 }
 
 /// A body holding these bytes.

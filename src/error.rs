@@ -32,6 +32,10 @@ pub enum ProxyError {
     /// The client's request body was broken.
     #[error(transparent)]
     ClientBody(#[from] ClientBodyError),
+    /// `Content-MD5` is malformed, or a body kept in memory does not match it (a streamed body
+    /// fails with the same error as its cause, see [`ProxyError::reply`]).
+    #[error(transparent)]
+    Digest(#[from] DigestError),
     /// The IAM credentials could not be loaded.
     #[error(transparent)]
     Credentials(#[from] CredentialsUnavailable),
@@ -96,6 +100,7 @@ impl ProxyError {
                 e.to_string(),
             ),
             ProxyError::ClientBody(e) => (StatusCode::BAD_REQUEST, "IncompleteBody", e.to_string()),
+            ProxyError::Digest(e) => digest_reply(e),
             ProxyError::Credentials(_) => credentials_reply(),
             ProxyError::Session(e) => return session_reply(e),
             ProxyError::Upstream(e) => upstream_reply(e),
@@ -121,41 +126,30 @@ impl ProxyError {
 
     /// The client's fault, not S3's, whether the proxy was reading the request body or sending
     /// it to S3 when it showed: the body stalled ([`BodyIdle`], S3's 400 RequestTimeout), or it
-    /// does not match its `Content-MD5` ([`DigestError`], S3's 400 BadDigest / InvalidDigest).
+    /// does not match its `Content-MD5` ([`DigestError`], S3's 400 BadDigest).
     fn request_body_reply(&self) -> Option<ErrorReply> {
-        let reply = |code: &str, message: &str| {
-            Some(ErrorReply {
-                status: StatusCode::BAD_REQUEST,
-                code: code.into(),
-                message: message.into(),
-            })
-        };
-        if let Some(digest) = self.request_body_cause::<DigestError>() {
-            return match digest {
-                DigestError::Invalid => reply(
-                    "InvalidDigest",
-                    "The Content-MD5 you specified was invalid.",
-                ),
-                DigestError::Mismatch { .. } => reply(
-                    "BadDigest",
-                    "The Content-MD5 you specified did not match what we received.",
-                ),
-            };
-        }
-        if self.request_body_cause::<BodyIdle>().is_some() {
-            return reply(
+        let (status, code, message) = if let Some(digest) = self.request_body_cause() {
+            digest_reply(digest)
+        } else if self.request_body_cause::<BodyIdle>().is_some() {
+            (
+                StatusCode::BAD_REQUEST,
                 "RequestTimeout",
-                "the request body stalled for longer than the idle timeout",
-            );
-        }
-        None
+                "the request body stalled for longer than the idle timeout".into(),
+            )
+        } else {
+            return None;
+        };
+        Some(ErrorReply {
+            status,
+            code: code.to_owned(),
+            message,
+        })
     }
 
     /// The first error of type `T` in the cause chain of a request body's failure.
     fn request_body_cause<T: std::error::Error + 'static>(&self) -> Option<&T> {
         let cause: &(dyn std::error::Error + 'static) = match self {
             ProxyError::ClientBody(ClientBodyError::Read(e)) => e.as_ref(),
-            ProxyError::ClientBody(ClientBodyError::Digest(e)) => e,
             ProxyError::Upstream(UpstreamError::Request(e)) => e.as_ref(),
             _ => return None,
         };
@@ -193,6 +187,21 @@ fn route_reply(e: &RouteError) -> (StatusCode, &'static str, String) {
         }
         _ => (StatusCode::BAD_REQUEST, "InvalidRequest", e.to_string()),
     }
+}
+
+/// S3's answers to a `Content-MD5` it cannot take.
+fn digest_reply(e: &DigestError) -> (StatusCode, &'static str, String) {
+    let (code, message) = match e {
+        DigestError::Invalid => (
+            "InvalidDigest",
+            "The Content-MD5 you specified was invalid.",
+        ),
+        DigestError::Mismatch { .. } => (
+            "BadDigest",
+            "The Content-MD5 you specified did not match what we received.",
+        ),
+    };
+    (StatusCode::BAD_REQUEST, code, message.into())
 }
 
 fn credentials_reply() -> (StatusCode, &'static str, String) {

@@ -179,7 +179,7 @@ fn a_content_md5_mismatch_is_bad_digest_wherever_it_surfaced() {
     let sending = Sending(Box::new(mismatch()));
     for error in [
         // A kept body, checked before sending.
-        ProxyError::from(ClientBodyError::from(mismatch())),
+        ProxyError::from(mismatch()),
         // A body of unknown length, read part by part.
         ProxyError::from(ClientBodyError::Read(Box::new(mismatch()))),
         // A streamed body, cut on its way to S3.
@@ -196,7 +196,7 @@ fn a_content_md5_mismatch_is_bad_digest_wherever_it_surfaced() {
             "The Content-MD5 you specified did not match what we received."
         );
     }
-    let invalid = ProxyError::from(ClientBodyError::from(DigestError::Invalid)).reply();
+    let invalid = ProxyError::from(DigestError::Invalid).reply();
     assert_eq!(
         (invalid.status.as_u16(), invalid.code.as_str()),
         (400, "InvalidDigest")

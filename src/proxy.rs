@@ -213,8 +213,7 @@ impl Proxy {
         let payload = sign::strip_client_auth(&mut parts);
         let flag = self.settings.checksum;
         let bridges = &mut record.bridges;
-        let md5 = content_md5::for_request(&route, &mut parts, payload, flag, bridges)
-            .map_err(ClientBodyError::from)?;
+        let md5 = content_md5::for_request(&route, &mut parts, payload, flag, bridges)?;
         sign::set_target(&mut parts, &route.endpoint.host(), &route.path_and_query)?;
         let signer = self.signer(auth, &route, &parts.headers, record).await?;
         let body = body.take().unwrap_or_else(crate::body::empty);
@@ -339,7 +338,7 @@ async fn prepare_body(
             .await
             .map_err(ClientBodyError::Read)?;
         if let Some(md5) = md5 {
-            md5.check(&kept).map_err(ClientBodyError::from)?;
+            md5.check(&kept)?;
         }
         if let Some(computed) = add.filter(|_| !kept.is_empty()) {
             checksum::insert_header(&mut parts.headers, computed, &kept);
