@@ -8,6 +8,7 @@ use crate::budget::OverBudget;
 use crate::create_session::CreateSessionError;
 use crate::credentials::CredentialsUnavailable;
 use crate::identity::AuthError;
+use crate::listing::ListingError;
 use crate::policy::PolicyError;
 use crate::respond::error_response;
 use crate::route::RouteError;
@@ -45,6 +46,10 @@ pub enum ProxyError {
     /// With `--access-file`: the client is unknown, unauthenticated, or not allowed this.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// A listing the proxy refuses itself (a delimiter other than `/`, bad parameters, or
+    /// one that would read too much of a directory to answer).
+    #[error(transparent)]
+    Listing(#[from] ListingError),
     /// A fault of the proxy itself (500).
     #[error("internal error: {0}")]
     Internal(String),
@@ -99,6 +104,7 @@ impl ProxyError {
             ProxyError::Session(e) => return session_reply(e),
             ProxyError::Upstream(e) => upstream_reply(e),
             ProxyError::Auth(e) => (e.status(), e.code(), e.to_string()),
+            ProxyError::Listing(e) => (StatusCode::BAD_REQUEST, e.code(), e.to_string()),
             ProxyError::Busy(e) => (StatusCode::SERVICE_UNAVAILABLE, "SlowDown", e.to_string()),
             ProxyError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,

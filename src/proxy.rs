@@ -16,6 +16,7 @@ use crate::credentials::IamCredentials;
 use crate::endpoint::BucketRegions;
 use crate::error::ProxyError;
 use crate::identity::AccessControl;
+use crate::listing::{ListingSettings, Listings, Plan};
 use crate::metrics::Metrics;
 use crate::operation::{Auth, Mode};
 use crate::policy::{authorize, presigned_fresh, SessionMode};
@@ -44,6 +45,8 @@ pub struct PipelineSettings {
     pub max_buffered_bytes: u64,
     /// `--checksum`: the checksum added to uploads that carry none.
     pub checksum: Option<Computed>,
+    /// The bounds of the listing bridges.
+    pub listing: ListingSettings,
 }
 
 /// The request pipeline, shared by every connection.
@@ -57,6 +60,7 @@ pub struct Proxy {
     sender: Sender,
     metrics: Metrics,
     request_ids: RequestIds,
+    listings: Listings,
 }
 
 /// A request body, ready to send.
@@ -79,6 +83,7 @@ impl Proxy {
     ) -> Self {
         Self {
             access: None,
+            listings: Listings::new(settings.listing.clone()),
             regions,
             budget: Budget::new(settings.max_buffered_bytes),
             settings,
@@ -202,6 +207,15 @@ impl Proxy {
         }
         let payload = sign::strip_client_auth(&mut parts);
         sign::set_target(&mut parts, &route.endpoint.host(), &route.path_and_query)?;
+        // Listings of directory buckets that need a bridge (`listing`); a delimiter other than
+        // `/` is refused here, before any session.
+        if let Some(plan) = Plan::of(&route)? {
+            let signer = self.signer(auth, &route, &parts.headers, record).await?;
+            let listed = self
+                .listings
+                .serve(plan, &self.sender, &parts, signer, record);
+            return Box::pin(listed).await;
+        }
         let signer = self.signer(auth, &route, &parts.headers, record).await?;
         let body = body.take().unwrap_or_else(crate::body::empty);
         let add = checksum::to_add(
