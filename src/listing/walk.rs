@@ -241,7 +241,7 @@ impl<'a> Fetcher<'a> {
                     after: Some(marker.to_owned()),
                     floor: None,
                 };
-                let walked = Box::pin(self.walk(at, Some(page), max)).await?;
+                let walked = self.walk(at, Some(page), max).await?;
                 return Ok(walked.expect("the marker is in the page"));
             }
             if resume.is_none() {
