@@ -31,7 +31,8 @@ pub enum Auth {
     Session(Mode),
     /// The IAM credentials themselves (copies, HeadBucket, control plane).
     Iam,
-    /// The client's own CreateSession: the proxy answers it with placeholder credentials.
+    /// Answered by the proxy itself: the client's own CreateSession (placeholder or minted
+    /// credentials) and GetBucketLocation (the zone's region).
     AnswerLocally,
 }
 
@@ -139,8 +140,7 @@ impl Operation {
         use Operation::*;
         matches!(
             self,
-            GetBucketLocation
-                | ListObjectVersions
+            ListObjectVersions
                 | GetObjectTagging
                 | PutObjectTagging
                 | DeleteObjectTagging
@@ -195,7 +195,8 @@ impl Operation {
     pub fn auth(self) -> Auth {
         use Operation::*;
         match self {
-            CreateSession => Auth::AnswerLocally,
+            // The client's own CreateSession, and GetBucketLocation (from the zone's region).
+            CreateSession | GetBucketLocation => Auth::AnswerLocally,
             // Copies read a source the session cannot vouch for: S3 wants the IAM identity.
             CopyObject | UploadPartCopy => Auth::Iam,
             // The docs say IAM; some SDKs use the session. We follow the docs (DESIGN.md).
@@ -300,7 +301,7 @@ pub fn classify_control(method: &Method, has_bucket: bool, q: &Query) -> Operati
     match (method, has_bucket) {
         (&Method::GET, false) => Operation::ListDirectoryBuckets,
         (_, true) => match classify_bucket(method, q) {
-            op if op.is_control_plane() => op,
+            op if op.is_control_plane() || op == Operation::GetBucketLocation => op,
             _ => Operation::Unknown,
         },
         _ => Operation::Unknown,

@@ -151,12 +151,13 @@ fn url_encoding(q: &Query) -> Result<bool, ListingError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::endpoint::Flavor;
     use crate::names::{BucketName, Region};
 
-    fn route(operation: Operation, query: &str) -> Route {
+    /// A routed request to a directory bucket's Zonal endpoint.
+    pub(in crate::listing) fn route(operation: Operation, query: &str) -> Route {
         let bucket = BucketName::parse("demo--usw2-az1--x-s3").unwrap();
         Route {
             operation,
@@ -168,6 +169,7 @@ mod tests {
             bucket: Some(bucket),
             path_and_query: String::new(),
             query: Query::parse(Some(query)),
+            bridges: Default::default(),
         }
     }
 

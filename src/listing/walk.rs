@@ -400,19 +400,10 @@ mod tests {
 
     #[test]
     fn pages_ask_for_the_directory_and_url_encoded_keys_never_start_after() {
-        let plan = Plan::of(&crate::route::Route {
-            operation: crate::operation::Operation::ListObjects,
-            endpoint: crate::endpoint::Endpoint::Zonal {
-                bucket: crate::names::BucketName::parse("demo--usw2-az1--x-s3").unwrap(),
-                region: crate::names::Region::parse("us-west-2").unwrap(),
-                flavor: Default::default(),
-            },
-            bucket: None,
-            path_and_query: String::new(),
-            query: crate::uri::Query::parse(Some("prefix=a%20b%2Fc+d&delimiter=%2F&marker=x")),
-        })
-        .unwrap()
-        .unwrap();
+        let query = "prefix=a%20b%2Fc+d&delimiter=%2F&marker=x";
+        let route =
+            super::super::request::tests::route(crate::operation::Operation::ListObjects, query);
+        let plan = Plan::of(&route).unwrap().unwrap();
         assert_eq!(
             base_query(&plan),
             "list-type=2&encoding-type=url&prefix=a%20b%2F&delimiter=%2F&fetch-owner=true"
