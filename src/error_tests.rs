@@ -61,7 +61,11 @@ fn every_error_maps_to_the_status_and_code_of_where_it_happened() {
         (ListingError::Delimiter.into(), 400, "InvalidRequest"),
         (ListingError::MaxKeys.into(), 400, "InvalidArgument"),
         (
-            ListingError::TooLong { limit: 100_000 }.into(),
+            ListingError::TooLong {
+                read: 100_000,
+                pages: 100,
+            }
+            .into(),
             400,
             "InvalidRequest",
         ),

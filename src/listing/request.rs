@@ -22,10 +22,12 @@ pub enum ListingError {
     #[error("Invalid Encoding Method specified in Request")]
     EncodingType,
     /// Answering would mean reading more of the listing than the proxy allows for one page.
-    #[error("s3x-proxy read {limit} entries of this listing without reaching what the request asks for (a marker it does not remember, or a prefix few keys match; directory buckets list in no fixed order and cannot start after a key). List again from the start, or with a prefix that ends in /.")]
+    #[error("s3x-proxy read {read} entries ({pages} pages) of this listing without reaching what the request asks for, and stops there (a marker it does not remember, or a prefix few keys match; directory buckets list in no fixed order and cannot start after a key). List again from the start, or with a prefix that ends in /.")]
     TooLong {
-        /// The bound that was reached (entries, or pages when `pages` is set).
-        limit: usize,
+        /// Keys and common prefixes read.
+        read: usize,
+        /// S3 pages read.
+        pages: usize,
     },
 }
 

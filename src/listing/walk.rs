@@ -23,8 +23,9 @@ const MAX_PAGE_BYTES: usize = 8 << 20;
 
 /// Request headers that make no sense on the proxy's own listing requests (it reads the whole
 /// answer as XML).
-const NOT_PASSED: [HeaderName; 8] = [
+const NOT_PASSED: [HeaderName; 9] = [
     header::ACCEPT_ENCODING,
+    header::EXPECT,
     header::RANGE,
     header::IF_MATCH,
     header::IF_NONE_MATCH,
@@ -141,7 +142,8 @@ impl<'a> Fetcher<'a> {
                 "listing: gave up; answering 400"
             );
             return Err(ListingError::TooLong {
-                limit: self.settings.scan_limit,
+                read: self.scanned,
+                pages: self.pages,
             }
             .into());
         }

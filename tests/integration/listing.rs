@@ -416,20 +416,52 @@ async fn finding_a_marker_reads_at_most_the_bound_then_answers_400() {
     );
     assert_eq!(refused.code(), "InvalidRequest");
     assert!(
-        refused.text().contains("read 50 entries"),
+        refused.text().contains("read 60 entries (3 pages)"),
         "{}",
         refused.text()
     );
     assert!(refused.text().contains("<RequestId>"));
-    let pages = upstream_listings(&h).len();
-    assert!(
-        (3..=4).contains(&pages),
-        "stopped at the bound: {pages} pages"
-    );
+    assert_eq!(upstream_listings(&h).len(), 3, "stopped at the bound");
     // A prefix few keys match is bounded the same way (never an empty truncated page).
     let sparse = list(h.proxy, &[("prefix", "bound/9"), ("max-keys", "20")]).await;
     assert_eq!(sparse.status, StatusCode::BAD_REQUEST, "{}", sparse.text());
     assert_only_what_s3_express_takes(&h);
+    h.stop().await;
+}
+
+fn small_page_bound(config: &mut s3x_proxy::Config) {
+    config.listing.page_limit = 4;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_pages_are_bounded_by_the_number_of_pages_read() {
+    let h = Harness::start(Options {
+        tweak: Some(small_page_bound),
+        ..Options::default()
+    })
+    .await;
+    let names: Vec<String> = (0..30).map(|i| format!("paged/{i:02}")).collect();
+    put_keys(&h, &names).await;
+    let params = [
+        ("prefix", "paged/"),
+        ("max-keys", "5"),
+        ("marker", "paged/x"),
+    ];
+    let refused = list(h.proxy, &params).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        refused.text()
+    );
+    assert!(
+        refused.text().contains("read 20 entries (4 pages)"),
+        "{}",
+        refused.text()
+    );
+    let fine = list(h.proxy, &[params[0], ("max-keys", "10"), params[2]]).await;
+    let fine = Listed::parse(&fine);
+    assert!(fine.keys.is_empty() && !fine.truncated, "3 pages of 10 fit");
     h.stop().await;
 }
 
