@@ -9,6 +9,7 @@ use http::{Method, StatusCode};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, NON_ALPHANUMERIC};
 use s3x_proxy::xml::{parse_tree, Element};
 
+use crate::clients::{clean, venv};
 use crate::harness::{assert_metric, send_http1, zonal_host, Harness, Options, Reply, BUCKET};
 use crate::process::ProxyProcess;
 
@@ -664,4 +665,73 @@ async fn access_lines(proxy: &ProxyProcess, count: usize) -> Vec<String> {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// boto3's paginators over the bridges: ListObjects (v1, which boto3 sends with
+/// `encoding-type=url` and decodes) by `NextMarker`, and ListObjectsV2 with a prefix that does
+/// not end in `/`, through HTTPS_PROXY as users configure it.
+const BOTO3_LISTINGS: &str = r#"
+import json, sys, boto3
+from botocore.config import Config
+s3 = boto3.client("s3", config=Config(retries={"max_attempts": 1}))
+bucket = sys.argv[1]
+v1 = []
+for page in s3.get_paginator("list_objects").paginate(
+        Bucket=bucket, Prefix="odd/", PaginationConfig={"PageSize": 2}):
+    v1 += [o["Key"] for o in page.get("Contents", [])]
+v2 = []
+for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix="odd/a", Delimiter="/", PaginationConfig={"PageSize": 1}):
+    v2 += [o["Key"] for o in page.get("Contents", [])]
+    v2 += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+print(json.dumps({"v1": v1, "v2": v2}))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_paginates_v1_and_partial_prefixes_through_the_proxy() {
+    let h = Harness::start(Options::default()).await;
+    let odd = [
+        "odd/a+b c%d",
+        "odd/été/ü",
+        "odd//double",
+        "odd/a%2Fb",
+        "odd/ab/c",
+        "odd/z",
+    ];
+    put_keys(&h, &keys(&odd)).await;
+    let home = h.dir.path().join("home-boto3");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut command = clean(&venv().join("bin/python"), &home);
+    command
+        .env("HTTPS_PROXY", format!("http://{}", h.proxy))
+        .env("AWS_CA_BUNDLE", h.proxy_ca().await)
+        .env("AWS_ACCESS_KEY_ID", "AKIDDUMMYCLIENTKEY")
+        .env("AWS_SECRET_ACCESS_KEY", "dummy-client-secret")
+        .args(["-c", BOTO3_LISTINGS, BUCKET]);
+    let output = tokio::task::spawn_blocking(move || command.output().expect("python runs"))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let names = |field: &str| -> Vec<String> {
+        let mut all: Vec<String> = listed[field]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        all.sort();
+        all
+    };
+    let mut want = keys(&odd);
+    want.sort();
+    assert_eq!(names("v1"), want, "every key once, decoded");
+    assert_eq!(names("v2"), ["odd/a%2Fb", "odd/a+b c%d", "odd/ab/"]);
+    assert_only_what_s3_express_takes(&h);
+    h.stop().await;
 }
