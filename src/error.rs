@@ -9,7 +9,7 @@ use crate::compat::CompatError;
 use crate::create_session::CreateSessionError;
 use crate::credentials::CredentialsUnavailable;
 use crate::identity::AuthError;
-use crate::listing::ListingError;
+use crate::listing::{ListingError, ListingFailed};
 use crate::policy::PolicyError;
 use crate::respond::error_response;
 use crate::route::RouteError;
@@ -57,6 +57,17 @@ pub enum ProxyError {
     /// A fault of the proxy itself (500).
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<ListingFailed> for ProxyError {
+    fn from(error: ListingFailed) -> Self {
+        match error {
+            ListingFailed::Refused(e) => e.into(),
+            ListingFailed::Send(e) => e.into(),
+            ListingFailed::Upstream(e) => e.into(),
+            ListingFailed::Sign(e) => e.into(),
+        }
+    }
 }
 
 impl From<SendError> for ProxyError {

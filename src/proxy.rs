@@ -223,7 +223,7 @@ impl Proxy {
             let listed = self
                 .listings
                 .serve(plan, &self.sender, &parts, signer, record);
-            return Box::pin(listed).await;
+            return Ok(Box::pin(listed).await?);
         }
         let signer = self.signer(auth, &route, &parts.headers, record).await?;
         let body = body.take().unwrap_or_else(crate::body::empty);

@@ -18,11 +18,10 @@ use std::time::Duration;
 use http::request::Parts;
 use http::{header, Response, StatusCode};
 
-pub use request::{ListingError, Plan};
+pub use request::{ListingError, ListingFailed, Plan};
 
 use crate::body::{full, ProxyBody};
 use crate::compat::Bridge;
-use crate::error::ProxyError;
 use crate::record::RequestRecord;
 use crate::send::{Sender, Signer};
 use page::{Entry, Next};
@@ -88,7 +87,7 @@ impl Listings {
         parts: &Parts,
         signer: Signer,
         record: &mut RequestRecord,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
+    ) -> Result<Response<ProxyBody>, ListingFailed> {
         if plan.v1 {
             record.bridges.add(Bridge::ListV1);
         }

@@ -4,6 +4,9 @@
 use crate::endpoint::Endpoint;
 use crate::operation::Operation;
 use crate::route::Route;
+use crate::send::SendError;
+use crate::sign::SignError;
+use crate::upstream::UpstreamError;
 use crate::uri::Query;
 
 /// S3's largest page.
@@ -29,6 +32,24 @@ pub enum ListingError {
         /// S3 pages read.
         pages: usize,
     },
+}
+
+/// Why a listing the proxy serves got no answer for the client (S3's own refusals are relayed
+/// as they are); `error` maps each to what the client sees.
+#[derive(Debug, thiserror::Error)]
+pub enum ListingFailed {
+    /// Refused by the proxy (400).
+    #[error(transparent)]
+    Refused(#[from] ListingError),
+    /// A page could not be had from S3.
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// A page S3 sent could not be read.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// A page request could not be signed.
+    #[error(transparent)]
+    Sign(#[from] SignError),
 }
 
 impl ListingError {

@@ -7,10 +7,9 @@ use http::header::{self, HeaderMap, HeaderName};
 use http::{Method, Response};
 
 use super::page::{self, Entry, Page};
-use super::request::{ListingError, Plan};
+use super::request::{ListingError, ListingFailed, Plan};
 use super::ListingSettings;
 use crate::body::ProxyBody;
-use crate::error::ProxyError;
 use crate::record::RequestRecord;
 use crate::send::{Head, OutBody, Sender, Signer};
 use crate::sign::{Payload, SignError};
@@ -74,10 +73,10 @@ pub enum Stop {
     /// S3 refused a request: its answer goes to the client as it is.
     Refused(Response<ProxyBody>),
     /// Anything else.
-    Failed(ProxyError),
+    Failed(ListingFailed),
 }
 
-impl<E: Into<ProxyError>> From<E> for Stop {
+impl<E: Into<ListingFailed>> From<E> for Stop {
     fn from(error: E) -> Self {
         Stop::Failed(error.into())
     }
@@ -348,8 +347,8 @@ fn request_ids(headers: &HeaderMap) -> HeaderMap {
     ids
 }
 
-fn bad_page(what: &'static str) -> ProxyError {
-    ProxyError::Upstream(UpstreamError::Answer(what.into()))
+fn bad_page(what: &'static str) -> ListingFailed {
+    ListingFailed::Upstream(UpstreamError::Answer(what.into()))
 }
 
 #[cfg(test)]
