@@ -386,6 +386,8 @@ pub struct Config {
     pub credentials: SharedCredentialsProvider,
     /// The checksum added to uploads that carry none (`--checksum`).
     pub checksum: Option<Computed>,
+    /// The bounds of the listing bridges (no flag: the defaults; tests lower them).
+    pub listing: crate::listing::ListingSettings,
 }
 
 impl Config {
@@ -442,6 +444,7 @@ impl Config {
             workers: workers(args),
             credentials,
             checksum: args.checksum.computed(),
+            listing: crate::listing::ListingSettings::default(),
         })
     }
 }

@@ -10,6 +10,7 @@ use crate::content_md5::DigestError;
 use crate::create_session::CreateSessionError;
 use crate::credentials::CredentialsUnavailable;
 use crate::identity::AuthError;
+use crate::listing::{ListingError, ListingFailed};
 use crate::policy::PolicyError;
 use crate::respond::error_response;
 use crate::route::RouteError;
@@ -51,12 +52,27 @@ pub enum ProxyError {
     /// With `--access-file`: the client is unknown, unauthenticated, or not allowed this.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// A listing the proxy refuses itself (a delimiter other than `/`, bad parameters, or
+    /// one that would read too much of a directory to answer).
+    #[error(transparent)]
+    Listing(#[from] ListingError),
     /// S3 Express would refuse the request and no bridge applies (S3's own 400).
     #[error(transparent)]
     Compat(#[from] CompatError),
     /// A fault of the proxy itself (500).
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<ListingFailed> for ProxyError {
+    fn from(error: ListingFailed) -> Self {
+        match error {
+            ListingFailed::Refused(e) => e.into(),
+            ListingFailed::Send(e) => e.into(),
+            ListingFailed::Upstream(e) => e.into(),
+            ListingFailed::Sign(e) => e.into(),
+        }
+    }
 }
 
 impl From<SendError> for ProxyError {
@@ -105,6 +121,7 @@ impl ProxyError {
             ProxyError::Session(e) => return session_reply(e),
             ProxyError::Upstream(e) => upstream_reply(e),
             ProxyError::Auth(e) => (e.status(), e.code(), e.to_string()),
+            ProxyError::Listing(e) => (StatusCode::BAD_REQUEST, e.code(), e.to_string()),
             ProxyError::Busy(e) => (StatusCode::SERVICE_UNAVAILABLE, "SlowDown", e.to_string()),
             ProxyError::Compat(e @ CompatError::StorageClass) => (
                 StatusCode::BAD_REQUEST,

@@ -54,9 +54,20 @@ fn every_error_maps_to_the_status_and_code_of_where_it_happened() {
             "AccessDenied",
         ),
         (
-            PolicyError::Unsupported("ListObjects").into(),
+            PolicyError::Unsupported("ListObjectVersions").into(),
             501,
             "NotImplemented",
+        ),
+        (ListingError::Delimiter.into(), 400, "InvalidRequest"),
+        (ListingError::MaxKeys.into(), 400, "InvalidArgument"),
+        (
+            ListingError::TooLong {
+                read: 100_000,
+                pages: 100,
+            }
+            .into(),
+            400,
+            "InvalidRequest",
         ),
         (
             PolicyError::ConnectDenied("example.com".into()).into(),

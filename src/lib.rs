@@ -38,7 +38,9 @@
 //!                    again after a connect error or, with a fresh session, after ExpiredToken
 //!                    or InvalidToken, when the body was kept (`send`, reading S3's refusals
 //!                    with `rejection`); a PutObject of unknown length becomes a multipart
-//!                    upload (`unknown_length`, on top of `send`)
+//!                    upload (`unknown_length`, on top of `send`); ListObjects (v1) and
+//!                    prefixes not ending in `/` on directory buckets are listed page by
+//!                    page and answered by the proxy (`listing`, on top of `send`)
 //!        ─► respond  relay S3's answer, count bytes, record metrics (`respond`, `metrics`), and
 //!                    write the access line when the body is done (`record`); errors of any
 //!                    stage become S3-style XML in one place (`error`, `xml`)
@@ -72,6 +74,7 @@ pub mod endpoint;
 pub mod error;
 pub mod identity;
 pub mod keepalive;
+pub mod listing;
 pub mod logging;
 pub mod metrics;
 pub mod names;
@@ -248,6 +251,7 @@ pub fn pipeline(
         log_names: config.log_object_names,
         max_buffered_bytes: config.max_buffered_bytes,
         checksum: config.checksum,
+        listing: config.listing.clone(),
     };
     let regions = endpoint::BucketRegions::default();
     let access = match &config.access_file {

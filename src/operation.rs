@@ -7,8 +7,8 @@ use crate::uri::Query;
 /// Session modes of `CreateSession`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Mode {
-    /// Reads only: GetObject, HeadObject, ListObjectsV2, GetObjectAttributes, ListParts,
-    /// ListMultipartUploads.
+    /// Reads only: GetObject, HeadObject, ListObjectsV2 (and ListObjects, which the proxy
+    /// translates to it), GetObjectAttributes, ListParts, ListMultipartUploads.
     ReadOnly,
     /// Everything the policy allows.
     ReadWrite,
@@ -94,8 +94,9 @@ operations!(
     GetBucketLifecycleConfiguration,
     PutBucketLifecycleConfiguration,
     DeleteBucketLifecycle,
-    // Operations directory buckets do not support: the proxy answers 501 itself.
+    // ListObjects (v1): translated to ListObjectsV2 on directory buckets (`listing`).
     ListObjects,
+    // Operations directory buckets do not support: the proxy answers 501 itself.
     ListObjectVersions,
     GetObjectTagging,
     PutObjectTagging,
@@ -127,6 +128,7 @@ impl Operation {
             GetObject
                 | HeadObject
                 | ListObjectsV2
+                | ListObjects
                 | GetObjectAttributes
                 | ListParts
                 | ListMultipartUploads
@@ -138,8 +140,7 @@ impl Operation {
         use Operation::*;
         matches!(
             self,
-            ListObjects
-                | ListObjectVersions
+            ListObjectVersions
                 | GetObjectTagging
                 | PutObjectTagging
                 | DeleteObjectTagging
@@ -414,7 +415,9 @@ mod tests {
         assert_eq!(UploadPartCopy.auth(), Auth::Iam);
         assert_eq!(CreateBucket.auth(), Auth::Iam);
         assert_eq!(CreateSession.auth(), Auth::AnswerLocally);
-        assert!(ListObjects.is_unsupported() && !ListObjectsV2.is_unsupported());
+        assert!(!ListObjects.is_unsupported() && !ListObjectsV2.is_unsupported());
+        assert_eq!(ListObjects.auth(), Auth::Session(Mode::ReadOnly));
+        assert!(ListObjectVersions.is_unsupported());
     }
 
     #[test]

@@ -189,9 +189,17 @@ mod tests {
             authorize_directory(ListObjectsV2, ReadOnly).unwrap(),
             Auth::Session(Mode::ReadOnly)
         );
+        assert_eq!(
+            authorize_directory(ListObjects, PerRequest).unwrap(),
+            Auth::Session(Mode::ReadOnly)
+        );
+        assert_eq!(
+            authorize_directory(ListObjects, ReadOnly).unwrap(),
+            Auth::Session(Mode::ReadOnly)
+        );
         assert!(matches!(
-            authorize_directory(ListObjects, PerRequest),
-            Err(PolicyError::Unsupported("ListObjects"))
+            authorize_directory(ListObjectVersions, PerRequest),
+            Err(PolicyError::Unsupported("ListObjectVersions"))
         ));
         assert_eq!(
             authorize_directory(CreateSession, ReadOnly).unwrap(),

@@ -18,6 +18,7 @@ use crate::credentials::IamCredentials;
 use crate::endpoint::BucketRegions;
 use crate::error::ProxyError;
 use crate::identity::AccessControl;
+use crate::listing::{ListingSettings, Listings, Plan};
 use crate::metrics::Metrics;
 use crate::operation::{Auth, Mode, Operation};
 use crate::policy::{authorize, presigned_fresh, SessionMode};
@@ -46,6 +47,8 @@ pub struct PipelineSettings {
     pub max_buffered_bytes: u64,
     /// `--checksum`: the checksum added to uploads that carry none.
     pub checksum: Option<Computed>,
+    /// The bounds of the listing bridges.
+    pub listing: ListingSettings,
 }
 
 /// The request pipeline, shared by every connection.
@@ -59,6 +62,7 @@ pub struct Proxy {
     sender: Sender,
     metrics: Metrics,
     request_ids: RequestIds,
+    listings: Listings,
 }
 
 /// A request body, ready to send.
@@ -81,6 +85,7 @@ impl Proxy {
     ) -> Self {
         Self {
             access: None,
+            listings: Listings::new(settings.listing.clone()),
             regions,
             budget: Budget::new(settings.max_buffered_bytes),
             settings,
@@ -215,6 +220,15 @@ impl Proxy {
         let bridges = &mut record.bridges;
         let md5 = content_md5::for_request(&route, &mut parts, payload, flag, bridges)?;
         sign::set_target(&mut parts, &route.endpoint.host(), &route.path_and_query)?;
+        // Listings of directory buckets that need a bridge (`listing`); a delimiter other than
+        // `/` is refused here, before any session.
+        if let Some(plan) = Plan::of(&route)? {
+            let signer = self.signer(auth, &route, &parts.headers, record).await?;
+            let listed = self
+                .listings
+                .serve(plan, &self.sender, &parts, signer, record);
+            return Ok(Box::pin(listed).await?);
+        }
         let signer = self.signer(auth, &route, &parts.headers, record).await?;
         let body = body.take().unwrap_or_else(crate::body::empty);
         let (add, md5) = match md5 {

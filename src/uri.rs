@@ -39,6 +39,12 @@ pub fn canonical_path(path: &str) -> String {
     out
 }
 
+/// Percent-encodes a query key or value as SigV4 canonicalises it (every byte but the
+/// unreserved ones), for queries the proxy writes itself.
+pub fn encode_component(value: &str) -> String {
+    percent_encode(value.as_bytes(), AWS_ENCODE).to_string()
+}
+
 /// A query string, decoded with form rules (`+` is a space, as aws-sigv4 reads it), in the
 /// client's order, valueless keys kept, presigned-URL parameters set apart.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -61,6 +61,91 @@ fn leaf_texts(xml: &str) -> Result<HashMap<String, String>, XmlError> {
     Ok(out)
 }
 
+/// An element of a small document read whole ([`parse_tree`]): its local name, the text
+/// directly inside it (entities resolved), and its child elements in document order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Element {
+    /// The local name (`Contents`, without any namespace prefix).
+    pub name: String,
+    /// The text directly inside the element; for an element with children, the whitespace
+    /// between them.
+    pub text: String,
+    /// The child elements, in document order.
+    pub children: Vec<Element>,
+}
+
+impl Element {
+    /// The first child named `name`.
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    /// The text of the first child named `name`.
+    pub fn child_text(&self, name: &str) -> Option<&str> {
+        self.child(name).map(|c| c.text.as_str())
+    }
+}
+
+/// How deep [`parse_tree`] nests before it calls a document malformed (S3's are 3 deep).
+const MAX_DEPTH: usize = 16;
+
+/// Reads a whole document (the caller bounds its size) into its root element.
+pub fn parse_tree(xml: &str) -> Result<Element, XmlError> {
+    let mut reader = Reader::from_str(xml);
+    let mut open: Vec<Element> = Vec::new();
+    let malformed = |what: &str| XmlError::Malformed(what.to_owned());
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| XmlError::Malformed(e.to_string()))?;
+        match event {
+            Event::Start(start) if open.len() < MAX_DEPTH => open.push(Element {
+                name: start.local_name().as_ref().to_owned(),
+                ..Element::default()
+            }),
+            Event::Start(_) => return Err(malformed("nested too deep")),
+            Event::Empty(empty) => {
+                let element = Element {
+                    name: empty.local_name().as_ref().to_owned(),
+                    ..Element::default()
+                };
+                match open.last_mut() {
+                    Some(parent) => parent.children.push(element),
+                    None => return Ok(element),
+                }
+            }
+            Event::Text(text) => push_text(&mut open, &text.xml10_content()),
+            Event::CData(data) => push_text(&mut open, &data.xml10_content()),
+            Event::GeneralRef(reference) => {
+                let resolved = match reference.resolve_char_ref() {
+                    Ok(Some(ch)) => ch.to_string(),
+                    _ => resolve_predefined_entity(&reference)
+                        .ok_or_else(|| malformed("an unknown entity"))?
+                        .to_owned(),
+                };
+                push_text(&mut open, &resolved);
+            }
+            Event::End(_) => {
+                let done = open
+                    .pop()
+                    .ok_or_else(|| malformed("an unmatched end tag"))?;
+                match open.last_mut() {
+                    Some(parent) => parent.children.push(done),
+                    None => return Ok(done),
+                }
+            }
+            Event::Eof => return Err(malformed("the document ended early")),
+            _ => {}
+        }
+    }
+}
+
+fn push_text(open: &mut [Element], text: &str) {
+    if let Some(current) = open.last_mut() {
+        current.text.push_str(text);
+    }
+}
+
 /// The `<Credentials>` of a `CreateSessionResult`.
 pub struct SessionCredentialsXml {
     /// The session access key id.
@@ -196,6 +281,30 @@ mod tests {
         assert!(parse_create_session("<CreateSessionResult/>").is_err());
         assert!(parse_error("<Error><Message>no code</Message></Error>").is_err());
         assert!(parse_error("not xml at all <<<").is_err());
+    }
+
+    #[test]
+    fn a_tree_keeps_order_nesting_and_resolved_text() {
+        let xml = "<?xml version=\"1.0\"?>\n<R xmlns=\"x\"><A>1 &amp; &#x32;</A><B/><C><D> d </D><D><![CDATA[<e>]]></D></C></R>";
+        let root = parse_tree(xml).unwrap();
+        assert_eq!(root.name, "R");
+        let names: Vec<&str> = root.children.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["A", "B", "C"]);
+        assert_eq!(root.child_text("A"), Some("1 & 2"));
+        assert_eq!(root.child_text("B"), Some(""));
+        let texts: Vec<&str> = root
+            .child("C")
+            .unwrap()
+            .children
+            .iter()
+            .map(|d| d.text.as_str())
+            .collect();
+        assert_eq!(texts, [" d ", "<e>"]);
+        assert!(parse_tree("<R><A></R>").is_err());
+        assert!(parse_tree("<R><A>").is_err());
+        assert!(parse_tree("<R>&bogus;</R>").is_err());
+        let deep = format!("{}{}", "<a>".repeat(40), "</a>".repeat(40));
+        assert!(parse_tree(&deep).is_err());
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub fn zonal_host(bucket: &str) -> String {
     format!("{bucket}.s3express-{zone}.{region}.amazonaws.com")
 }
 
+#[derive(Clone)]
 pub struct Options {
     pub session_lifetime: Duration,
     pub extra_args: Vec<String>,
@@ -51,6 +52,8 @@ pub struct Options {
     /// Pass `--resolve '*.amazonaws.com=EMULATOR'`; without it upstream names resolve as in
     /// production (the egress tests route them through a CONNECT proxy instead).
     pub resolve: bool,
+    /// Changes the proxy's configuration before it starts (settings without a flag).
+    pub tweak: Option<fn(&mut Config)>,
 }
 
 impl Default for Options {
@@ -63,6 +66,7 @@ impl Default for Options {
             trust_emulator: true,
             credentials: None,
             resolve: true,
+            tweak: None,
         }
     }
 }
@@ -73,6 +77,7 @@ pub struct Harness {
     pub admin: SocketAddr,
     pub tls: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
+    options: Options,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -103,6 +108,30 @@ impl Harness {
         .expect("emulator starts");
         emulator.set_read_only_policy(RO_BUCKET, true);
         let dir = tempfile::tempdir().unwrap();
+        let mut harness = Harness {
+            emulator,
+            proxy: ([127, 0, 0, 1], 0).into(),
+            admin: ([127, 0, 0, 1], 0).into(),
+            tls: None,
+            dir,
+            options,
+            stop: None,
+            task: None,
+        };
+        harness.start_proxy().await;
+        harness
+    }
+
+    /// Stops the proxy and starts a new one (same options, same emulator): nothing it kept in
+    /// memory survives. The listeners get new ports.
+    pub async fn restart_proxy(&mut self) {
+        self.stop_proxy().await;
+        self.start_proxy().await;
+    }
+
+    /// Starts the proxy (`s3x_proxy::run` on a task) against the emulator.
+    async fn start_proxy(&mut self) {
+        let (emulator, dir, options) = (&self.emulator, &self.dir, &self.options);
         let emulator_ca = dir.path().join("emulator-ca.pem");
         std::fs::write(&emulator_ca, emulator.ca_pem()).unwrap();
         let mut argv: Vec<String> = vec![
@@ -137,7 +166,10 @@ impl Harness {
         let provider = options.credentials.clone().unwrap_or_else(|| {
             aws_credential_types::provider::SharedCredentialsProvider::new(creds)
         });
-        let config = Config::from_args(&cli.args, provider).expect("valid config");
+        let mut config = Config::from_args(&cli.args, provider).expect("valid config");
+        if let Some(tweak) = options.tweak {
+            tweak(&mut config);
+        }
         let proxy_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tls_listener = if options.tls_listener {
@@ -161,15 +193,8 @@ impl Harness {
             .await
             .expect("proxy runs");
         });
-        Harness {
-            emulator,
-            proxy,
-            admin,
-            tls,
-            dir,
-            stop: Some(stop),
-            task: Some(task),
-        }
+        (self.proxy, self.admin, self.tls) = (proxy, admin, tls);
+        (self.stop, self.task) = (Some(stop), Some(task));
     }
 
     pub fn ca_dir(&self) -> PathBuf {
@@ -263,6 +288,10 @@ impl Harness {
     }
 
     pub async fn stop(mut self) {
+        self.stop_proxy().await;
+    }
+
+    async fn stop_proxy(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -19,6 +19,7 @@ mod identities;
 mod keepalive;
 mod layout;
 mod limits;
+mod listing;
 mod operate;
 mod operations;
 mod process;
