@@ -15,6 +15,7 @@ mod http10;
 mod identities;
 mod keepalive;
 mod layout;
+mod legacy;
 mod limits;
 mod operate;
 mod operations;
