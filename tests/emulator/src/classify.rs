@@ -91,8 +91,10 @@ pub(crate) fn classify(endpoint: &Endpoint, head: &Head, query: &Query) -> Resul
                 }),
             })
         }
+        // S3's documentation says only "Path-style requests are not supported"; its exact
+        // answer was not found, so this is the closest S3 refusal: 400 InvalidRequest.
         Endpoint::ZonalPathStyle { .. } => Err(S3Error::invalid_request(
-            "Path-style requests are not supported on Zonal endpoints; use BUCKET.s3express-ZONE.REGION.amazonaws.com.",
+            "Path-style requests are not supported for directory buckets. Use the virtual-hosted-style endpoint BUCKET.s3express-ZONE.REGION.amazonaws.com.",
         )),
         Endpoint::Zonal { bucket, zone, region } => {
             if bucket_zone(bucket) != Some(zone.as_str()) {

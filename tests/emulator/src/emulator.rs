@@ -48,7 +48,8 @@ impl Emulator {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(minter.server_config()?));
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(store::State::new(config));
+        let header_case = crate::header_case::s3_header_case().await?;
+        let state = Arc::new(store::State::new(config, header_case));
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(server::serve(listener, acceptor, state.clone(), stopped));
         Ok(Emulator {

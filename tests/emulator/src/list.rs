@@ -1,7 +1,6 @@
 //! ListObjectsV2 and the paging both listings share: prefix, delimiter, max-keys, tokens.
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 
 use base64::Engine;
 use http::{Response, StatusCode};
@@ -9,6 +8,7 @@ use http::{Response, StatusCode};
 use crate::body::Body;
 use crate::error::{Result, S3Error};
 use crate::ops::Ctx;
+use crate::order::{ordered, Order};
 use crate::respond::xml_response;
 use crate::store::Object;
 use crate::xml::Writer;
@@ -61,8 +61,12 @@ fn decode_token(token: &str) -> Option<(String, bool)> {
     }
 }
 
-/// Computes one page over the bucket's keys (which are sorted).
-pub(crate) fn page<'a>(objects: &'a BTreeMap<String, Object>, p: &Params) -> Result<Page<'a>> {
+/// Computes one page over the bucket's keys, in `order`.
+pub(crate) fn page<'a>(
+    objects: &'a BTreeMap<String, Object>,
+    p: &Params,
+    order: Order,
+) -> Result<Page<'a>> {
     let (marker, skip_prefix) = match (&p.token, &p.start_after) {
         (Some(t), _) => decode_token(t).ok_or_else(|| {
             S3Error::invalid_argument("The continuation token provided is incorrect")
@@ -70,21 +74,10 @@ pub(crate) fn page<'a>(objects: &'a BTreeMap<String, Object>, p: &Params) -> Res
         (None, Some(s)) => (s.clone(), false),
         (None, None) => (String::new(), false),
     };
-    let lower = if marker.is_empty() {
-        Bound::Unbounded
-    } else {
-        Bound::Excluded(marker.as_str())
-    };
     let mut entries: Vec<Entry<'a>> = Vec::new();
-    for (key, object) in objects.range::<str, _>((lower, Bound::Unbounded)) {
+    for (key, object) in ordered(objects, &p.prefix, &marker, order) {
         if entries.len() > p.max_keys {
             break;
-        }
-        if !key.starts_with(&p.prefix) {
-            if key.as_str() > p.prefix.as_str() {
-                break;
-            }
-            continue;
         }
         if skip_prefix && key.starts_with(&marker) {
             continue;
@@ -114,8 +107,9 @@ pub(crate) fn page<'a>(objects: &'a BTreeMap<String, Object>, p: &Params) -> Res
     })
 }
 
-/// The parameters ListObjects and ListObjectsV2 share: prefix, delimiter (directory buckets
-/// take only `/`; empty means none), max-keys (at most 1000) and whether keys are URL-encoded.
+/// The parameters ListObjects and ListObjectsV2 share: prefix, delimiter (empty means none;
+/// what directory buckets refuse is refused earlier, see `express`), max-keys (at most 1000)
+/// and whether keys are URL-encoded.
 pub(crate) fn common_params(ctx: &Ctx<'_>) -> Result<(Params, bool)> {
     let q = ctx.query;
     let url = match q.get("encoding-type") {
@@ -131,11 +125,6 @@ pub(crate) fn common_params(ctx: &Ctx<'_>) -> Result<(Params, bool)> {
         .get("delimiter")
         .filter(|d| !d.is_empty())
         .map(str::to_string);
-    if !ctx.general_purpose && delimiter.as_deref().is_some_and(|d| d != "/") {
-        return Err(S3Error::invalid_argument(
-            "Directory buckets support only / as a delimiter.",
-        ));
-    }
     let max_keys = match q.get("max-keys") {
         None => 1000,
         Some(v) => v
@@ -212,7 +201,12 @@ pub(crate) fn list_objects_v2(ctx: &Ctx<'_>) -> Result<Response<Body>> {
     let bucket = buckets
         .get(ctx.bucket)
         .ok_or_else(|| S3Error::no_such_bucket(ctx.bucket))?;
-    let page = page(&bucket.objects, &params)?;
+    let order = if ctx.general_purpose {
+        Order::Lexicographic
+    } else {
+        Order::DirectoryWalk
+    };
+    let page = page(&bucket.objects, &params, order)?;
     let mut w = Writer::new("ListBucketResult");
     w.elem("Name", ctx.bucket)
         .elem("Prefix", &enc(&params.prefix))
@@ -268,6 +262,62 @@ mod tests {
             .collect()
     }
 
+    fn page_sorted<'a>(objs: &'a BTreeMap<String, Object>, p: &Params) -> Result<Page<'a>> {
+        page(objs, p, Order::Lexicographic)
+    }
+
+    /// Every entry of a listing, page by page.
+    fn walk(objs: &BTreeMap<String, Object>, mut p: Params, order: Order) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            let pg = page(objs, &p, order).unwrap();
+            assert!(pg.entries.len() <= p.max_keys);
+            seen.extend(names(&pg));
+            match pg.next_token {
+                Some(t) => p.token = Some(t),
+                None => return seen,
+            }
+        }
+    }
+
+    #[test]
+    fn directory_walk_pages_cover_every_entry_once_unsorted() {
+        let keys = [
+            "a/1", "a/2", "a/b/3", "a/b/4", "b", "c/x", "c/y", "d", "e+ g%", "e//f", "f/g/h", "z",
+        ];
+        let objs = objects(&keys);
+        for (prefix, delimiter, expected) in [
+            (
+                "",
+                None,
+                keys.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+            ),
+            (
+                "",
+                Some("/"),
+                ["P:a/", "b", "P:c/", "d", "e+ g%", "P:e/", "P:f/", "z"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            (
+                "a/",
+                Some("/"),
+                ["a/1", "a/2", "P:a/b/"].map(String::from).to_vec(),
+            ),
+        ] {
+            let whole = walk(&objs, params(prefix, delimiter, 1000), Order::DirectoryWalk);
+            let mut sorted = whole.clone();
+            sorted.sort_by_key(|n| n.trim_start_matches("P:").to_string());
+            assert_eq!(sorted, expected, "{prefix:?} {delimiter:?}");
+            for max in 1..5 {
+                let paged = walk(&objs, params(prefix, delimiter, max), Order::DirectoryWalk);
+                assert_eq!(paged, whole, "max-keys {max}");
+            }
+        }
+        let whole = walk(&objs, params("", None, 1000), Order::DirectoryWalk);
+        assert_ne!(whole, keys, "a directory bucket does not list in key order");
+    }
+
     fn params(prefix: &str, delimiter: Option<&str>, max_keys: usize) -> Params {
         Params {
             prefix: prefix.into(),
@@ -280,12 +330,12 @@ mod tests {
     #[test]
     fn delimiter_groups_common_prefixes() {
         let objs = objects(&["a/1", "a/2", "a/b/3", "b", "c/x", "d"]);
-        let p = page(&objs, &params("", Some("/"), 1000)).unwrap();
+        let p = page_sorted(&objs, &params("", Some("/"), 1000)).unwrap();
         assert_eq!(names(&p), ["P:a/", "b", "P:c/", "d"]);
         assert!(!p.truncated);
-        let p = page(&objs, &params("a/", Some("/"), 1000)).unwrap();
+        let p = page_sorted(&objs, &params("a/", Some("/"), 1000)).unwrap();
         assert_eq!(names(&p), ["a/1", "a/2", "P:a/b/"]);
-        let p = page(&objs, &params("a", None, 1000)).unwrap();
+        let p = page_sorted(&objs, &params("a", None, 1000)).unwrap();
         assert_eq!(names(&p), ["a/1", "a/2", "a/b/3"]);
     }
 
@@ -298,7 +348,7 @@ mod tests {
             let mut seen = Vec::new();
             let mut p = params("", Some("/"), max);
             loop {
-                let pg = page(&objs, &p).unwrap();
+                let pg = page(&objs, &p, Order::Lexicographic).unwrap();
                 assert!(pg.entries.len() <= max);
                 seen.extend(names(&pg));
                 match pg.next_token {
@@ -319,10 +369,13 @@ mod tests {
         let objs = objects(&["a", "b", "c"]);
         let mut p = params("", None, 1000);
         p.start_after = Some("a".into());
-        assert_eq!(names(&page(&objs, &p).unwrap()), ["b", "c"]);
+        assert_eq!(
+            names(&page(&objs, &p, Order::Lexicographic).unwrap()),
+            ["b", "c"]
+        );
         p.token = Some("!!!".into());
-        assert!(page(&objs, &p).is_err());
-        let p0 = page(&objs, &params("", None, 0)).unwrap();
+        assert!(page(&objs, &p, Order::Lexicographic).is_err());
+        let p0 = page_sorted(&objs, &params("", None, 0)).unwrap();
         assert!(p0.entries.is_empty() && !p0.truncated);
     }
 

@@ -6,6 +6,7 @@ use crate::body::Body;
 use crate::error::{Result, S3Error};
 use crate::list::{common_params, encode_token, encoder, page, write_entries, Entry, Params};
 use crate::ops::Ctx;
+use crate::order::Order;
 use crate::respond::xml_response;
 use crate::xml::Writer;
 
@@ -36,7 +37,7 @@ pub(crate) fn list_objects(ctx: &Ctx<'_>) -> Result<Response<Body>> {
     let bucket = buckets
         .get(ctx.bucket)
         .ok_or_else(|| S3Error::no_such_bucket(ctx.bucket))?;
-    let page = page(&bucket.objects, &params)?;
+    let page = page(&bucket.objects, &params, Order::Lexicographic)?;
     let mut w = Writer::new("ListBucketResult");
     w.elem("Name", ctx.bucket)
         .elem("Prefix", &enc(&params.prefix))

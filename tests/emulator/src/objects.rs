@@ -53,7 +53,8 @@ pub(crate) fn meta_from_request(ctx: &Ctx<'_>) -> Result<ObjectMeta> {
             }
         } else if STORED.contains(&n.as_str()) || n.starts_with("x-amz-meta-") {
             meta.headers.push((n.clone(), v.clone()));
-        } else if n == "x-amz-storage-class" && (v == "EXPRESS_ONEZONE") == ctx.general_purpose {
+        } else if n == "x-amz-storage-class" && ctx.general_purpose && v == "EXPRESS_ONEZONE" {
+            // (Directory buckets refuse other classes before the body is read: `express`.)
             return Err(S3Error::new(
                 400,
                 "InvalidStorageClass",

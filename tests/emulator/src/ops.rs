@@ -17,8 +17,8 @@ use crate::respond::error_response;
 use crate::route::{Op, Query};
 use crate::store::{self, State};
 use crate::{
-    attributes, authorize, buckets, copy, list, list_v1, multipart, objects, receive, regions,
-    seen, uploads,
+    attributes, authorize, buckets, copy, express, list, list_v1, multipart, objects, receive,
+    regions, seen, uploads,
 };
 
 /// What an operation handler gets.
@@ -194,6 +194,9 @@ pub(crate) async fn handle(
     if close {
         h.insert("connection", "close".parse().expect("static"));
     }
+    if http1 {
+        resp.extensions_mut().extend(state.header_case.clone());
+    }
     resp
 }
 
@@ -207,11 +210,12 @@ struct Pipeline<'a> {
     req: Req<'a>,
 }
 
-/// The checks made before a request body is read: operation, bucket, region, authentication
-/// and authorization. Returns the credentials and the region the request was signed for.
+/// The checks made before a request body is read: operation, bucket, region, authentication,
+/// authorization, and what S3 refuses from the head alone (see [`express`]). Returns the credentials and the region the request was signed for.
 fn admit(
     state: &State,
     head: &Head,
+    query: &Query,
     c: &Classified,
     verified: &mut bool,
 ) -> Result<(auth::Auth, String)> {
@@ -251,6 +255,7 @@ fn admit(
         authorize::Target::Control
     };
     authorize::authorize(state, c.op, &auth.principal, target)?;
+    express::refuse_before_body(c, head, query)?;
     Ok((auth, region))
 }
 
@@ -284,7 +289,7 @@ impl Pipeline<'_> {
     /// the signature held.
     async fn process(&self, incoming: Incoming, verified: &mut bool) -> Result<Response<Body>> {
         let (state, head, c) = (self.state, self.head, self.c);
-        let (auth, region) = match admit(state, head, c, verified) {
+        let (auth, region) = match admit(state, head, self.query, c, verified) {
             Ok(admitted) => admitted,
             Err(e) => {
                 refuse_body(head, incoming).await;

@@ -26,7 +26,8 @@ pub(crate) enum Op {
     DeleteBucket,
     /// ListObjects (v1), on general-purpose buckets only.
     ListObjects,
-    /// `GET /?location`, on general-purpose buckets only.
+    /// `GET /?location`, on general-purpose buckets only (directory buckets answer
+    /// `NotImplemented("GetBucketLocation")`).
     GetBucketLocation,
     /// Recognised but not supported by directory buckets (or by the emulator): 501.
     NotImplemented(&'static str),
@@ -171,6 +172,7 @@ pub(crate) fn zonal_op(method: &str, has_key: bool, q: &Query, copy_source: bool
         "GET" if q.get("list-type") == Some("2") => Op::ListObjectsV2,
         "GET" if q.has("uploads") => Op::ListMultipartUploads,
         "GET" if q.has("versions") => Op::NotImplemented("ListObjectVersions"),
+        "GET" if q.has("location") => Op::NotImplemented("GetBucketLocation"),
         "GET" if BUCKET_SUBRESOURCES.iter().any(|r| q.has(r)) => Op::NotImplemented("Unknown"),
         "GET" => Op::NotImplemented("ListObjects"),
         "HEAD" => Op::HeadBucket,
@@ -212,6 +214,8 @@ pub(crate) fn general_purpose_op(
 pub(crate) fn control_op(method: &str, bucket: Option<&str>, q: &Query) -> Op {
     match (method, bucket) {
         ("GET", None) => Op::ListDirectoryBuckets,
+        // Where botocore sends GetBucketLocation for a directory bucket.
+        ("GET", Some(_)) if q.has("location") => Op::NotImplemented("GetBucketLocation"),
         (_, Some(_)) if !q.0.is_empty() => Op::NotImplemented("Unknown"),
         ("PUT", Some(_)) => Op::CreateBucket,
         ("DELETE", Some(_)) => Op::DeleteBucket,
@@ -243,6 +247,14 @@ mod tests {
             Op::UploadPartCopy
         );
         assert_eq!(zonal_op("PUT", true, &q(""), true), Op::CopyObject);
+        assert_eq!(
+            zonal_op("GET", false, &q("location"), false),
+            Op::NotImplemented("GetBucketLocation")
+        );
+        assert_eq!(
+            control_op("GET", Some("b--usw2-az1--x-s3"), &q("location")),
+            Op::NotImplemented("GetBucketLocation")
+        );
         assert_eq!(
             zonal_op("GET", true, &q("tagging"), false),
             Op::NotImplemented("ObjectTagging")

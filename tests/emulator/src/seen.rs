@@ -79,6 +79,14 @@ pub struct SeenRequest {
     pub security_token: bool,
     /// The signature was checked and held.
     pub signature_verified: bool,
+    /// A `Content-MD5` header was present (directory buckets refuse it).
+    pub content_md5: bool,
+    /// The bucket was named in the path rather than the host: path-style, on a general-purpose
+    /// host or on a bare Zonal host (`s3express-ZONE.REGION.amazonaws.com`, which S3 refuses).
+    pub path_style: bool,
+    /// Every request header as received: lowercase names, values as sent (the h2
+    /// `:authority` appears as `host`).
+    pub headers: Vec<(String, String)>,
     pub status: u16,
     /// The S3 error code of the answer, if it was an error.
     pub error_code: Option<String>,
@@ -142,6 +150,13 @@ pub(crate) fn observe(
         s3session_token: head.get("x-amz-s3session-token").is_some(),
         security_token: head.get("x-amz-security-token").is_some(),
         signature_verified: false,
+        content_md5: head.get("content-md5").is_some(),
+        path_style: match endpoint {
+            Endpoint::ZonalPathStyle { .. } => true,
+            Endpoint::GeneralPurpose { bucket: None, .. } => head.raw_path.len() > 1,
+            _ => false,
+        },
+        headers: head.headers.clone(),
         status: 0,
         error_code: None,
     }
@@ -211,6 +226,9 @@ mod tests {
             s3session_token: false,
             security_token: false,
             signature_verified: false,
+            content_md5: false,
+            path_style: false,
+            headers: Vec::new(),
             status: 400,
             error_code: None,
         };

@@ -135,10 +135,13 @@ pub(crate) struct State {
     pub create_session_in_flight: AtomicU64,
     /// Print one line per request to stderr (`S3X_EMULATOR_LOG=1`).
     pub log: bool,
+    /// Extensions that make hyper write HTTP/1.1 header names in S3's case (see
+    /// `header_case`).
+    pub header_case: http::Extensions,
 }
 
 impl State {
-    pub fn new(config: Config) -> State {
+    pub fn new(config: Config, header_case: http::Extensions) -> State {
         let directory = config.buckets.iter().map(|b| (b.clone(), Bucket::new()));
         let general_purpose = config
             .general_purpose_buckets
@@ -161,6 +164,7 @@ impl State {
             }),
             create_session_in_flight: AtomicU64::new(0),
             log: std::env::var("S3X_EMULATOR_LOG").is_ok_and(|v| !v.is_empty() && v != "0"),
+            header_case,
             config,
         }
     }

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use s3x_emulator::{Config, Emulator};
 
-use crate::support::{host, iam, Client, BUCKET, OTHER};
+use crate::support::{crc32_header, host, iam, Client, BUCKET, OTHER};
 
 async fn start(config: Config) -> Emulator {
     let config = Config {
@@ -318,7 +318,15 @@ async fn batch_delete_attributes_and_upload_listing() {
 
     let doc = "<Delete><Object><Key>a&amp;b &lt;c&gt;</Key></Object><Object><Key>nope</Key></Object></Delete>";
     let r = c
-        .send("POST", "", &[("delete", "")], vec![], doc, &s, None)
+        .send(
+            "POST",
+            "",
+            &[("delete", "")],
+            vec![crc32_header(doc.as_bytes())],
+            doc,
+            &s,
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert!(

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use s3x_emulator::{AuthKind, Config, Emulator, EndpointKind, Fault, Target};
 
-use crate::support::{host, iam, Client, BUCKET};
+use crate::support::{crc32_header, host, iam, Client, BUCKET};
 
 pub const EU: &str = "gp-eu";
 pub const US: &str = "gp.us.dotted";
@@ -249,7 +249,15 @@ async fn multipart_and_copies_across_bucket_kinds() {
     // DeleteObjects.
     let doc = "<Delete><Object><Key>mp</Key></Object><Object><Key>from-dir</Key></Object></Delete>";
     let r = gp
-        .send("POST", "", &[("delete", "")], vec![], doc, &iam(), None)
+        .send(
+            "POST",
+            "",
+            &[("delete", "")],
+            vec![crc32_header(doc.as_bytes())],
+            doc,
+            &iam(),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert!(emu.keys(EU).is_empty());

@@ -164,3 +164,13 @@ pub fn query_string(pairs: &[(&str, &str)]) -> String {
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
+
+/// The `x-amz-checksum-crc32` header for a body (DeleteObjects must carry a checksum).
+pub fn crc32_header(body: &[u8]) -> (String, String) {
+    use base64::Engine;
+    let crc = crc32fast::hash(body).to_be_bytes();
+    (
+        "x-amz-checksum-crc32".to_string(),
+        base64::engine::general_purpose::STANDARD.encode(crc),
+    )
+}
