@@ -4,6 +4,44 @@
 
 use std::fmt;
 
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+/// A request that S3 Express would refuse and the proxy cannot bridge: answered locally with
+/// S3's own error, nothing sent upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum CompatError {
+    /// A storage class other than `STANDARD` or `EXPRESS_ONEZONE` (400 InvalidStorageClass).
+    #[error("The storage class you specified is not valid")]
+    StorageClass,
+}
+
+/// `x-amz-storage-class`.
+const STORAGE_CLASS: HeaderName = HeaderName::from_static("x-amz-storage-class");
+/// The one storage class directory buckets hold.
+const EXPRESS_ONEZONE: &str = "EXPRESS_ONEZONE";
+
+/// On a directory bucket, `x-amz-storage-class: STANDARD` (duplicity and s3cmd send it on every
+/// put) becomes `EXPRESS_ONEZONE`, the only class S3 Express accepts; any other class is refused
+/// as S3 refuses it. More than one value is refused too: the proxy decides on this header.
+pub fn storage_class(headers: &mut HeaderMap, bridges: &mut Bridges) -> Result<(), CompatError> {
+    let mut values = headers.get_all(&STORAGE_CLASS).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return match headers.contains_key(&STORAGE_CLASS) {
+            true => Err(CompatError::StorageClass),
+            false => Ok(()),
+        };
+    };
+    match value.as_bytes() {
+        b"EXPRESS_ONEZONE" => Ok(()),
+        b"STANDARD" => {
+            headers.insert(STORAGE_CLASS, HeaderValue::from_static(EXPRESS_ONEZONE));
+            bridges.add(Bridge::StorageClass);
+            Ok(())
+        }
+        _ => Err(CompatError::StorageClass),
+    }
+}
+
 /// One difference between S3 Express and what a legacy tool sends, bridged by the proxy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bridge {
@@ -98,6 +136,35 @@ impl fmt::Display for Bridges {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn standard_becomes_express_onezone_and_other_classes_are_refused() {
+        let check = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for v in values {
+                headers.append(STORAGE_CLASS, HeaderValue::from_str(v).unwrap());
+            }
+            let mut bridges = Bridges::default();
+            let result = storage_class(&mut headers, &mut bridges).map(|()| {
+                let sent: Vec<_> = headers.get_all(&STORAGE_CLASS).iter().cloned().collect();
+                (sent, bridges.contains(Bridge::StorageClass))
+            });
+            result.ok()
+        };
+        assert_eq!(check(&[]), Some((vec![], false)));
+        let express = HeaderValue::from_static(EXPRESS_ONEZONE);
+        assert_eq!(check(&["STANDARD"]), Some((vec![express.clone()], true)));
+        assert_eq!(check(&["EXPRESS_ONEZONE"]), Some((vec![express], false)));
+        for refused in [
+            &["GLACIER"][..],
+            &["standard"],
+            &["REDUCED_REDUNDANCY"],
+            &["STANDARD", "GLACIER"],
+            &["STANDARD", "STANDARD"],
+        ] {
+            assert_eq!(check(refused), None, "{refused:?}");
+        }
+    }
 
     #[test]
     fn a_set_of_bridges_prints_its_kinds_in_order() {

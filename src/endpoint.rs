@@ -194,6 +194,17 @@ pub enum AwsHost<'a> {
         /// FIPS / dual-stack.
         flavor: Flavor,
     },
+    /// `s3express[-fips]-ZONE[.dualstack].REGION.amazonaws.com[.cn]` with no bucket label:
+    /// path-style on a Zonal host, which S3 Express does not serve (old botocore with
+    /// `--endpoint-url` and libs3 send it; `route` rewrites it to the bucket's virtual host).
+    ZonalPathStyle {
+        /// The zone label.
+        zone: &'a str,
+        /// The region label.
+        region: &'a str,
+        /// FIPS / dual-stack.
+        flavor: Flavor,
+    },
     /// `s3express-control[-fips][.dualstack].REGION.amazonaws.com[.cn]`.
     Control {
         /// The region label.
@@ -260,8 +271,15 @@ impl<'a> AwsHost<'a> {
             Some(zone) => (zone, true),
             None => (zone, false),
         };
-        let bucket = bucket.filter(|b| !b.contains('.'))?;
         let flavor = Flavor { fips, dualstack };
+        let Some(bucket) = bucket else {
+            return Some(AwsHost::ZonalPathStyle {
+                zone,
+                region,
+                flavor,
+            });
+        };
+        let bucket = (!bucket.contains('.')).then_some(bucket)?;
         Some(AwsHost::Zonal {
             bucket,
             zone,
@@ -275,12 +293,18 @@ impl<'a> AwsHost<'a> {
         AwsHost::parse(host).is_some()
     }
 
-    /// True when `host` is an S3 Express host (Zonal or control plane).
+    /// True when `host` serves S3 Express requests: a Zonal or control-plane host, path-style
+    /// on a Zonal host, or a general-purpose host whose bucket label is a directory bucket's
+    /// (the `--x-s3` suffix is reserved for them; `route` sends such requests to their Zonal
+    /// endpoint, with or without `--general-purpose`).
     pub fn is_s3_express(host: &str) -> bool {
-        matches!(
-            AwsHost::parse(host),
-            Some(AwsHost::Zonal { .. } | AwsHost::Control { .. })
-        )
+        match AwsHost::parse(host) {
+            Some(AwsHost::General { bucket, .. }) => {
+                bucket.is_some_and(BucketName::looks_like_directory_bucket)
+            }
+            Some(_) => true,
+            None => false,
+        }
     }
 }
 

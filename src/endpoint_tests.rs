@@ -93,6 +93,26 @@ fn aws_hosts_parse_in_all_variants() {
     ] {
         assert_eq!(AwsHost::parse(host), None, "{host}");
     }
+    assert_eq!(
+        AwsHost::parse("s3express-fips-usw2-az1.dualstack.us-west-2.amazonaws.com"),
+        Some(AwsHost::ZonalPathStyle {
+            zone: "usw2-az1",
+            region: "us-west-2",
+            flavor: Flavor {
+                fips: true,
+                dualstack: true
+            },
+        })
+    );
+    for host in [
+        "s3express-usw2-az1.us-west-2.amazonaws.com",
+        "b--usw2-az1--x-s3.s3.us-west-2.amazonaws.com",
+        "b--usw2-az1--x-s3.s3.dualstack.us-west-2.amazonaws.com",
+        "b--use1-az4--x-s3.s3.amazonaws.com",
+    ] {
+        assert!(AwsHost::is_s3_express(host), "{host}");
+    }
+    assert!(!AwsHost::is_s3_express("plain.s3.us-west-2.amazonaws.com"));
     assert!(AwsHost::is_s3_express(
         "s3express-control.us-west-2.amazonaws.com"
     ));

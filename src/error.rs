@@ -5,6 +5,7 @@ use http::{Response, StatusCode};
 
 use crate::body::{BodyIdle, ClientBodyError, ProxyBody};
 use crate::budget::OverBudget;
+use crate::compat::CompatError;
 use crate::create_session::CreateSessionError;
 use crate::credentials::CredentialsUnavailable;
 use crate::identity::AuthError;
@@ -45,6 +46,9 @@ pub enum ProxyError {
     /// With `--access-file`: the client is unknown, unauthenticated, or not allowed this.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// S3 Express would refuse the request and no bridge applies (S3's own 400).
+    #[error(transparent)]
+    Compat(#[from] CompatError),
     /// A fault of the proxy itself (500).
     #[error("internal error: {0}")]
     Internal(String),
@@ -100,6 +104,11 @@ impl ProxyError {
             ProxyError::Upstream(e) => upstream_reply(e),
             ProxyError::Auth(e) => (e.status(), e.code(), e.to_string()),
             ProxyError::Busy(e) => (StatusCode::SERVICE_UNAVAILABLE, "SlowDown", e.to_string()),
+            ProxyError::Compat(e @ CompatError::StorageClass) => (
+                StatusCode::BAD_REQUEST,
+                "InvalidStorageClass",
+                e.to_string(),
+            ),
             ProxyError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalError",

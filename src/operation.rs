@@ -31,7 +31,8 @@ pub enum Auth {
     Session(Mode),
     /// The IAM credentials themselves (copies, HeadBucket, control plane).
     Iam,
-    /// The client's own CreateSession: the proxy answers it with placeholder credentials.
+    /// Answered by the proxy itself: the client's own CreateSession (placeholder or minted
+    /// credentials) and GetBucketLocation (the zone's region).
     AnswerLocally,
 }
 
@@ -138,7 +139,6 @@ impl Operation {
         matches!(
             self,
             ListObjects
-                | GetBucketLocation
                 | ListObjectVersions
                 | GetObjectTagging
                 | PutObjectTagging
@@ -194,7 +194,8 @@ impl Operation {
     pub fn auth(self) -> Auth {
         use Operation::*;
         match self {
-            CreateSession => Auth::AnswerLocally,
+            // The client's own CreateSession, and GetBucketLocation (from the zone's region).
+            CreateSession | GetBucketLocation => Auth::AnswerLocally,
             // Copies read a source the session cannot vouch for: S3 wants the IAM identity.
             CopyObject | UploadPartCopy => Auth::Iam,
             // The docs say IAM; some SDKs use the session. We follow the docs (DESIGN.md).
@@ -299,7 +300,7 @@ pub fn classify_control(method: &Method, has_bucket: bool, q: &Query) -> Operati
     match (method, has_bucket) {
         (&Method::GET, false) => Operation::ListDirectoryBuckets,
         (_, true) => match classify_bucket(method, q) {
-            op if op.is_control_plane() => op,
+            op if op.is_control_plane() || op == Operation::GetBucketLocation => op,
             _ => Operation::Unknown,
         },
         _ => Operation::Unknown,

@@ -11,16 +11,17 @@ use crate::admit;
 use crate::body::{ClientBodyError, DrainRule, ProxyBody};
 use crate::budget::{Budget, Reserved};
 use crate::checksum::{self, Computed};
+use crate::compat::{self, Bridge};
 use crate::create_session::SessionKey;
 use crate::credentials::IamCredentials;
 use crate::endpoint::BucketRegions;
 use crate::error::ProxyError;
 use crate::identity::AccessControl;
 use crate::metrics::Metrics;
-use crate::operation::{Auth, Mode};
+use crate::operation::{Auth, Mode, Operation};
 use crate::policy::{authorize, presigned_fresh, SessionMode};
 use crate::record::{RequestIds, RequestRecord};
-use crate::respond::{finish, local_create_session};
+use crate::respond::{bucket_location, finish, local_create_session};
 use crate::route::{route, Arrival, Route, RouteSettings};
 use crate::send::{Head, OutBody, Sender, Signer};
 use crate::session::SessionCache;
@@ -190,6 +191,11 @@ impl Proxy {
         }
         presigned_fresh(&route.query, now)?;
         if auth == Auth::AnswerLocally {
+            if route.operation == Operation::GetBucketLocation {
+                record.bridges.add(Bridge::Location);
+                let region = route.endpoint.region().as_str();
+                return Ok(bucket_location(&record.request_id, region));
+            }
             if let (Some(access), Some(who)) = (&self.access, &who) {
                 let request_id = &record.request_id;
                 if let Some(minted) =
@@ -199,6 +205,9 @@ impl Proxy {
                 }
             }
             return Ok(local_create_session(&record.request_id, &parts.headers));
+        }
+        if route.endpoint.is_zonal() {
+            compat::storage_class(&mut parts.headers, &mut record.bridges)?;
         }
         let payload = sign::strip_client_auth(&mut parts);
         sign::set_target(&mut parts, &route.endpoint.host(), &route.path_and_query)?;
@@ -272,6 +281,7 @@ fn relayed(mut response: Response<ProxyBody>) -> Response<ProxyBody> {
 /// Puts what routing learnt into the record and the request span.
 fn note_route(route: &Route, record: &mut RequestRecord) {
     record.operation = route.operation.name();
+    record.bridges = route.bridges;
     tracing::Span::current().record("operation", record.operation);
     record.bucket = route.bucket_name();
     if record.log_names {

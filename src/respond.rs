@@ -64,6 +64,18 @@ pub fn local_create_session(request_id: &str, request: &http::HeaderMap) -> Resp
     create_session_answer(request_id, request, body)
 }
 
+/// GetBucketLocation on a directory bucket, which S3 Express does not serve: the zone's region.
+pub fn bucket_location(request_id: &str, region: &str) -> Response<ProxyBody> {
+    let body = xml::location_body(region);
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/xml")
+        .header(header::CONTENT_LENGTH, body.len())
+        .header("x-amz-request-id", request_id)
+        .body(full(body))
+        .unwrap_or_else(|_| Response::new(crate::body::empty()))
+}
+
 /// A CreateSession answer with `body` (a `CreateSessionResult`), echoing the SSE settings the
 /// request asked for.
 pub fn create_session_answer(

@@ -3,6 +3,7 @@
 
 use http::request::Parts;
 
+use crate::compat::{Bridge, Bridges};
 use crate::endpoint::{zone_matches, AwsHost, BucketRegions, Endpoint, Flavor};
 use crate::names::{BucketName, GeneralBucketName, NameError, Region, RegionResolver, ZoneId};
 use crate::operation::{classify, classify_control, Operation, RequestShape};
@@ -35,6 +36,9 @@ pub enum RouteError {
     /// A request target that is neither a path nor empty: the asterisk form `*` (400).
     #[error("the request target must be a path starting with '/'")]
     BadTarget,
+    /// Path-style on a Zonal host that names no bucket (400).
+    #[error("a Zonal endpoint serves buckets: the path must start with /BUCKET")]
+    NoBucketOnZonalHost,
     /// The query names the `session` subresource on something other than CreateSession of a
     /// directory bucket (400).
     #[error("the session subresource is only valid on GET of a directory bucket (CreateSession)")]
@@ -94,9 +98,18 @@ pub struct Route {
     pub path_and_query: String,
     /// The client's query, decoded (presigned-URL parameters kept apart).
     pub query: Query,
+    /// The legacy-tool bridges routing used (path-style on a Zonal host, a directory bucket
+    /// on a general-purpose host).
+    pub bridges: Bridges,
 }
 
 impl Route {
+    /// This route, noting that `bridge` made it.
+    fn bridged(mut self, bridge: Bridge) -> Route {
+        self.bridges.add(bridge);
+        self
+    }
+
     /// The bucket name, of either kind, for logs and metrics.
     pub fn bucket_name(&self) -> Option<String> {
         match &self.endpoint {
@@ -234,6 +247,24 @@ fn route_aws(
                 settings,
             )
         }
+        AwsHost::ZonalPathStyle {
+            zone,
+            region,
+            flavor,
+        } => {
+            // S3 Express serves Zonal hosts virtual-hosted only: `/BUCKET/KEY` goes to the
+            // bucket's own virtual host, once the bucket is known to live in the host's zone.
+            let (segment, rest) = first_segment(path);
+            if segment.is_empty() {
+                return Err(RouteError::NoBucketOnZonalHost);
+            }
+            let bucket = BucketName::parse(segment)?;
+            zone_matches(&bucket, zone)?;
+            let region = Some(Region::parse(region)?);
+            let key_path = format!("/{rest}");
+            let route = directory(parts, bucket, &key_path, query, region, flavor, settings)?;
+            Ok(route.bridged(Bridge::PathStyle))
+        }
         AwsHost::Control { region, flavor } => {
             let region = Region::parse(region)?;
             let (segment, _) = first_segment(path);
@@ -242,6 +273,11 @@ fn route_aws(
                 name => Some(BucketName::parse(name)?),
             };
             let operation = classify_control(&parts.method, bucket.is_some(), &query);
+            if let (Operation::GetBucketLocation, Some(bucket)) = (operation, bucket.clone()) {
+                // botocore asks the control plane `GET /BUCKET?location`; it is answered from
+                // the bucket's zone like the Zonal host's `GET /?location`.
+                return directory(parts, bucket, "/", query, Some(region), flavor, settings);
+            }
             let path = bucket.as_ref().map_or("/".to_owned(), |b| format!("/{b}"));
             Ok(Route {
                 operation,
@@ -249,7 +285,20 @@ fn route_aws(
                 bucket,
                 path_and_query: path_and_query(&path, &query),
                 query,
+                bridges: Bridges::default(),
             })
+        }
+        AwsHost::General {
+            bucket: Some(bucket),
+            region,
+            flavor,
+        } if BucketName::looks_like_directory_bucket(bucket) => {
+            // The `--x-s3` suffix is reserved for directory buckets: an old client with no
+            // endpoint configured addresses one on a general-purpose host.
+            let bucket = BucketName::parse(bucket)?;
+            let region = Some(Region::parse(region)?);
+            let route = directory(parts, bucket, path, query, region, flavor, settings)?;
+            Ok(route.bridged(Bridge::GpHost))
         }
         AwsHost::General {
             bucket: Some(bucket),
@@ -333,7 +382,8 @@ fn path_style(
             .filter(|_| host_region.is_none())
             .unwrap_or(rest);
         let key_path = format!("/{key}");
-        return directory(
+        let on_general_host = host_region.is_some();
+        let route = directory(
             parts,
             bucket,
             &key_path,
@@ -341,7 +391,11 @@ fn path_style(
             host_region,
             flavor,
             settings,
-        );
+        )?;
+        return Ok(match on_general_host {
+            true => route.bridged(Bridge::GpHost),
+            false => route,
+        });
     }
     let bucket = GeneralBucketName::parse(segment)?;
     let region = host_region.unwrap_or_else(|| settings.general_region.clone());
@@ -377,6 +431,7 @@ fn directory(
         bucket: Some(bucket),
         path_and_query: path_and_query(&path, &query),
         query,
+        bridges: Bridges::default(),
     })
 }
 
@@ -419,6 +474,7 @@ fn general(
         bucket: None,
         path_and_query: path_and_query(&path, &query),
         query,
+        bridges: Bridges::default(),
     })
 }
 
@@ -445,6 +501,7 @@ fn root_route(operation: Operation, endpoint: Endpoint, query: Query) -> Route {
         bucket: None,
         path_and_query: path_and_query("/", &query),
         query,
+        bridges: Bridges::default(),
     }
 }
 

@@ -175,6 +175,10 @@ impl HyperUpstream {
         let clients = (0..settings.pools.max(1))
             .map(|_| {
                 Client::builder(TokioExecutor::new())
+                    // S3's header case (`ETag`, `Content-Length`) rides in the response and
+                    // the client-side HTTP/1.1 connection writes it back: legacy clients (libs3
+                    // 2.0) match header names case-sensitively (DESIGN §3.2).
+                    .http1_preserve_header_case(true)
                     .pool_idle_timeout(settings.idle_timeout)
                     .pool_timer(TokioTimer::new())
                     .timer(TokioTimer::new())

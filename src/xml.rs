@@ -138,6 +138,15 @@ pub fn create_session_body(
     )
 }
 
+/// Writes a GetBucketLocation body: `<LocationConstraint>` holding `region`, written out even
+/// for us-east-1 (general-purpose buckets there answer an empty one; clients read both alike).
+pub fn location_body(region: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">{}</LocationConstraint>",
+        escape(region)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 mod harness;
 
 mod bounds;
+mod bridges;
 mod budget;
 mod checksums;
 mod clients;
