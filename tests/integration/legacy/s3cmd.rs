@@ -30,6 +30,7 @@ async fn s3cmd_lists_gets_and_deletes_through_its_proxy_settings() {
     let h = Harness::start(Options::default()).await;
     let home = h.dir.path().join("home-s3cmd");
     std::fs::create_dir_all(&home).unwrap();
+    // `max_retries`/`retry_delay` only make a refusal fail fast (s3cmd waits 3, 6, 9, ... s).
     std::fs::write(
         home.join(".s3cfg"),
         format!(
