@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README says: installs what the tests need on a fresh machine
 # (a Python venv with the aws CLI and boto3 under target/py, curl, the clients of
-# tests/integration/clients_more.rs: rclone, s3cmd, s3fs, pandas, pyarrow, the JS SDK;
+# tests/integration/clients_more.rs: rclone, s3cmd, s3fs, pandas, pyarrow, the JS SDK; the legacy
+# tools of tests/integration/legacy from Debian: awscli 2.9, restic, s4cmd, duplicity, libs3-2;
 # cargo-deny under target/tools, buildah), then runs formatting and lint checks, the
 # supply-chain check (cargo deny), every Rust test (unit, emulator, integration, end-to-end
 # with real clients), the container image build and its smoke test (deploy/image.sh), and the
@@ -50,6 +51,17 @@ timed() { local t0; t0=$(date +%s); "$@"; printf '    %s: %ss\n' "$1" "$(( $(dat
 if ! command -v rclone >/dev/null 2>&1; then
   timed apt-get update -qq
   timed apt-get install -y -qq -o DPkg::Lock::Timeout=300 rclone
+fi
+# Legacy tools (tests/integration/legacy), Debian's own builds: the aws CLI 2.9 (/usr/bin/aws, not
+# the venv's), restic, s4cmd, duplicity (whose boto3+s3:// backend needs python3-boto3) and
+# libs3's `s3` (package libs3-2).
+legacy=()
+for package in awscli restic s4cmd duplicity python3-boto3 libs3-2; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || legacy+=("$package")
+done
+if [ ${#legacy[@]} -gt 0 ]; then
+  timed apt-get update -qq
+  timed apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${legacy[@]}"
 fi
 clients=target/py-clients
 if ! "$clients/bin/python" -c 'import s3fs, pandas, pyarrow, S3' >/dev/null 2>&1 \

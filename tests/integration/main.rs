@@ -18,6 +18,7 @@ mod http10;
 mod identities;
 mod keepalive;
 mod layout;
+mod legacy;
 mod limits;
 mod listing;
 mod operate;
