@@ -14,6 +14,8 @@
 //!                    body that stalls is cut (`conn`, `body`). Between requests an idle
 //!                    HTTP/1.1 connection gives hyper's buffers back and waits holding only
 //!                    its socket; its first bytes also tell HTTP/1.1 from h2 (`keepalive`)
+//!        ─► repeats  a header the proxy decides on (Host, Authorization, the copy source, …)
+//!                    sent twice is refused before anything reads it (`repeats`)
 //!        ─► admit    with --access-file, who the client is (Basic in forward mode and CONNECT,
 //!                    its own SigV4 in endpoint mode) and whether it may touch the bucket
 //!                    (`admit`, over the file and verifier of `identity`)
@@ -79,6 +81,7 @@ pub mod proxy;
 pub mod record;
 pub mod redact;
 pub mod rejection;
+pub mod repeats;
 pub mod respond;
 pub mod route;
 pub mod send;
