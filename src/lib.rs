@@ -63,6 +63,7 @@ pub mod compat;
 pub mod config;
 pub mod conn;
 pub mod connect;
+pub mod copy_source;
 pub mod create_session;
 pub mod credentials;
 pub mod egress;

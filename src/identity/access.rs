@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use http::HeaderValue;
-use percent_encoding::percent_decode_str;
 
 use super::error::AuthError;
 use super::file::{Access, Client};
 use super::session::SessionGrant;
+use crate::copy_source::CopySourceError;
 use crate::operation::{Mode, Operation};
 
 /// Who a request comes from: an access-file client, directly (its own keys or Basic) or through
@@ -43,7 +43,8 @@ impl Principal {
     }
 
     /// Whether this principal may run `operation` on `bucket`. CopyObject and UploadPartCopy
-    /// also need read access to the bucket of `copy_source` (the `x-amz-copy-source` header).
+    /// also need read access to the bucket of `source` (the `x-amz-copy-source` header), and
+    /// RenameObject's `source` (`x-amz-rename-source`) must be in `bucket` itself.
     /// A session adds its own limits: its one bucket, its mode, and no CreateSession.
     /// Operations that name no bucket (ListDirectoryBuckets, ListBuckets) are refused: the
     /// proxy's credentials would list every tenant's buckets.
@@ -51,7 +52,7 @@ impl Principal {
         &self,
         operation: Operation,
         bucket: Option<&str>,
-        copy_source: Option<&HeaderValue>,
+        source: Option<&HeaderValue>,
     ) -> Result<(), AuthError> {
         let deny = AuthError::AccessDenied;
         let bucket = bucket.ok_or(deny("the operation names no bucket"))?;
@@ -74,12 +75,23 @@ impl Principal {
             }
             Some(_) => {}
         }
-        if matches!(operation, Operation::CopyObject | Operation::UploadPartCopy) {
-            let source = copy_source.ok_or(AuthError::InvalidCopySource)?;
-            let source = copy_source_bucket(source)?;
-            if self.client.access(&source).is_none() {
-                return Err(deny("the client may not read the copy source bucket"));
+        match operation {
+            Operation::CopyObject | Operation::UploadPartCopy => {
+                let source = source.ok_or(AuthError::InvalidCopySource)?;
+                let source = copy_source_bucket(source)?;
+                if self.client.access(&source).is_none() {
+                    return Err(deny("the client may not read the copy source bucket"));
+                }
             }
+            // A rename moves an object within its bucket; S3 refuses a missing source itself.
+            Operation::RenameObject => {
+                if let Some(source) = source {
+                    if copy_source_bucket(source)? != bucket {
+                        return Err(deny("the rename source is in another bucket"));
+                    }
+                }
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -120,23 +132,17 @@ pub fn required_access(operation: Operation) -> Access {
     }
 }
 
-/// The source bucket of `x-amz-copy-source`: `/bucket/key` or `bucket/key`, percent-encoded,
-/// maybe with `?versionId=…` (split off before decoding, as S3 does). Access-point ARNs are
-/// not understood, so they are refused.
+/// The bucket S3 reads for a copy (or rename) source header: see `copy_source` for how S3
+/// reads it and what the proxy refuses. Access-point ARNs are refused (403): the bucket behind
+/// one is not known here.
 pub fn copy_source_bucket(value: &HeaderValue) -> Result<String, AuthError> {
-    let invalid = AuthError::InvalidCopySource;
-    let raw = value.to_str().map_err(|_| invalid)?;
-    let raw = raw.split_once('?').map_or(raw, |(path, _)| path);
-    let decoded = percent_decode_str(raw).decode_utf8().map_err(|_| invalid)?;
-    let path = decoded.strip_prefix('/').unwrap_or(&decoded);
-    if path.starts_with("arn:") {
-        return Err(AuthError::AccessDenied(
+    let raw = value.to_str().map_err(|_| AuthError::InvalidCopySource)?;
+    match crate::copy_source::parse(raw) {
+        Ok(source) => Ok(source.bucket),
+        Err(CopySourceError::AccessPoint) => Err(AuthError::AccessDenied(
             "copies from access point ARNs are not supported",
-        ));
-    }
-    match path.split_once('/') {
-        Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => Ok(bucket.to_string()),
-        _ => Err(invalid),
+        )),
+        Err(CopySourceError::Invalid(_)) => Err(AuthError::InvalidCopySource),
     }
 }
 

@@ -163,7 +163,7 @@ fn copy_sources_are_read_as_s3_reads_them() {
             "/src--usw2-az1--x-s3/dir/a%20b%3Fc?versionId=abc",
             "src--usw2-az1--x-s3",
         ),
-        ("%2Fsrc--usw2-az1--x-s3%2Fkey", "src--usw2-az1--x-s3"),
+        ("src--usw2-az1--x-s3%2Fkey", "src--usw2-az1--x-s3"),
         ("/gp-bucket/k%2Fey", "gp-bucket"),
         // An encoded slash in the bucket part ends the bucket, once decoded, as in S3.
         ("/evil%2Fdata--usw2-az1--x-s3/k", "evil"),
@@ -179,6 +179,10 @@ fn copy_sources_are_read_as_s3_reads_them() {
         "//key",
         "?versionId=1",
         "/b%FF/k",
+        // One leading slash is dropped before decoding: this one names an empty bucket.
+        "%2Fsrc--usw2-az1--x-s3%2Fkey",
+        "/src--usw2-az1--x-s3/../other--use1-az4--x-s3/k",
+        "/Src--usw2-az1--x-s3/k",
     ] {
         assert_eq!(
             copy_source_bucket(&copy(bad)),
@@ -191,6 +195,27 @@ fn copy_sources_are_read_as_s3_reads_them() {
         copy_source_bucket(&arn),
         Err(AuthError::AccessDenied(_))
     ));
+}
+
+#[test]
+fn a_rename_source_stays_in_the_bucket() {
+    let writer = principal("writer");
+    let same = copy(&format!("/{DATA}/old%20name"));
+    assert_eq!(writer.may(RenameObject, Some(DATA), Some(&same)), Ok(()));
+    assert_eq!(writer.may(RenameObject, Some(DATA), None), Ok(()));
+    let elsewhere = copy(&format!("/{ZONE_BUCKET}/old"));
+    assert_eq!(
+        writer.may(RenameObject, Some(DATA), Some(&elsewhere)),
+        Err(AuthError::AccessDenied(
+            "the rename source is in another bucket"
+        ))
+    );
+    assert_eq!(
+        writer.may(RenameObject, Some(DATA), Some(&copy("old-key"))),
+        Err(AuthError::InvalidCopySource)
+    );
+    let reader = principal("reader");
+    assert!(reader.may(RenameObject, Some(ZONE_BUCKET), None).is_err());
 }
 
 #[test]
