@@ -29,6 +29,7 @@ mod sessions;
 mod sse;
 mod steering;
 mod streaming;
+mod tenants;
 mod tunnel;
 mod uploads;
 mod workers;
