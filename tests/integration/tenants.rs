@@ -343,3 +343,77 @@ async fn a_rename_source_must_be_in_the_renamed_objects_bucket() {
     assert_eq!(h.emulator.object(BOB, "src").as_deref(), Some(BOB_SECRET));
     h.stop().await;
 }
+
+/// A copy source written every way a tenant might try to reach `BOB/src` from SHARED: a
+/// bucket, then dot segments and bucket names with separators (plain, encoded, doubled), then
+/// `src`, maybe a version.
+fn tricky_copy_source() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let bucket = prop::sample::select(vec![SHARED, BOB, BOB, OWN, "other%2D%2Duse1-az4--x-s3", ""]);
+    let part = prop::sample::select(vec![
+        "..",
+        "%2E%2E",
+        ".",
+        "",
+        BOB,
+        "readonly--usw2-az1--x-s3",
+    ]);
+    let separator = prop::sample::select(vec!["/", "/", "%2F", "//"]);
+    (
+        prop::sample::select(vec!["", "/", "/", "//", "%2F"]),
+        bucket,
+        prop::collection::vec((separator.clone(), part), 0..3),
+        separator,
+        prop::sample::select(vec!["", "", "?versionId=null", "?x=/../"]),
+    )
+        .prop_map(|(lead, bucket, parts, last, tail)| {
+            let mut out = format!("{lead}{bucket}");
+            for (sep, part) in parts {
+                out.push_str(sep);
+                out.push_str(part);
+            }
+            format!("{out}{last}src{tail}")
+        })
+}
+
+/// Whatever copy source the tenant writes, the proxy answers (never a 5xx) and the copy never
+/// holds what only BOB holds.
+#[test]
+fn no_copy_source_copies_from_a_bucket_the_tenant_may_not_read() {
+    use proptest::test_runner::{Config, TestRunner};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let h = runtime.block_on(with_tenant());
+    let mut runner = TestRunner::new(Config {
+        cases: 128,
+        ..Config::default()
+    });
+    let attempt = std::sync::atomic::AtomicUsize::new(0);
+    let result = runner.run(&tricky_copy_source(), |source| {
+        let n = attempt.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dest = format!("dest-{n}");
+        let reply = runtime.block_on(as_tenant(
+            &h,
+            Method::PUT,
+            OWN,
+            &format!("/{dest}"),
+            &[("x-amz-copy-source", source.as_str())],
+        ));
+        proptest::prop_assert!(
+            !reply.status.is_server_error(),
+            "{source}: {}",
+            reply.text()
+        );
+        let copied = h.emulator.object(OWN, &dest);
+        proptest::prop_assert!(
+            copied.as_deref() != Some(BOB_SECRET),
+            "{source} copied BOB's object"
+        );
+        Ok(())
+    });
+    runtime.block_on(h.stop());
+    result.unwrap();
+}
