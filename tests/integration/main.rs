@@ -21,6 +21,7 @@ mod operate;
 mod operations;
 mod process;
 mod redaction;
+mod regions;
 mod roundtrip;
 mod route_props;
 mod scripted;
