@@ -49,6 +49,9 @@ const MAX_KEY: usize = 1024;
 /// Parses a copy (or rename) source header value.
 pub fn parse(raw: &str) -> Result<CopySource, CopySourceError> {
     use CopySourceError::Invalid;
+    if !raw.is_ascii() {
+        return Err(Invalid("not URL-encoded"));
+    }
     let (path, version) = match raw.split_once('?') {
         Some((path, query)) => (path, Some(version_id(query)?)),
         None => (raw, None),
@@ -154,6 +157,7 @@ mod tests {
             "/gp-data/k?versionId=",
             "/gp-data/k?x=1",
             "/gp-data/%FF",
+            "/gp-data/\u{e9}",
         ] {
             assert!(
                 matches!(parse(raw), Err(CopySourceError::Invalid(_))),
