@@ -27,7 +27,9 @@
 //!                    IAM (`policy`)
 //!        ─► session  a cached session for (endpoint, mode, SSE headers), created once however
 //!                    many requests miss, renewed in the background ahead of expiry (`session`;
-//!                    the CreateSession call itself is `create_session`, IAM keys `credentials`)
+//!                    the CreateSession call itself is `create_session`, IAM keys `credentials`,
+//!                    fetched by a chain that reaches IMDS and the container endpoints directly,
+//!                    `credential_egress`)
 //!        ─► sign     strip the client's auth and hop-by-hop headers, SigV4 with the session and
 //!                    x-amz-s3session-token (`sign`; `aws_chunked` decodes client-signed chunks
 //!                    and frames bodies with a checksum trailer, `checksum` computes it; bodies
@@ -65,6 +67,7 @@ pub mod conn;
 pub mod connect;
 pub mod copy_source;
 pub mod create_session;
+pub mod credential_egress;
 pub mod credentials;
 pub mod egress;
 pub mod egress_proxy;
