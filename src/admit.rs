@@ -44,15 +44,12 @@ fn forward_mode(parts: &Parts) -> bool {
 /// its bucket and mode.
 pub fn permit(who: &Principal, route: &Route, parts: &Parts) -> Result<(), AuthError> {
     let bucket = route.bucket_name();
-    let source = match route.operation {
-        crate::operation::Operation::RenameObject => "x-amz-rename-source",
-        _ => "x-amz-copy-source",
-    };
-    who.may(
-        route.operation,
-        bucket.as_deref(),
-        parts.headers.get(source),
-    )
+    let copy_source = parts.headers.get("x-amz-copy-source");
+    who.may(route.operation, bucket.as_deref(), copy_source)?;
+    match parts.headers.get("x-amz-rename-source") {
+        Some(source) => who.may_rename_from(bucket.as_deref(), source),
+        None => Ok(()),
+    }
 }
 
 /// A client's own CreateSession: in endpoint mode, session credentials minted for the client and

@@ -43,16 +43,16 @@ impl Principal {
     }
 
     /// Whether this principal may run `operation` on `bucket`. CopyObject and UploadPartCopy
-    /// also need read access to the bucket of `source` (the `x-amz-copy-source` header), and
-    /// RenameObject's `source` (`x-amz-rename-source`) must be in `bucket` itself.
-    /// A session adds its own limits: its one bucket, its mode, and no CreateSession.
+    /// need a `copy_source` (the `x-amz-copy-source` header), and any request that carries one
+    /// needs read access to its bucket: S3 reads it with the proxy's credentials whatever the
+    /// proxy took the operation for. A session adds its own limits: its one bucket, its mode, and no CreateSession.
     /// Operations that name no bucket (ListDirectoryBuckets, ListBuckets) are refused: the
     /// proxy's credentials would list every tenant's buckets.
     pub fn may(
         &self,
         operation: Operation,
         bucket: Option<&str>,
-        source: Option<&HeaderValue>,
+        copy_source: Option<&HeaderValue>,
     ) -> Result<(), AuthError> {
         let deny = AuthError::AccessDenied;
         let bucket = bucket.ok_or(deny("the operation names no bucket"))?;
@@ -75,25 +75,30 @@ impl Principal {
             }
             Some(_) => {}
         }
-        match operation {
-            Operation::CopyObject | Operation::UploadPartCopy => {
-                let source = source.ok_or(AuthError::InvalidCopySource)?;
-                let source = copy_source_bucket(source)?;
-                if self.client.access(&source).is_none() {
-                    return Err(deny("the client may not read the copy source bucket"));
-                }
-            }
-            // A rename moves an object within its bucket; S3 refuses a missing source itself.
-            Operation::RenameObject => {
-                if let Some(source) = source {
-                    if copy_source_bucket(source)? != bucket {
-                        return Err(deny("the rename source is in another bucket"));
-                    }
-                }
-            }
-            _ => {}
+        let copies = matches!(operation, Operation::CopyObject | Operation::UploadPartCopy);
+        match copy_source {
+            None if copies => Err(AuthError::InvalidCopySource),
+            None => Ok(()),
+            Some(source) => match self.client.access(&copy_source_bucket(source)?) {
+                None => Err(deny("the client may not read the copy source bucket")),
+                Some(_) => Ok(()),
+            },
         }
-        Ok(())
+    }
+
+    /// Whether this principal may name `source` (`x-amz-rename-source`) on a request to
+    /// `bucket`: RenameObject moves an object within its bucket, so the source must be there.
+    pub fn may_rename_from(
+        &self,
+        bucket: Option<&str>,
+        source: &HeaderValue,
+    ) -> Result<(), AuthError> {
+        match bucket == Some(copy_source_bucket(source)?.as_str()) {
+            true => Ok(()),
+            false => Err(AuthError::AccessDenied(
+                "the rename source is in another bucket",
+            )),
+        }
     }
 }
 

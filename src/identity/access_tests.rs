@@ -201,21 +201,37 @@ fn copy_sources_are_read_as_s3_reads_them() {
 fn a_rename_source_stays_in_the_bucket() {
     let writer = principal("writer");
     let same = copy(&format!("/{DATA}/old%20name"));
-    assert_eq!(writer.may(RenameObject, Some(DATA), Some(&same)), Ok(()));
-    assert_eq!(writer.may(RenameObject, Some(DATA), None), Ok(()));
+    assert_eq!(writer.may_rename_from(Some(DATA), &same), Ok(()));
     let elsewhere = copy(&format!("/{ZONE_BUCKET}/old"));
     assert_eq!(
-        writer.may(RenameObject, Some(DATA), Some(&elsewhere)),
+        writer.may_rename_from(Some(DATA), &elsewhere),
         Err(AuthError::AccessDenied(
             "the rename source is in another bucket"
         ))
     );
     assert_eq!(
-        writer.may(RenameObject, Some(DATA), Some(&copy("old-key"))),
+        writer.may_rename_from(Some(DATA), &copy("old-key")),
         Err(AuthError::InvalidCopySource)
     );
-    let reader = principal("reader");
-    assert!(reader.may(RenameObject, Some(ZONE_BUCKET), None).is_err());
+    assert!(writer.may_rename_from(None, &same).is_err());
+}
+
+#[test]
+fn any_request_with_a_copy_source_needs_to_read_its_bucket() {
+    // S3 may act on the header whatever the proxy took the request for.
+    let writer = principal("writer");
+    let foreign = copy(&format!("/{OTHER_ZONE}/secret"));
+    for op in [PutObject, UploadPart, Unknown, RenameObject] {
+        assert_eq!(
+            writer.may(op, Some(DATA), Some(&foreign)),
+            Err(AuthError::AccessDenied(
+                "the client may not read the copy source bucket"
+            )),
+            "{op:?}"
+        );
+    }
+    let readable = copy(&format!("/{ZONE_BUCKET}/k"));
+    assert_eq!(writer.may(PutObject, Some(DATA), Some(&readable)), Ok(()));
 }
 
 #[test]
