@@ -289,7 +289,7 @@ fn classify_bucket(method: &Method, q: &Query) -> Operation {
         _ if sub("acl") => BucketAcl,
         _ if sub("tagging") => BucketTagging,
         Method::POST if sub("delete") => DeleteObjects,
-        Method::HEAD => HeadBucket,
+        Method::HEAD if subresource(q).ok().flatten().is_none() => HeadBucket,
         Method::PUT if q.is_empty() => CreateBucket,
         Method::DELETE if q.is_empty() => DeleteBucket,
         // A plain GET on a bucket is ListObjects (v1); directory buckets only have v2.
@@ -473,6 +473,8 @@ mod tests {
             ("PUT", true, "policy", &[], Unknown),
             ("PUT", true, "torrent", &copy, Unknown),
             ("DELETE", true, "restore", &[], Unknown),
+            ("HEAD", false, "policy", &[], Unknown),
+            ("HEAD", false, "x-id=HeadBucket", &[], HeadBucket),
             // Modifiers are not subresources.
             (
                 "GET",

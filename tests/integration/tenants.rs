@@ -225,11 +225,15 @@ async fn repeated_headers_the_proxy_decides_on_are_refused_without_an_access_fil
 
 /// A GET on the general-purpose bucket the tenant may read, in forward mode.
 async fn gp_get(h: &Harness, path_and_query: &str) -> Reply {
+    gp_request(h, Method::GET, path_and_query).await
+}
+
+async fn gp_request(h: &Harness, method: Method, path_and_query: &str) -> Reply {
     let host = format!("{GP_BUCKET}.s3.us-west-2.amazonaws.com");
     let auth = basic(TENANT);
     let headers = [("proxy-authorization", auth.as_str())];
     let url = format!("http://{host}{path_and_query}");
-    send_http1(h.proxy, Method::GET, &url, &host, &headers, Bytes::new()).await
+    send_http1(h.proxy, method, &url, &host, &headers, Bytes::new()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,6 +255,11 @@ async fn a_read_only_tenant_cannot_smuggle_a_second_subresource() {
     assert_refused(&torrent, StatusCode::FORBIDDEN, "AccessDenied");
     let policy = gp_get(&h, "/?policy").await;
     assert_refused(&policy, StatusCode::FORBIDDEN, "AccessDenied");
+    // A HEAD of a bucket's subresource is no HeadBucket (a HEAD answer has no body to check).
+    for query in ["/?policy", "/?acl", "/k?acl"] {
+        let head = gp_request(&h, Method::HEAD, query).await;
+        assert_eq!(head.status, StatusCode::FORBIDDEN, "HEAD {query}");
+    }
     // The same on the tenant's read-only directory bucket.
     let dir = as_tenant(&h, Method::GET, SHARED, "/?list-type=2&policy", &[]).await;
     assert_refused(&dir, StatusCode::BAD_REQUEST, "InvalidRequest");
