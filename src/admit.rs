@@ -39,12 +39,17 @@ fn forward_mode(parts: &Parts) -> bool {
     parts.uri.scheme().is_some() && parts.version < http::Version::HTTP_2
 }
 
-/// Whether `who` may do what `route` says: the bucket (and a copy's source bucket) against its
-/// globs, the operation against its access level, a minted session against its bucket and mode.
+/// Whether `who` may do what `route` says: the bucket (and a copy's source bucket, a rename's
+/// source) against its globs, the operation against its access level, a minted session against
+/// its bucket and mode.
 pub fn permit(who: &Principal, route: &Route, parts: &Parts) -> Result<(), AuthError> {
     let bucket = route.bucket_name();
     let copy_source = parts.headers.get("x-amz-copy-source");
-    who.may(route.operation, bucket.as_deref(), copy_source)
+    who.may(route.operation, bucket.as_deref(), copy_source)?;
+    match parts.headers.get("x-amz-rename-source") {
+        Some(source) => who.may_rename_from(bucket.as_deref(), source),
+        None => Ok(()),
+    }
 }
 
 /// A client's own CreateSession: in endpoint mode, session credentials minted for the client and

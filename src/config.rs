@@ -242,15 +242,49 @@ pub struct ProxyVariables {
     /// `no_proxy`.
     #[arg(long, env = "no_proxy")]
     pub no_proxy_lowercase: Option<String>,
+    /// `AWS_CONTAINER_CREDENTIALS_FULL_URI`: the container credentials endpoint; the credential
+    /// chain reaches its host directly, never through a proxy.
+    #[arg(
+        long,
+        env = "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        hide_env_values = true
+    )]
+    pub container_credentials_full_uri: Option<String>,
+    /// `AWS_EC2_METADATA_SERVICE_ENDPOINT`: an IMDS endpoint override, likewise reached directly.
+    #[arg(
+        long,
+        env = "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+        hide_env_values = true
+    )]
+    pub ec2_metadata_service_endpoint: Option<String>,
 }
 
 impl ProxyVariables {
     /// Reads the variables from the environment (and nothing from the command line).
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::try_parse_from(std::iter::empty::<String>()).map_err(|_| ConfigError::EgressProxy {
-            origin: "HTTPS_PROXY, https_proxy, NO_PROXY, no_proxy",
+            origin: "HTTPS_PROXY, https_proxy, NO_PROXY, no_proxy, AWS_CONTAINER_CREDENTIALS_FULL_URI, AWS_EC2_METADATA_SERVICE_ENDPOINT",
             reason: "not valid UTF-8".into(),
         })
+    }
+
+    /// The hosts of the credential endpoints the environment names (container full URI, IMDS
+    /// override), which the credential chain reaches directly (`credential_egress`).
+    pub fn credential_hosts(&self) -> Vec<String> {
+        [
+            &self.container_credentials_full_uri,
+            &self.ec2_metadata_service_endpoint,
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|uri| {
+            uri.trim()
+                .parse::<http::Uri>()
+                .ok()?
+                .host()
+                .map(str::to_owned)
+        })
+        .collect()
     }
 
     /// The egress proxy URL and the variable it came from: the first one set and not empty.

@@ -70,6 +70,24 @@ fn bounds_must_be_positive() {
 }
 
 #[test]
+fn the_credential_endpoints_the_environment_names_are_hosts() {
+    let variables = ProxyVariables {
+        container_credentials_full_uri: Some("http://127.0.0.1:8080/creds?x=1".into()),
+        ec2_metadata_service_endpoint: Some("http://[fd00:ec2::254]/".into()),
+        ..ProxyVariables::default()
+    };
+    assert_eq!(
+        variables.credential_hosts(),
+        vec!["127.0.0.1".to_owned(), "[fd00:ec2::254]".to_owned()]
+    );
+    let broken = ProxyVariables {
+        container_credentials_full_uri: Some("not a uri".into()),
+        ..ProxyVariables::default()
+    };
+    assert!(broken.credential_hosts().is_empty());
+}
+
+#[test]
 fn the_egress_proxy_flag_wins_over_the_variables_and_none_turns_them_off() {
     let creds = || {
         SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
@@ -81,6 +99,7 @@ fn the_egress_proxy_flag_wins_over_the_variables_and_none_turns_them_off() {
         https_proxy_lowercase: Some(ProxyUrl("http://lower-proxy:3128".into())),
         no_proxy: Some(".internal.example".into()),
         no_proxy_lowercase: Some("ignored.example".into()),
+        ..ProxyVariables::default()
     };
     let egress = |extra: &[&str], variables: &ProxyVariables| {
         let mut argv = vec!["s3x-proxy", "--ca-dir", "/tmp/x"];

@@ -12,6 +12,7 @@ use crate::credentials::CredentialsUnavailable;
 use crate::identity::AuthError;
 use crate::listing::{ListingError, ListingFailed};
 use crate::policy::PolicyError;
+use crate::repeats::RepeatedHeader;
 use crate::respond::error_response;
 use crate::route::RouteError;
 use crate::send::SendError;
@@ -59,6 +60,9 @@ pub enum ProxyError {
     /// S3 Express would refuse the request and no bridge applies (S3's own 400).
     #[error(transparent)]
     Compat(#[from] CompatError),
+    /// A header the proxy decides on appears more than once (400 DuplicateHeaderName).
+    #[error(transparent)]
+    Repeated(#[from] RepeatedHeader),
     /// A fault of the proxy itself (500).
     #[error("internal error: {0}")]
     Internal(String),
@@ -126,6 +130,11 @@ impl ProxyError {
             ProxyError::Compat(e @ CompatError::StorageClass) => (
                 StatusCode::BAD_REQUEST,
                 "InvalidStorageClass",
+                e.to_string(),
+            ),
+            ProxyError::Repeated(e) => (
+                StatusCode::BAD_REQUEST,
+                "DuplicateHeaderName",
                 e.to_string(),
             ),
             ProxyError::Internal(_) => (

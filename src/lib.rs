@@ -14,6 +14,8 @@
 //!                    body that stalls is cut (`conn`, `body`). Between requests an idle
 //!                    HTTP/1.1 connection gives hyper's buffers back and waits holding only
 //!                    its socket; its first bytes also tell HTTP/1.1 from h2 (`keepalive`)
+//!        ─► repeats  a header the proxy decides on (Host, Authorization, the copy source, …)
+//!                    sent twice is refused before anything reads it (`repeats`)
 //!        ─► admit    with --access-file, who the client is (Basic in forward mode and CONNECT,
 //!                    its own SigV4 in endpoint mode) and whether it may touch the bucket
 //!                    (`admit`, over the file and verifier of `identity`)
@@ -25,7 +27,9 @@
 //!                    IAM (`policy`)
 //!        ─► session  a cached session for (endpoint, mode, SSE headers), created once however
 //!                    many requests miss, renewed in the background ahead of expiry (`session`;
-//!                    the CreateSession call itself is `create_session`, IAM keys `credentials`)
+//!                    the CreateSession call itself is `create_session`, IAM keys `credentials`,
+//!                    fetched by a chain that reaches IMDS and the container endpoints directly,
+//!                    `credential_egress`)
 //!        ─► sign     strip the client's auth and hop-by-hop headers, SigV4 with the session and
 //!                    x-amz-s3session-token (`sign`; `aws_chunked` decodes client-signed chunks
 //!                    and frames bodies with a checksum trailer, `checksum` computes it;
@@ -66,7 +70,9 @@ pub mod config;
 pub mod conn;
 pub mod connect;
 pub mod content_md5;
+pub mod copy_source;
 pub mod create_session;
+pub mod credential_egress;
 pub mod credentials;
 pub mod egress;
 pub mod egress_proxy;
@@ -85,6 +91,7 @@ pub mod proxy;
 pub mod record;
 pub mod redact;
 pub mod rejection;
+pub mod repeats;
 pub mod respond;
 pub mod route;
 pub mod send;

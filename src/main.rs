@@ -57,7 +57,12 @@ async fn start(cli: Cli) -> Result<(), BoxError> {
         None => {}
     }
     let aws_region = aws_region().await;
-    let mut chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder();
+    let variables = ProxyVariables::from_env()?;
+    // IMDS and the container endpoints are reached directly, never through a proxy.
+    let http =
+        s3x_proxy::credential_egress::CredentialsHttpClient::new(variables.credential_hosts());
+    let mut chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+        .configure(aws_config::provider_config::ProviderConfig::default().with_http_client(http));
     if let Some(region) = cli.args.region.clone().or(aws_region.clone()) {
         // The chain needs a region (for STS); given one, it never asks IMDS for it.
         chain = chain.region(aws_config::Region::new(region));
@@ -66,7 +71,7 @@ async fn start(cli: Cli) -> Result<(), BoxError> {
     let credentials = aws_credential_types::provider::SharedCredentialsProvider::new(chain);
     let config = Config::from_args(&cli.args, credentials)?
         .with_aws_region(aws_region.as_deref(), &cli.args)
-        .with_proxy_variables(&ProxyVariables::from_env()?, &cli.args)?;
+        .with_proxy_variables(&variables, &cli.args)?;
     let listeners = Listeners {
         proxy: bind(cli.args.listen).await?,
         tls: match cli.args.tls_listen {

@@ -244,6 +244,43 @@ impl Region {
             .ok_or(NameError::InvalidRegion)
     }
 
+    /// Parses a region S3 named in an answer (`x-amz-bucket-region`): it must also have a
+    /// region's shape, `[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+` (`eu-west-1`,
+    /// `us-gov-west-1`, `us-isob-east-1`), since it becomes part of a host name.
+    pub fn parse_learned(s: &str) -> Result<Self, NameError> {
+        let region = Self::parse(s)?;
+        match region.has_region_shape() {
+            true => Ok(region),
+            false => Err(NameError::InvalidRegion),
+        }
+    }
+
+    fn has_region_shape(&self) -> bool {
+        let lower = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase());
+        let number = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+        let geo = |p: &str| p.len() == 2 && lower(p);
+        let group = |p: &str| p == "gov" || (p.starts_with("iso") && lower(p));
+        let parts: Vec<&str> = self.0.split('-').collect();
+        match parts[..] {
+            [g, name, n] => geo(g) && lower(name) && number(n),
+            [g, grp, name, n] => geo(g) && group(grp) && lower(name) && number(n),
+            _ => false,
+        }
+    }
+
+    /// The partition the region is in, from its name: `cn-` is aws-cn, a `-gov-` group
+    /// aws-us-gov, an `-iso…-` group one of the ISO partitions, and anything else aws.
+    pub fn partition(&self) -> Partition<'_> {
+        let mut parts = self.0.split('-');
+        let (geo, group) = (parts.next(), parts.next());
+        match (geo, group) {
+            (Some("cn"), _) => Partition::China,
+            (_, Some("gov")) => Partition::UsGov,
+            (_, Some(iso)) if iso.starts_with("iso") => Partition::Iso(iso),
+            _ => Partition::Aws,
+        }
+    }
+
     /// The region name.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -257,6 +294,19 @@ impl Region {
             "amazonaws.com"
         }
     }
+}
+
+/// An AWS partition: regions in different partitions share no buckets, credentials or hosts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Partition<'a> {
+    /// `aws` (`.amazonaws.com`).
+    Aws,
+    /// `aws-cn` (`.amazonaws.com.cn`).
+    China,
+    /// `aws-us-gov`.
+    UsGov,
+    /// An ISO partition, named by the region's group (`iso`, `isob`, …).
+    Iso(&'a str),
 }
 
 impl fmt::Display for Region {
@@ -315,6 +365,43 @@ impl RegionResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_learned_region_must_look_like_one_and_names_its_partition() {
+        for (name, partition) in [
+            ("us-east-1", Partition::Aws),
+            ("eu-west-1", Partition::Aws),
+            ("ap-southeast-5", Partition::Aws),
+            ("il-central-1", Partition::Aws),
+            ("cn-north-1", Partition::China),
+            ("cn-northwest-1", Partition::China),
+            ("us-gov-west-1", Partition::UsGov),
+            ("us-iso-east-1", Partition::Iso("iso")),
+            ("us-isob-east-1", Partition::Iso("isob")),
+            ("eu-isoe-west-1", Partition::Iso("isoe")),
+        ] {
+            let region = Region::parse_learned(name).unwrap();
+            assert_eq!(region.partition(), partition, "{name}");
+        }
+        for bad in [
+            "evil-region",
+            "us-east",
+            "useast-1",
+            "u-east-1",
+            "us-east-1a",
+            "us-east-1-",
+            "us--east-1",
+            "us-evil-east-1",
+            "us-east-1.evil.com",
+            "US-EAST-1",
+            "us-east-01x",
+            "",
+        ] {
+            assert!(Region::parse_learned(bad).is_err(), "{bad}");
+        }
+        // What routing accepts from a client's own host is a separate, looser question.
+        assert!(Region::parse("evil-region").is_ok());
+    }
 
     #[test]
     fn real_directory_bucket_names_parse_with_their_zone() {

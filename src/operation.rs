@@ -232,6 +232,9 @@ pub fn classify(shape: &RequestShape<'_>) -> Operation {
 fn classify_object(shape: &RequestShape<'_>, q: &Query) -> Operation {
     use Operation::*;
     let copy = shape.headers.contains_key("x-amz-copy-source");
+    // The plain operations below are what a method means with no subresource; a subresource
+    // the table does not know (`torrent`, `ACL` in another case) makes the request Unknown.
+    let plain = || subresource(q).ok().flatten().is_none();
     match *shape.method {
         Method::GET if q.has("uploadId") => ListParts,
         Method::GET if q.has("attributes") => GetObjectAttributes,
@@ -239,8 +242,8 @@ fn classify_object(shape: &RequestShape<'_>, q: &Query) -> Operation {
         Method::GET if q.has("acl") => GetObjectAcl,
         Method::GET if q.has("retention") => GetObjectRetention,
         Method::GET if q.has("legal-hold") => GetObjectLegalHold,
-        Method::GET => GetObject,
-        Method::HEAD => HeadObject,
+        Method::GET if plain() => GetObject,
+        Method::HEAD if plain() => HeadObject,
         Method::PUT if q.has("partNumber") && q.has("uploadId") && copy => UploadPartCopy,
         Method::PUT if q.has("partNumber") && q.has("uploadId") => UploadPart,
         Method::PUT if q.has("renameObject") => RenameObject,
@@ -248,15 +251,15 @@ fn classify_object(shape: &RequestShape<'_>, q: &Query) -> Operation {
         Method::PUT if q.has("acl") => PutObjectAcl,
         Method::PUT if q.has("retention") => PutObjectRetention,
         Method::PUT if q.has("legal-hold") => PutObjectLegalHold,
-        Method::PUT if copy => CopyObject,
-        Method::PUT => PutObject,
+        Method::PUT if copy && plain() => CopyObject,
+        Method::PUT if plain() => PutObject,
         Method::POST if q.has("uploads") => CreateMultipartUpload,
         Method::POST if q.has("uploadId") => CompleteMultipartUpload,
         Method::POST if q.has("restore") => RestoreObject,
         Method::POST if q.has("select") => SelectObjectContent,
         Method::DELETE if q.has("uploadId") => AbortMultipartUpload,
         Method::DELETE if q.has("tagging") => DeleteObjectTagging,
-        Method::DELETE => DeleteObject,
+        Method::DELETE if plain() => DeleteObject,
         _ => Unknown,
     }
 }
@@ -287,13 +290,82 @@ fn classify_bucket(method: &Method, q: &Query) -> Operation {
         _ if sub("acl") => BucketAcl,
         _ if sub("tagging") => BucketTagging,
         Method::POST if sub("delete") => DeleteObjects,
-        Method::HEAD => HeadBucket,
+        Method::HEAD if subresource(q).ok().flatten().is_none() => HeadBucket,
         Method::PUT if q.is_empty() => CreateBucket,
         Method::DELETE if q.is_empty() => DeleteBucket,
         // A plain GET on a bucket is ListObjects (v1); directory buckets only have v2.
         Method::GET if !has_unknown_subresource(q) => ListObjects,
         _ => Unknown,
     }
+}
+
+/// The query keys that select an S3 operation (subresources), of buckets and of objects. Other
+/// keys only modify one (`versionId`, `partNumber`, `prefix`, `select-type`, `response-*`,
+/// `x-id`, …). Compared without regard to case: a spelling S3 might read as a subresource is
+/// one.
+pub const SUBRESOURCES: &[&str] = &[
+    "abac",
+    "accelerate",
+    "acl",
+    "analytics",
+    "attributes",
+    "cors",
+    "delete",
+    "encryption",
+    "intelligent-tiering",
+    "inventory",
+    "legal-hold",
+    "lifecycle",
+    "list-type",
+    "location",
+    "logging",
+    "metadataConfiguration",
+    "metadataInventoryTable",
+    "metadataJournalTable",
+    "metadataTable",
+    "metrics",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "renameObject",
+    "replication",
+    "requestPayment",
+    "restore",
+    "retention",
+    "select",
+    "session",
+    "tagging",
+    "torrent",
+    "uploadId",
+    "uploads",
+    "versioning",
+    "versions",
+    "website",
+];
+
+/// A query that names more than one operation's subresource (`list-type=2&policy`,
+/// `uploadId=1&acl`), or one twice: the proxy would classify it as one operation while S3 may
+/// run another, so it is refused (400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the query names the subresources {0} and {1}; a request may name only one")]
+pub struct MixedSubresources(pub &'static str, pub &'static str);
+
+/// The one operation-selecting subresource the query names (see [`SUBRESOURCES`]), if any.
+pub fn subresource(q: &Query) -> Result<Option<&'static str>, MixedSubresources> {
+    let mut found = None;
+    for key in q.keys() {
+        let Some(name) = SUBRESOURCES.iter().find(|s| s.eq_ignore_ascii_case(key)) else {
+            continue;
+        };
+        match found {
+            None => found = Some(*name),
+            Some(first) => return Err(MixedSubresources(first, name)),
+        }
+    }
+    Ok(found)
 }
 
 /// Classifies a request to the control-plane host, path-style (`/` or `/BUCKET`).
@@ -395,6 +467,24 @@ mod tests {
             ("GET", false, "policy", &[], GetBucketPolicy),
             ("PUT", false, "", &[], CreateBucket),
             ("GET", false, "somethingnew", &[], Unknown),
+            // A subresource the table does not know is no plain read or write.
+            ("GET", true, "torrent", &[], Unknown),
+            ("GET", true, "ACL", &[], Unknown),
+            ("HEAD", true, "Tagging", &[], Unknown),
+            ("PUT", true, "policy", &[], Unknown),
+            ("PUT", true, "torrent", &copy, Unknown),
+            ("DELETE", true, "restore", &[], Unknown),
+            ("HEAD", false, "policy", &[], Unknown),
+            ("HEAD", false, "x-id=HeadBucket", &[], HeadBucket),
+            // Modifiers are not subresources.
+            (
+                "GET",
+                true,
+                "partNumber=2&versionId=v&response-content-type=a",
+                &[],
+                GetObject,
+            ),
+            ("GET", true, "tagging&versionId=v", &[], GetObjectTagging),
         ];
         for (method, has_key, query, headers, expected) in cases {
             assert_eq!(
@@ -402,6 +492,36 @@ mod tests {
                 *expected,
                 "{method} key={has_key} ?{query}"
             );
+        }
+    }
+
+    #[test]
+    fn one_subresource_is_found_in_any_case_and_two_are_refused() {
+        let sub = |raw: &str| subresource(&Query::parse(Some(raw)));
+        assert_eq!(sub(""), Ok(None));
+        assert_eq!(sub("prefix=a&x-id=GetObject&partNumber=1"), Ok(None));
+        assert_eq!(
+            sub("list-type=2&prefix=a&continuation-token=t"),
+            Ok(Some("list-type"))
+        );
+        assert_eq!(sub("uploadId=u&partNumber=3"), Ok(Some("uploadId")));
+        assert_eq!(sub("select&select-type=2"), Ok(Some("select")));
+        assert_eq!(
+            sub("uploads&prefix=p&delimiter=%2F&key-marker=k&upload-id-marker=u"),
+            Ok(Some("uploads"))
+        );
+        assert_eq!(sub("versionId=v&tagging"), Ok(Some("tagging")));
+        assert_eq!(sub("%41CL"), Ok(Some("acl")));
+        for (raw, first, second) in [
+            ("list-type=2&policy", "list-type", "policy"),
+            ("location&acl", "location", "acl"),
+            ("uploads&policy", "uploads", "policy"),
+            ("uploadId=1&acl", "uploadId", "acl"),
+            ("uploadId=1&Tagging", "uploadId", "tagging"),
+            ("acl&acl", "acl", "acl"),
+            ("list-type=2&%70olicy", "list-type", "policy"),
+        ] {
+            assert_eq!(sub(raw), Err(MixedSubresources(first, second)), "{raw}");
         }
     }
 

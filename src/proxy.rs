@@ -183,6 +183,7 @@ impl Proxy {
         arrival: &Arrival,
         record: &mut RequestRecord,
     ) -> Result<Response<ProxyBody>, ProxyError> {
+        crate::repeats::refuse_repeats(&parts.headers)?;
         let now = std::time::SystemTime::now();
         let who = match &self.access {
             Some(access) => Some(admit::identify(access, &parts, arrival, now)?),

@@ -96,18 +96,30 @@ pub fn iam_credentials_rejected(code: &str) -> bool {
 }
 
 /// The region a 301 PermanentRedirect or 400 AuthorizationHeaderMalformed names for the
-/// bucket, when it is not the one the request was signed for.
+/// bucket, when it is not the one the request was signed for. The region becomes a host name
+/// and a cache entry, so it must look like a region and be in the partition of the host the
+/// request went to: a 301 never moves a bucket to another partition. Anything else is logged
+/// and S3's answer relayed as it is.
 fn moved_to(response: &Response<ProxyBody>, signed: &Region) -> Option<Region> {
     let status = response.status();
     if status != StatusCode::MOVED_PERMANENTLY && status != StatusCode::BAD_REQUEST {
         return None;
     }
-    let header = response
-        .headers()
-        .get("x-amz-bucket-region")?
+    let header = response.headers().get("x-amz-bucket-region")?;
+    let Some(region) = header
         .to_str()
-        .ok()?;
-    Region::parse(header).ok().filter(|region| region != signed)
+        .ok()
+        .and_then(|h| Region::parse_learned(h).ok())
+    else {
+        let shown = String::from_utf8_lossy(&header.as_bytes()[..header.len().min(64)]);
+        tracing::warn!(value = ?shown, %signed, "S3's x-amz-bucket-region is not a region; relaying its answer");
+        return None;
+    };
+    if region.partition() != signed.partition() {
+        tracing::warn!(%region, %signed, "S3's x-amz-bucket-region is in another partition; relaying its answer");
+        return None;
+    }
+    (region != *signed).then_some(region)
 }
 
 #[cfg(test)]
@@ -210,6 +222,37 @@ mod tests {
             Some(Rejection::Unclear),
             "a HEAD's bare 400 names no code"
         );
+    }
+
+    #[tokio::test]
+    async fn a_region_that_is_no_region_or_in_another_partition_is_no_move() {
+        let west = Region::parse("us-west-2").unwrap();
+        let gov = Region::parse("us-gov-west-1").unwrap();
+        let china = Region::parse("cn-north-1").unwrap();
+        for (signed, named, moved) in [
+            (&west, "evil-region", false),
+            (&west, "us-west-2.evil.example", false),
+            (&west, "cn-north-1", false),
+            (&west, "us-gov-east-1", false),
+            (&west, "us-iso-east-1", false),
+            (&china, "us-east-1", false),
+            (&china, "cn-northwest-1", true),
+            (&gov, "us-gov-east-1", true),
+            (&gov, "us-east-1", false),
+            (&west, "eu-west-1", true),
+        ] {
+            for status in [301, 400] {
+                let body = error("AuthorizationHeaderMalformed");
+                let got = rejection(
+                    Method::GET,
+                    answer(status, Some(named), &body),
+                    SignedWith::Iam(Some(signed)),
+                )
+                .await;
+                let expected = moved.then(|| Rejection::Region(Region::parse(named).unwrap()));
+                assert_eq!(got, expected, "{signed} told {named} ({status})");
+            }
+        }
     }
 
     #[tokio::test]

@@ -39,6 +39,9 @@ pub enum RouteError {
     /// Path-style on a Zonal host that names no bucket (400).
     #[error("a Zonal endpoint serves buckets: the path must start with /BUCKET")]
     NoBucketOnZonalHost,
+    /// The query names the subresources of more than one operation (400).
+    #[error(transparent)]
+    MixedSubresources(#[from] crate::operation::MixedSubresources),
     /// The query names the `session` subresource on something other than CreateSession of a
     /// directory bucket (400).
     #[error("the session subresource is only valid on GET of a directory bucket (CreateSession)")]
@@ -128,6 +131,7 @@ pub fn route(
 ) -> Result<Route, RouteError> {
     let (host, explicit) = target_host(parts, arrival)?;
     let query = Query::parse(parts.uri.query());
+    crate::operation::subresource(&query)?;
     let path = parts.uri.path();
     // `*` names no resource; taken as a key it became `https://HOST%2A` upstream.
     if !path.is_empty() && !path.starts_with('/') {

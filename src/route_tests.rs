@@ -160,7 +160,7 @@ fn every_spelling_of_the_session_subresource_is_caught() {
     for query in [
         "session",
         "%73ession",
-        "policy&%73ession",
+        "x-id=CreateSession&%73ession",
         "%73%65%73%73%69%6f%6e=",
         "SESSION",
     ] {
@@ -180,6 +180,11 @@ fn every_spelling_of_the_session_subresource_is_caught() {
             "{method} {path}"
         );
     }
+    // Beside another operation's subresource, it is refused as any such mix is.
+    assert!(matches!(
+        err("GET", &format!("http://{ZONAL}/?policy&%73ession"), None),
+        RouteError::MixedSubresources(_)
+    ));
 }
 
 #[test]

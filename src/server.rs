@@ -405,6 +405,9 @@ async fn connect(
 ) -> Response<ProxyBody> {
     let mut record = shared.proxy.record(request.method(), arrival);
     record.operation = "CONNECT";
+    if let Err(repeated) = crate::repeats::refuse_repeats(request.headers()) {
+        return shared.proxy.respond(Err(repeated.into()), record);
+    }
     // With --access-file, a tunnel is opened only for a client of the file, and bound to it.
     let identity = match shared.proxy.access() {
         Some(access) => match access.authenticate_basic(request.headers().get(PROXY_AUTHORIZATION))

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use http::HeaderValue;
-use percent_encoding::percent_decode_str;
 
 use super::error::AuthError;
 use super::file::{Access, Client};
 use super::session::SessionGrant;
+use crate::copy_source::CopySourceError;
 use crate::operation::{Mode, Operation};
 
 /// Who a request comes from: an access-file client, directly (its own keys or Basic) or through
@@ -43,8 +43,9 @@ impl Principal {
     }
 
     /// Whether this principal may run `operation` on `bucket`. CopyObject and UploadPartCopy
-    /// also need read access to the bucket of `copy_source` (the `x-amz-copy-source` header).
-    /// A session adds its own limits: its one bucket, its mode, and no CreateSession.
+    /// need a `copy_source` (the `x-amz-copy-source` header), and any request that carries one
+    /// needs read access to its bucket: S3 reads it with the proxy's credentials whatever the
+    /// proxy took the operation for. A session adds its own limits: its one bucket, its mode, and no CreateSession.
     /// Operations that name no bucket (ListDirectoryBuckets, ListBuckets) are refused: the
     /// proxy's credentials would list every tenant's buckets.
     pub fn may(
@@ -74,14 +75,30 @@ impl Principal {
             }
             Some(_) => {}
         }
-        if matches!(operation, Operation::CopyObject | Operation::UploadPartCopy) {
-            let source = copy_source.ok_or(AuthError::InvalidCopySource)?;
-            let source = copy_source_bucket(source)?;
-            if self.client.access(&source).is_none() {
-                return Err(deny("the client may not read the copy source bucket"));
-            }
+        let copies = matches!(operation, Operation::CopyObject | Operation::UploadPartCopy);
+        match copy_source {
+            None if copies => Err(AuthError::InvalidCopySource),
+            None => Ok(()),
+            Some(source) => match self.client.access(&copy_source_bucket(source)?) {
+                None => Err(deny("the client may not read the copy source bucket")),
+                Some(_) => Ok(()),
+            },
         }
-        Ok(())
+    }
+
+    /// Whether this principal may name `source` (`x-amz-rename-source`) on a request to
+    /// `bucket`: RenameObject moves an object within its bucket, so the source must be there.
+    pub fn may_rename_from(
+        &self,
+        bucket: Option<&str>,
+        source: &HeaderValue,
+    ) -> Result<(), AuthError> {
+        match bucket == Some(copy_source_bucket(source)?.as_str()) {
+            true => Ok(()),
+            false => Err(AuthError::AccessDenied(
+                "the rename source is in another bucket",
+            )),
+        }
     }
 }
 
@@ -120,23 +137,17 @@ pub fn required_access(operation: Operation) -> Access {
     }
 }
 
-/// The source bucket of `x-amz-copy-source`: `/bucket/key` or `bucket/key`, percent-encoded,
-/// maybe with `?versionId=…` (split off before decoding, as S3 does). Access-point ARNs are
-/// not understood, so they are refused.
+/// The bucket S3 reads for a copy (or rename) source header: see `copy_source` for how S3
+/// reads it and what the proxy refuses. Access-point ARNs are refused (403): the bucket behind
+/// one is not known here.
 pub fn copy_source_bucket(value: &HeaderValue) -> Result<String, AuthError> {
-    let invalid = AuthError::InvalidCopySource;
-    let raw = value.to_str().map_err(|_| invalid)?;
-    let raw = raw.split_once('?').map_or(raw, |(path, _)| path);
-    let decoded = percent_decode_str(raw).decode_utf8().map_err(|_| invalid)?;
-    let path = decoded.strip_prefix('/').unwrap_or(&decoded);
-    if path.starts_with("arn:") {
-        return Err(AuthError::AccessDenied(
+    let raw = value.to_str().map_err(|_| AuthError::InvalidCopySource)?;
+    match crate::copy_source::parse(raw) {
+        Ok(source) => Ok(source.bucket),
+        Err(CopySourceError::AccessPoint) => Err(AuthError::AccessDenied(
             "copies from access point ARNs are not supported",
-        ));
-    }
-    match path.split_once('/') {
-        Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => Ok(bucket.to_string()),
-        _ => Err(invalid),
+        )),
+        Err(CopySourceError::Invalid(_)) => Err(AuthError::InvalidCopySource),
     }
 }
 

@@ -163,7 +163,7 @@ fn copy_sources_are_read_as_s3_reads_them() {
             "/src--usw2-az1--x-s3/dir/a%20b%3Fc?versionId=abc",
             "src--usw2-az1--x-s3",
         ),
-        ("%2Fsrc--usw2-az1--x-s3%2Fkey", "src--usw2-az1--x-s3"),
+        ("src--usw2-az1--x-s3%2Fkey", "src--usw2-az1--x-s3"),
         ("/gp-bucket/k%2Fey", "gp-bucket"),
         // An encoded slash in the bucket part ends the bucket, once decoded, as in S3.
         ("/evil%2Fdata--usw2-az1--x-s3/k", "evil"),
@@ -179,6 +179,10 @@ fn copy_sources_are_read_as_s3_reads_them() {
         "//key",
         "?versionId=1",
         "/b%FF/k",
+        // One leading slash is dropped before decoding: this one names an empty bucket.
+        "%2Fsrc--usw2-az1--x-s3%2Fkey",
+        "/src--usw2-az1--x-s3/../other--use1-az4--x-s3/k",
+        "/Src--usw2-az1--x-s3/k",
     ] {
         assert_eq!(
             copy_source_bucket(&copy(bad)),
@@ -191,6 +195,43 @@ fn copy_sources_are_read_as_s3_reads_them() {
         copy_source_bucket(&arn),
         Err(AuthError::AccessDenied(_))
     ));
+}
+
+#[test]
+fn a_rename_source_stays_in_the_bucket() {
+    let writer = principal("writer");
+    let same = copy(&format!("/{DATA}/old%20name"));
+    assert_eq!(writer.may_rename_from(Some(DATA), &same), Ok(()));
+    let elsewhere = copy(&format!("/{ZONE_BUCKET}/old"));
+    assert_eq!(
+        writer.may_rename_from(Some(DATA), &elsewhere),
+        Err(AuthError::AccessDenied(
+            "the rename source is in another bucket"
+        ))
+    );
+    assert_eq!(
+        writer.may_rename_from(Some(DATA), &copy("old-key")),
+        Err(AuthError::InvalidCopySource)
+    );
+    assert!(writer.may_rename_from(None, &same).is_err());
+}
+
+#[test]
+fn any_request_with_a_copy_source_needs_to_read_its_bucket() {
+    // S3 may act on the header whatever the proxy took the request for.
+    let writer = principal("writer");
+    let foreign = copy(&format!("/{OTHER_ZONE}/secret"));
+    for op in [PutObject, UploadPart, Unknown, RenameObject] {
+        assert_eq!(
+            writer.may(op, Some(DATA), Some(&foreign)),
+            Err(AuthError::AccessDenied(
+                "the client may not read the copy source bucket"
+            )),
+            "{op:?}"
+        );
+    }
+    let readable = copy(&format!("/{ZONE_BUCKET}/k"));
+    assert_eq!(writer.may(PutObject, Some(DATA), Some(&readable)), Ok(()));
 }
 
 #[test]

@@ -141,7 +141,9 @@ impl AuthError {
             InvalidToken(reason) => reason,
             ExpiredToken => "the session has expired",
             AccessDenied(reason) => reason,
-            InvalidCopySource => "x-amz-copy-source is not /bucket/key",
+            InvalidCopySource => {
+                "the copy or rename source is not /bucket/key with a valid bucket and a plain key"
+            }
             InvalidSessionMode => "x-amz-create-session-mode is not ReadOnly or ReadWrite",
         }
     }

@@ -389,3 +389,111 @@ async fn an_https_egress_proxy_with_an_untrusted_certificate_is_a_502_that_says_
     assert!(egress.seen().is_empty(), "no CONNECT outside TLS");
     h.stop().await;
 }
+
+/// The container credentials token the proxy's environment holds: it must reach only the
+/// credentials endpoint.
+const CONTAINER_TOKEN: &str = "container-authorization-SECRET-token";
+const CONTAINER_KEY: (&str, &str, &str) = (
+    "ASIACONTAINERKEY0001",
+    "container/secret/KEY0001",
+    "container-session-token",
+);
+
+/// A container credentials endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI`) on loopback: answers
+/// every request with [`CONTAINER_KEY`] and records the `Authorization` it was sent.
+struct ContainerCredentials {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Option<String>>>>,
+}
+
+impl ContainerCredentials {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let record = record.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match stream.read(&mut byte).await {
+                            Ok(1) if head.len() < 16 * 1024 => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let authorization = head.lines().find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("authorization")
+                            .then(|| value.trim().to_owned())
+                    });
+                    record.lock().unwrap().push(authorization);
+                    let expires = std::time::SystemTime::now() + Duration::from_secs(3600);
+                    let expires = aws_smithy_types::DateTime::from(expires)
+                        .fmt(aws_smithy_types::date_time::Format::DateTime)
+                        .unwrap();
+                    let (key, secret, token) = CONTAINER_KEY;
+                    let body = format!(
+                        r#"{{"AccessKeyId":"{key}","SecretAccessKey":"{secret}","Token":"{token}","Expiration":"{expires}"}}"#
+                    );
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        Self { addr, seen }
+    }
+}
+
+#[tokio::test]
+async fn container_credentials_are_fetched_directly_whatever_http_proxy_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let (emulator, emulator_ca) = emulator(dir.path()).await;
+    let (key, secret, token) = CONTAINER_KEY;
+    emulator.set_iam_credentials(key, secret, Some(token));
+    // A proxy that records every request line it is sent (and forwards none of them).
+    let recording = ConnectProxy::start(None, None).await;
+    let url = recording.url("http", "");
+    let credentials = ContainerCredentials::start().await;
+    let full_uri = format!("http://{}/v2/credentials", credentials.addr);
+    let proxy = ProxyProcess::start_with_env(
+        emulator.addr(),
+        &emulator_ca,
+        &dir.path().join("ca"),
+        &[],
+        "info",
+        &[
+            ("AWS_ACCESS_KEY_ID", None),
+            ("AWS_SECRET_ACCESS_KEY", None),
+            ("HTTP_PROXY", Some(&url)),
+            ("http_proxy", Some(&url)),
+            ("ALL_PROXY", Some(&url)),
+            ("NO_PROXY", None),
+            ("no_proxy", None),
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", Some(&full_uri)),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", Some(CONTAINER_TOKEN)),
+        ],
+    );
+    put_and_get(proxy.proxy, "with-container-credentials").await;
+    assert!(
+        recording.seen().is_empty(),
+        "the credential request went through the proxy: {:?}",
+        recording.seen()
+    );
+    let seen = credentials.seen.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "the credentials endpoint was asked");
+    assert!(
+        seen.iter().all(|a| a.as_deref() == Some(CONTAINER_TOKEN)),
+        "{seen:?}"
+    );
+    let log = final_log(proxy).await;
+    for secret in [CONTAINER_TOKEN, secret, token] {
+        assert!(!log.contains(secret), "the log has {secret:?}:\n{log}");
+    }
+}

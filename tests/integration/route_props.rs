@@ -345,3 +345,191 @@ proptest! {
         prop_assert_eq!(&forward, &summary(virtual_host));
     }
 }
+
+/// A query key: a subresource of some operation or a modifier, in any case, maybe escaped.
+fn query_key() -> impl Strategy<Value = String> {
+    let names: Vec<&str> = s3x_proxy::operation::SUBRESOURCES
+        .iter()
+        .copied()
+        .chain([
+            "prefix",
+            "versionId",
+            "partNumber",
+            "select-type",
+            "x-id",
+            "max-keys",
+            "response-content-type",
+            "continuation-token",
+            "upload-id-marker",
+        ])
+        .collect();
+    (prop::sample::select(names), 0..4u8).prop_map(|(name, how)| match how {
+        0 | 1 => name.to_owned(),
+        2 => name.to_ascii_uppercase(),
+        _ => name.bytes().map(|b| format!("%{b:02X}")).collect(),
+    })
+}
+
+/// How many of `keys` (as sent) name an operation's subresource, read as S3 might read them.
+fn subresources_named(keys: &[String]) -> usize {
+    keys.iter()
+        .filter(|key| {
+            let decoded = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
+            s3x_proxy::operation::SUBRESOURCES
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(&decoded))
+        })
+        .count()
+}
+
+/// The bucket of a copy source as one reading of S3 would take it (`None`: S3 refuses it).
+/// `raw_split`: split at the first `/` as sent, then decode; `strip_all`: drop every leading
+/// slash; `normalise`: resolve `.` and `..` segments and collapse `//` before splitting.
+fn s3_reading(raw: &str, raw_split: bool, strip_all: bool, normalise: bool) -> Option<String> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .ok()
+            .map(|s| s.into_owned())
+    };
+    let path = raw.split('?').next().unwrap_or_default();
+    let path = match strip_all {
+        true => path.trim_start_matches('/'),
+        false => path.strip_prefix('/').unwrap_or(path),
+    };
+    let mut text = match raw_split {
+        true => path.to_owned(),
+        false => decode(path)?,
+    };
+    if normalise {
+        let mut kept: Vec<&str> = Vec::new();
+        for segment in text.split('/') {
+            match segment {
+                "" | "." => {}
+                ".." => {
+                    kept.pop();
+                }
+                s => kept.push(s),
+            }
+        }
+        text = kept.join("/");
+    }
+    let (bucket, key) = text.split_once('/')?;
+    let bucket = if raw_split {
+        decode(bucket)?
+    } else {
+        bucket.to_owned()
+    };
+    (!bucket.is_empty() && !key.is_empty()).then_some(bucket)
+}
+
+/// A copy source as a client (or an attacker) might write it.
+fn copy_source_value() -> impl Strategy<Value = String> {
+    let bucket = prop::sample::select(vec![
+        "shared--usw2-az1--x-s3",
+        "bob--usw2-az1--x-s3",
+        "gp-data",
+        "sh%61red--usw2-az1--x-s3",
+        "Bob--usw2-az1--x-s3",
+        "",
+    ]);
+    let part = prop_oneof![
+        3 => prop::sample::select(vec!["..", "%2E%2E", ".", "%2e"]),
+        3 => prop::sample::select(vec!["bob--usw2-az1--x-s3", "src"]),
+        1 => prop::sample::select(vec!["", "a%3Fb", "%2F", "%C3%A9"]),
+    ];
+    let separator = prop::sample::select(vec!["/", "/", "%2F", "%2f", "//"]);
+    (
+        prop::sample::select(vec!["", "/", "//", "%2F", "/%2F"]),
+        bucket,
+        prop::collection::vec((separator, part), 1..5),
+        prop::sample::select(vec![
+            "",
+            "?versionId=1",
+            "?versionId=",
+            "?x",
+            "?versionId=a/../b",
+        ]),
+    )
+        .prop_map(|(lead, bucket, parts, tail)| {
+            let mut out = format!("{lead}{bucket}");
+            for (sep, part) in parts {
+                out.push_str(sep);
+                out.push_str(part);
+            }
+            out.push_str(tail);
+            out
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+    /// A query that routes names at most one operation's subresource; one that names two (in
+    /// any case or spelling) is refused.
+    #[test]
+    fn a_routed_query_names_at_most_one_subresource(
+        keys in prop::collection::vec(query_key(), 0..4),
+        method in prop::sample::select(vec!["GET", "PUT", "POST", "DELETE", "HEAD"]),
+        (bucket, _) in directory_bucket(),
+        general in general_bucket(),
+        object in prop::option::of(key()),
+        on_general in prop::bool::ANY,
+    ) {
+        let query: Vec<String> = keys.iter().map(|k| format!("{k}=1")).collect();
+        let object = object.map(|k| format!("/{k}")).unwrap_or_default();
+        let bucket = if on_general { general } else { bucket };
+        let target = format!("/{bucket}{object}?{}", query.join("&"));
+        let Some(result) = try_route(method, &target, Some("localhost")) else {
+            return Ok(());
+        };
+        let named = subresources_named(&keys);
+        match result {
+            Ok(route) => prop_assert!(named <= 1, "{} {} -> {:?}", method, target, route.operation),
+            Err(RouteError::MixedSubresources(_)) => prop_assert!(named >= 2, "{target}"),
+            Err(_) => {}
+        }
+        if named >= 2 {
+            prop_assert!(try_route(method, &target, Some("localhost")).unwrap().is_err());
+        }
+    }
+
+}
+
+proptest! {
+    // A pure function: many more cases cost little.
+    #![proptest_config(ProptestConfig::with_cases(CASES * 16))]
+
+    /// The bucket the proxy authorises for a copy source is the one S3 reads; and however else
+    /// a server might read it (split before decoding, every leading slash dropped, the path
+    /// normalised), it reads that bucket or refuses.
+    #[test]
+    fn a_copy_source_names_one_bucket_however_it_is_read(raw in copy_source_value()) {
+        let Ok(parsed) = s3x_proxy::copy_source::parse(&raw) else {
+            return Ok(());
+        };
+        let documented = s3_reading(&raw, false, false, false);
+        prop_assert_eq!(documented.as_deref(), Some(parsed.bucket.as_str()), "{}", raw);
+        for (raw_split, strip_all, normalise) in [
+            (true, false, false),
+            (false, true, false),
+            (true, true, false),
+            (false, false, true),
+            (true, true, true),
+        ] {
+            if let Some(bucket) = s3_reading(&raw, raw_split, strip_all, normalise) {
+                let valid = s3x_proxy::names::GeneralBucketName::parse(&bucket).is_ok()
+                    || s3x_proxy::names::BucketName::parse(&bucket).is_ok();
+                prop_assert!(
+                    bucket == parsed.bucket || !valid,
+                    "{} is read as {} by ({}, {}, {}), authorised as {}",
+                    raw, bucket, raw_split, strip_all, normalise, parsed.bucket
+                );
+            }
+        }
+        // Written back as clients write it, it reads the same.
+        let key: String = percent_encoding::utf8_percent_encode(&parsed.key, percent_encoding::NON_ALPHANUMERIC).collect();
+        let again = s3x_proxy::copy_source::parse(&format!("/{}/{key}", parsed.bucket)).unwrap();
+        prop_assert_eq!((again.bucket, again.key), (parsed.bucket, parsed.key));
+    }
+}

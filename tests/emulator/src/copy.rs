@@ -12,25 +12,30 @@ use crate::respond::{empty, xml_response};
 use crate::store::Object;
 use crate::xml::Writer;
 
-/// Parses `x-amz-copy-source` (`/bucket/key` or `bucket/key`, URL-encoded, optional
-/// `?versionId=`) into a bucket and a key.
+/// Parses `x-amz-copy-source` as S3 does: `[/]BUCKET/KEY[?versionId=ID]`, URL-encoded. A `?` in
+/// the value as sent starts the version (a `?` in a key comes as `%3F`); one leading `/` is
+/// dropped before decoding (`%2FBUCKET/KEY` names an empty bucket); the rest is decoded whole
+/// and split at its first `/` (`BUCKET%2FKEY`, as JetS3t sends it, is BUCKET and KEY); nothing
+/// is normalised (`b/../x/k` is key `../x/k` of bucket `b`). Access-point ARNs are refused:
+/// directory buckets take none.
 pub(crate) fn parse_copy_source(value: &str) -> Result<(String, String)> {
-    let value = value.split_once('?').map_or(value, |(p, _)| p);
-    let value = value.strip_prefix('/').unwrap_or(value);
-    let (b, k) = value
-        .split_once('/')
-        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
-        .ok_or_else(|| {
-            S3Error::invalid_argument(
-                "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
-            )
-        })?;
-    let decode = |s: &str| String::from_utf8(crate::sigv4::percent_decode(s));
-    match (decode(b), decode(k)) {
-        (Ok(b), Ok(k)) => Ok((b, k)),
-        _ => Err(S3Error::invalid_argument(
-            "Copy Source is not valid UTF-8 once decoded",
-        )),
+    let invalid = || {
+        S3Error::invalid_argument(
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+        )
+    };
+    let path = value.split_once('?').map_or(value, |(p, _)| p);
+    let path = path.strip_prefix('/').unwrap_or(path);
+    let decoded = String::from_utf8(crate::sigv4::percent_decode(path))
+        .map_err(|_| S3Error::invalid_argument("Copy Source is not valid UTF-8 once decoded"))?;
+    if decoded.starts_with("arn:") {
+        return Err(S3Error::invalid_argument(
+            "Access points are not supported by directory buckets",
+        ));
+    }
+    match decoded.split_once('/') {
+        Some((b, k)) if !b.is_empty() && !k.is_empty() => Ok((b.to_string(), k.to_string())),
+        _ => Err(invalid()),
     }
 }
 
@@ -140,5 +145,23 @@ mod tests {
             ("b".into(), "k//x".into())
         );
         assert!(parse_copy_source("/only-bucket").is_err());
+        // Decoded whole, then split: an encoded separator separates.
+        assert_eq!(
+            parse_copy_source("b%2Fdir%2Fk").unwrap(),
+            ("b".into(), "dir/k".into())
+        );
+        // Only a slash as sent is dropped: an encoded one leaves an empty bucket.
+        assert!(parse_copy_source("%2Fb/k").is_err());
+        assert!(parse_copy_source("//b/k").is_err());
+        // No normalisation: the key is what it says.
+        assert_eq!(
+            parse_copy_source("/b/../x/k").unwrap(),
+            ("b".into(), "../x/k".into())
+        );
+        assert_eq!(
+            parse_copy_source("/b/k%3Fv?versionId=1").unwrap(),
+            ("b".into(), "k?v".into())
+        );
+        assert!(parse_copy_source("arn:aws:s3:us-west-2:1:accesspoint/a/object/k").is_err());
     }
 }
