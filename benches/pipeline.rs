@@ -9,6 +9,12 @@
 //!   record + metrics + respond), body read to the end; no log subscriber.
 //! - `pipeline_get_warm_session_access_log`: the same with the access log on at `info`,
 //!   formatted as text into a sink.
+//!
+//! For instruction counts, which do not depend on how busy the machine is:
+//! `S3X_BENCH_SCENARIO=NAME S3X_BENCH_ITERATIONS=N` runs only scenario `NAME`, one warm-up
+//! round of 100 operations and then exactly `N`, and prints nothing else; run it under
+//! `valgrind --tool=callgrind` with two values of `N` and divide the difference in instructions
+//! by the difference in `N` (benches/README.md, "Instructions per operation").
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -52,8 +58,29 @@ fn request() -> Request<ProxyBody> {
         .unwrap()
 }
 
-/// Runs `op` `n` times per sample; prints the median of five samples in ns per op.
+/// Which scenario to run alone, and how many times, from `S3X_BENCH_SCENARIO` and
+/// `S3X_BENCH_ITERATIONS` (for callgrind); `None` runs every scenario with timings.
+fn only() -> Option<(String, u32)> {
+    let name = std::env::var("S3X_BENCH_SCENARIO").ok()?;
+    let n = std::env::var("S3X_BENCH_ITERATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000);
+    Some((name, n))
+}
+
+/// Runs `op` `n` times per sample; prints the median of five samples in ns per op. In the
+/// fixed mode (see [`only`]) runs 100 warm-up operations and then exactly the number asked for,
+/// and only for the scenario named.
 fn measure(name: &str, n: u32, mut op: impl FnMut()) {
+    if let Some((only, iterations)) = only() {
+        if only == name {
+            for _ in 0..100 + iterations {
+                op();
+            }
+        }
+        return;
+    }
     for _ in 0..n / 10 {
         op();
     }
