@@ -3,7 +3,8 @@
 //! median is printed in ns per operation. `cargo bench --bench pipeline`.
 //!
 //! - `route_forward_get`: routing a forward-mode GetObject (host parse, query, canonical path).
-//! - `sign_session_get`: aws-sigv4 signing a GetObject with session credentials.
+//! - `sign_session_get`: `set_target` and `sign_parts` of a GetObject with session
+//!   credentials (as a session signs: its key for the day already derived).
 //! - `pipeline_get_warm_session`: `Proxy::handle` for a GetObject, session cached, against an
 //!   upstream that answers 200 with 1 KiB at once (route + policy + session lookup + sign +
 //!   record + metrics + respond), body read to the end; no log subscriber.
@@ -153,15 +154,14 @@ fn main() {
         let _ = black_box(route(black_box(&parts), &arrival, &settings, &learned));
     });
 
-    let identity: aws_smithy_runtime_api::client::identity::Identity =
-        aws_credential_types::Credentials::new(
+    let credentials =
+        s3x_proxy::sign::SigningCredentials::new(aws_credential_types::Credentials::new(
             "ASIASESSION",
             "secret",
             Some("token".into()),
             None,
             "b",
-        )
-        .into();
+        ));
     let scope = s3x_proxy::sign::Scope {
         region: "us-west-2",
         service: "s3express",
@@ -171,7 +171,7 @@ fn main() {
         s3x_proxy::sign::set_target(&mut parts, HOST, "/dir/object-1.bin?x-id=GetObject").unwrap();
         s3x_proxy::sign::sign_parts(
             &mut parts,
-            &identity,
+            &credentials,
             s3x_proxy::sign::TokenHeader::S3Session,
             scope,
             s3x_proxy::sign::Payload::Unsigned,

@@ -2,6 +2,7 @@
 
 use std::time::SystemTime;
 
+use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
     sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
     UriPathNormalizationMode,
@@ -138,14 +139,53 @@ pub struct Scope<'a> {
     pub service: &'static str,
 }
 
-/// Signs the request head in place with SigV4.
+/// Credentials ready to sign with.
+pub struct SigningCredentials {
+    identity: Identity,
+    credentials: Credentials,
+}
+
+impl std::fmt::Debug for SigningCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningCredentials { .. }")
+    }
+}
+
+impl From<Credentials> for SigningCredentials {
+    fn from(credentials: Credentials) -> Self {
+        Self::new(credentials)
+    }
+}
+
+impl SigningCredentials {
+    /// Wraps `credentials`.
+    pub fn new(credentials: Credentials) -> Self {
+        Self {
+            identity: credentials.clone().into(),
+            credentials,
+        }
+    }
+
+    /// The credentials.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+}
+
+/// Signs the request head in place with SigV4, now.
 pub fn sign_parts(
     parts: &mut Parts,
-    identity: &Identity,
+    credentials: &SigningCredentials,
     token: TokenHeader,
     scope: Scope<'_>,
     payload: Payload,
 ) -> Result<(), SignError> {
+    let time = SystemTime::now();
+    sign_with_aws_sigv4(parts, &credentials.identity, token, scope, payload, time)
+}
+
+/// The settings the proxy signs with (the fast path gives the same signatures).
+fn settings(token: TokenHeader) -> SigningSettings {
     let mut settings = SigningSettings::default();
     settings.percent_encoding_mode = PercentEncodingMode::Single;
     settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
@@ -153,12 +193,24 @@ pub fn sign_parts(
     if token == TokenHeader::S3Session {
         settings.session_token_name_override = Some(SESSION_TOKEN_HEADER);
     }
+    settings
+}
+
+/// Signs with aws-sigv4's `http_request::sign`.
+fn sign_with_aws_sigv4(
+    parts: &mut Parts,
+    identity: &Identity,
+    token: TokenHeader,
+    scope: Scope<'_>,
+    payload: Payload,
+    time: SystemTime,
+) -> Result<(), SignError> {
     let params = v4::SigningParams::builder()
         .identity(identity)
         .region(scope.region)
         .name(scope.service)
-        .time(SystemTime::now())
-        .settings(settings)
+        .time(time)
+        .settings(settings(token))
         .build()
         .map_err(|_| SignError::Unsignable("incomplete signing parameters"))?
         .into();
@@ -191,109 +243,4 @@ pub fn sign_parts(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use aws_credential_types::Credentials;
-
-    fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
-        let mut b = http::Request::builder().method("PUT").uri(uri);
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        b.body(()).unwrap().into_parts().0
-    }
-
-    #[test]
-    fn strips_client_auth_and_hop_by_hop_headers() {
-        let mut p = parts(
-            "/k",
-            &[
-                ("authorization", "AWS4-HMAC-SHA256 Credential=FAKE/..."),
-                ("x-amz-date", "20240101T000000Z"),
-                ("x-amz-security-token", "tok"),
-                ("x-amz-s3session-token", "placeholder"),
-                ("x-amz-content-sha256", "abc123"),
-                ("connection", "keep-alive, x-custom-hop"),
-                ("x-custom-hop", "1"),
-                ("proxy-authorization", "Basic Zm9vOmJhcg=="),
-                ("expect", "100-continue"),
-                ("x-amz-meta-color", "blue"),
-            ],
-        );
-        assert_eq!(strip_client_auth(&mut p), Payload::Unsigned);
-        let left: Vec<&str> = p.headers.keys().map(|k| k.as_str()).collect();
-        assert_eq!(left, ["x-amz-meta-color"]);
-    }
-
-    #[test]
-    fn keeps_the_streaming_trailer_marker_and_spots_signed_chunks() {
-        let mut p = parts(
-            "/k",
-            &[("x-amz-content-sha256", STREAMING_UNSIGNED_TRAILER)],
-        );
-        assert_eq!(strip_client_auth(&mut p), Payload::StreamingUnsignedTrailer);
-        let mut p = parts(
-            "/k",
-            &[("x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")],
-        );
-        assert_eq!(strip_client_auth(&mut p), Payload::SignedChunks);
-    }
-
-    #[test]
-    fn signs_with_the_session_token_header_and_never_the_security_token() {
-        let mut p = parts("/k", &[("x-amz-meta-a", "1")]);
-        set_target(
-            &mut p,
-            "b--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com",
-            "/k?x-id=PutObject",
-        )
-        .unwrap();
-        let scope = Scope {
-            region: "us-west-2",
-            service: "s3express",
-        };
-        let identity: Identity =
-            Credentials::new("ASIA", "secret", Some("session-token".into()), None, "t").into();
-        sign_parts(
-            &mut p,
-            &identity,
-            TokenHeader::S3Session,
-            scope,
-            Payload::Unsigned,
-        )
-        .unwrap();
-        assert_eq!(p.headers["x-amz-s3session-token"], "session-token");
-        assert!(!p.headers.contains_key("x-amz-security-token"));
-        assert_eq!(p.headers["x-amz-content-sha256"], "UNSIGNED-PAYLOAD");
-        let auth = p.headers["authorization"].to_str().unwrap();
-        assert!(auth.contains("/us-west-2/s3express/aws4_request"), "{auth}");
-        assert!(
-            auth.contains("x-amz-meta-a") && auth.contains("x-amz-s3session-token"),
-            "{auth}"
-        );
-        assert!(p.headers["authorization"].is_sensitive());
-    }
-
-    #[test]
-    fn refuses_to_sign_non_ascii_values() {
-        let mut p = parts("/k", &[]);
-        p.headers.insert(
-            "x-amz-meta-name",
-            HeaderValue::from_bytes("caf\u{e9}".as_bytes()).unwrap(),
-        );
-        set_target(&mut p, "h.example", "/k").unwrap();
-        let identity: Identity = Credentials::new("A", "S", None, None, "t").into();
-        let scope = Scope {
-            region: "us-west-2",
-            service: "s3",
-        };
-        let err = sign_parts(
-            &mut p,
-            &identity,
-            TokenHeader::S3Session,
-            scope,
-            Payload::Unsigned,
-        );
-        assert!(matches!(err, Err(SignError::NonAsciiHeader(_))));
-    }
-}
+mod tests;
