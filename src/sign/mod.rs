@@ -1,4 +1,6 @@
-//! Sign: strip the client's own auth and hop-by-hop headers, then SigV4-sign for S3 Express.
+//! Sign: strip the client's own auth and hop-by-hop headers, then SigV4-sign for S3 Express:
+//! the requests the proxy itself shapes on a fast path (`fast`, with keys cached per day in
+//! `keys`), anything else with aws-sigv4.
 
 use std::time::SystemTime;
 
@@ -12,6 +14,11 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::Uri;
+
+mod fast;
+mod keys;
+
+pub(crate) use fast::Uncovered;
 
 /// Why a request could not be signed; nothing was sent.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -139,10 +146,14 @@ pub struct Scope<'a> {
     pub service: &'static str,
 }
 
-/// Credentials ready to sign with.
+/// Credentials ready to sign with: the keys, the token as a header value, and the signing keys
+/// derived from them (kept per day, region and service; the secret never changes).
 pub struct SigningCredentials {
-    identity: Identity,
     credentials: Credentials,
+    /// The session token as a (sensitive) header value; `None` when there is none or it cannot
+    /// be one (then aws-sigv4 signs, and refuses it).
+    token: Option<HeaderValue>,
+    keys: keys::KeyCache,
 }
 
 impl std::fmt::Debug for SigningCredentials {
@@ -158,11 +169,19 @@ impl From<Credentials> for SigningCredentials {
 }
 
 impl SigningCredentials {
-    /// Wraps `credentials`.
+    /// Wraps `credentials`, with no key derived yet.
     pub fn new(credentials: Credentials) -> Self {
+        let token = credentials
+            .session_token()
+            .and_then(|t| HeaderValue::from_str(t).ok())
+            .map(|mut t| {
+                t.set_sensitive(true);
+                t
+            });
         Self {
-            identity: credentials.clone().into(),
             credentials,
+            token,
+            keys: keys::KeyCache::new(),
         }
     }
 
@@ -170,6 +189,15 @@ impl SigningCredentials {
     pub fn credentials(&self) -> &Credentials {
         &self.credentials
     }
+}
+
+/// Which way a request was signed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Signed {
+    /// By the fast path.
+    Fast,
+    /// By aws-sigv4, because the fast path does not cover the request.
+    Fallback(Uncovered),
 }
 
 /// Signs the request head in place with SigV4, now.
@@ -180,8 +208,35 @@ pub fn sign_parts(
     scope: Scope<'_>,
     payload: Payload,
 ) -> Result<(), SignError> {
-    let time = SystemTime::now();
-    sign_with_aws_sigv4(parts, &credentials.identity, token, scope, payload, time)
+    sign_at(parts, credentials, token, scope, payload, SystemTime::now()).map(|_| ())
+}
+
+/// Signs the request head in place with SigV4 at `time`: on the fast path when it covers the
+/// request, else with aws-sigv4 (the same signature either way).
+pub(crate) fn sign_at(
+    parts: &mut Parts,
+    credentials: &SigningCredentials,
+    token: TokenHeader,
+    scope: Scope<'_>,
+    payload: Payload,
+    time: SystemTime,
+) -> Result<Signed, SignError> {
+    let request = fast::Request {
+        credentials,
+        token,
+        scope,
+        payload,
+        time,
+    };
+    match fast::sign(parts, &request) {
+        Ok(()) => Ok(Signed::Fast),
+        Err(why) => {
+            tracing::trace!(?why, "signing with aws-sigv4");
+            let identity: Identity = credentials.credentials.clone().into();
+            sign_with_aws_sigv4(parts, &identity, token, scope, payload, time)?;
+            Ok(Signed::Fallback(why))
+        }
+    }
 }
 
 /// The settings the proxy signs with (the fast path gives the same signatures).
@@ -242,5 +297,7 @@ fn sign_with_aws_sigv4(
     Ok(())
 }
 
+#[cfg(test)]
+mod fast_tests;
 #[cfg(test)]
 mod tests;
