@@ -15,6 +15,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::Uri;
 
+mod canonical;
 mod fast;
 mod keys;
 
@@ -297,6 +298,8 @@ fn sign_with_aws_sigv4(
     Ok(())
 }
 
+#[cfg(test)]
+mod fallback_tests;
 #[cfg(test)]
 mod fast_tests;
 #[cfg(test)]
