@@ -5,6 +5,8 @@
 //! - `route_forward_get`: routing a forward-mode GetObject (host parse, query, canonical path).
 //! - `sign_session_get`: `set_target` and `sign_parts` of a GetObject with session
 //!   credentials (as a session signs: its key for the day already derived).
+//! - `sign_session_get_new_session`: the same with credentials new to the signer, as for the
+//!   first request of a session: the day's key is derived (four more HMACs).
 //! - `pipeline_get_warm_session`: `Proxy::handle` for a GetObject, session cached, against an
 //!   upstream that answers 200 with 1 KiB at once (route + policy + session lookup + sign +
 //!   record + metrics + respond), body read to the end; no log subscriber.
@@ -172,6 +174,20 @@ fn main() {
         s3x_proxy::sign::sign_parts(
             &mut parts,
             &credentials,
+            s3x_proxy::sign::TokenHeader::S3Session,
+            scope,
+            s3x_proxy::sign::Payload::Unsigned,
+        )
+        .unwrap();
+        black_box(parts);
+    });
+    measure("sign_session_get_new_session", 20_000, || {
+        let (mut parts, _) = request().into_parts();
+        s3x_proxy::sign::set_target(&mut parts, HOST, "/dir/object-1.bin?x-id=GetObject").unwrap();
+        let fresh = s3x_proxy::sign::SigningCredentials::new(credentials.credentials().clone());
+        s3x_proxy::sign::sign_parts(
+            &mut parts,
+            &fresh,
             s3x_proxy::sign::TokenHeader::S3Session,
             scope,
             s3x_proxy::sign::Payload::Unsigned,

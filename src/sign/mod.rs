@@ -101,8 +101,16 @@ pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
             headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    remove_all(headers, &HOP_BY_HOP);
+}
+
+/// Removes every header named in `names`. It looks first: most heads carry none of them, and
+/// a removal hashes the name even when it is absent.
+fn remove_all(headers: &mut http::HeaderMap, names: &[HeaderName]) {
+    if headers.keys().any(|key| names.contains(key)) {
+        for name in names {
+            headers.remove(name);
+        }
     }
 }
 
@@ -118,18 +126,20 @@ pub fn strip_client_auth(parts: &mut Parts) -> Payload {
         _ => Payload::Unsigned,
     };
     strip_hop_by_hop(&mut parts.headers);
-    for name in &CLIENT_AUTH {
-        parts.headers.remove(name);
-    }
+    remove_all(&mut parts.headers, &CLIENT_AUTH);
     payload
 }
 
 /// Points the request at `https://host` + `path_and_query` (already in canonical form, see
 /// `uri`) and sets `Host`.
 pub fn set_target(parts: &mut Parts, host: &str, path_and_query: &str) -> Result<(), SignError> {
-    let target = format!("https://{host}{path_and_query}");
-    parts.uri = target
-        .parse::<Uri>()
+    const HTTPS: &str = "https://";
+    let mut target = String::with_capacity(HTTPS.len() + host.len() + path_and_query.len());
+    target.push_str(HTTPS);
+    target.push_str(host);
+    target.push_str(path_and_query);
+    // From a `String` the URI keeps its bytes; parsing a `&str` would copy them.
+    parts.uri = Uri::try_from(target)
         .map_err(|_| SignError::Unsignable("the target is not a valid URI"))?;
     parts.version = http::Version::HTTP_11;
     let host =
