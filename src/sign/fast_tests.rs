@@ -347,3 +347,24 @@ proptest! {
         prop_assert_eq!(case.sign().0.ok(), Some(Signed::Fast));
     }
 }
+
+#[test]
+fn every_ascii_byte_in_a_query_is_encoded_as_aws_sigv4_encodes_it() {
+    let mut value = String::new();
+    for b in 0u8..0x80 {
+        value.push_str(&format!("%{b:02X}"));
+    }
+    let query = format!("all={value}&{}", value.replace("%3D", ""));
+    let parts = build_parts("GET", "h.example", "/k", Some(&query), &[]).unwrap();
+    let case = Case {
+        parts,
+        credentials: Credentials::new("AKID", "secret", None, None, "t"),
+        token: TokenHeader::SecurityToken,
+        region: "us-west-2".to_owned(),
+        service: "s3",
+        payload: Payload::Unsigned,
+        time: UNIX_EPOCH + Duration::from_secs(DAY * 86_400),
+    };
+    let credentials = SigningCredentials::new(case.credentials.clone());
+    assert_same(&case, &credentials).unwrap();
+}

@@ -242,7 +242,7 @@ pub(crate) fn sign_at(
     match fast::sign(parts, &request) {
         Ok(()) => Ok(Signed::Fast),
         Err(why) => {
-            tracing::trace!(?why, "signing with aws-sigv4");
+            tracing::debug!(target: "s3x_proxy::sign::fast", ?why, "signing with aws-sigv4");
             let identity: Identity = credentials.credentials.clone().into();
             sign_with_aws_sigv4(parts, &identity, token, scope, payload, time)?;
             Ok(Signed::Fallback(why))

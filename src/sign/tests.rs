@@ -109,3 +109,33 @@ fn refuses_to_sign_non_ascii_values() {
     );
     assert!(matches!(err, Err(SignError::NonAsciiHeader(_))));
 }
+
+#[test]
+fn signing_credentials_and_their_keys_show_no_secret_in_debug() {
+    let credentials = SigningCredentials::new(Credentials::new(
+        "AKIDSHOWN",
+        "secret-KEY",
+        Some("session-TOKEN".into()),
+        None,
+        "t",
+    ));
+    let mut p = parts("/k", &[]);
+    set_target(&mut p, "h.example", "/k").unwrap();
+    let scope = Scope {
+        region: "us-west-2",
+        service: "s3express",
+    };
+    sign_parts(
+        &mut p,
+        &credentials,
+        TokenHeader::S3Session,
+        scope,
+        Payload::Unsigned,
+    )
+    .unwrap();
+    let shown = format!("{credentials:?} {:?}", credentials.keys);
+    for secret in ["secret-KEY", "session-TOKEN"] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    assert!(shown.contains("keys: 1"), "{shown}");
+}

@@ -28,10 +28,10 @@ const PRESIGN_SIGNATURE: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5
 const PRESIGN_TOKEN: &str = "presigned-token-SECRET";
 const PRESIGN_KEY_ID: &str = "AKIDPRESIGNCREDENTIAL";
 
-/// Every directive a user might reach for to see aws-sigv4's canonical requests: the plain one
-/// (which the filter's own `aws_sigv4=warn` replaces) and a more specific one (which wins over
-/// it, so the redactor is all that stands between the token and the log).
-const FULL_TRACE: &str = "trace,aws_sigv4=trace,aws_sigv4::http_request=trace,hyper=trace,h2=trace";
+/// Every directive a user might reach for to see aws-sigv4's canonical requests, or the proxy's
+/// own: the plain one (which the filter's own `aws_sigv4=warn` replaces) and a more specific one
+/// (which wins over it, so the redactor is all that stands between the token and the log).
+const FULL_TRACE: &str = "trace,aws_sigv4=trace,aws_sigv4::http_request=trace,s3x_proxy::sign::fast=trace,hyper=trace,h2=trace";
 
 async fn emulator(dir: &Path) -> (Emulator, std::path::PathBuf) {
     crate::harness::init();
