@@ -3,12 +3,21 @@
 //! median is printed in ns per operation. `cargo bench --bench pipeline`.
 //!
 //! - `route_forward_get`: routing a forward-mode GetObject (host parse, query, canonical path).
-//! - `sign_session_get`: aws-sigv4 signing a GetObject with session credentials.
+//! - `sign_session_get`: `set_target` and `sign_parts` of a GetObject with session
+//!   credentials (as a session signs: its key for the day already derived).
+//! - `sign_session_get_new_session`: the same with credentials new to the signer, as for the
+//!   first request of a session: the day's key is derived (four more HMACs).
 //! - `pipeline_get_warm_session`: `Proxy::handle` for a GetObject, session cached, against an
 //!   upstream that answers 200 with 1 KiB at once (route + policy + session lookup + sign +
 //!   record + metrics + respond), body read to the end; no log subscriber.
 //! - `pipeline_get_warm_session_access_log`: the same with the access log on at `info`,
 //!   formatted as text into a sink.
+//!
+//! For instruction counts, which do not depend on how busy the machine is:
+//! `S3X_BENCH_SCENARIO=NAME S3X_BENCH_ITERATIONS=N` runs only scenario `NAME`, one warm-up
+//! round of 100 operations and then exactly `N`, and prints nothing else; run it under
+//! `valgrind --tool=callgrind` with two values of `N` and divide the difference in instructions
+//! by the difference in `N` (benches/README.md, "Instructions per operation").
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -52,8 +61,29 @@ fn request() -> Request<ProxyBody> {
         .unwrap()
 }
 
-/// Runs `op` `n` times per sample; prints the median of five samples in ns per op.
+/// Which scenario to run alone, and how many times, from `S3X_BENCH_SCENARIO` and
+/// `S3X_BENCH_ITERATIONS` (for callgrind); `None` runs every scenario with timings.
+fn only() -> Option<(String, u32)> {
+    let name = std::env::var("S3X_BENCH_SCENARIO").ok()?;
+    let n = std::env::var("S3X_BENCH_ITERATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000);
+    Some((name, n))
+}
+
+/// Runs `op` `n` times per sample; prints the median of five samples in ns per op. In the
+/// fixed mode (see [`only`]) runs 100 warm-up operations and then exactly the number asked for,
+/// and only for the scenario named.
 fn measure(name: &str, n: u32, mut op: impl FnMut()) {
+    if let Some((only, iterations)) = only() {
+        if only == name {
+            for _ in 0..100 + iterations {
+                op();
+            }
+        }
+        return;
+    }
     for _ in 0..n / 10 {
         op();
     }
@@ -126,15 +156,14 @@ fn main() {
         let _ = black_box(route(black_box(&parts), &arrival, &settings, &learned));
     });
 
-    let identity: aws_smithy_runtime_api::client::identity::Identity =
-        aws_credential_types::Credentials::new(
+    let credentials =
+        s3x_proxy::sign::SigningCredentials::new(aws_credential_types::Credentials::new(
             "ASIASESSION",
             "secret",
             Some("token".into()),
             None,
             "b",
-        )
-        .into();
+        ));
     let scope = s3x_proxy::sign::Scope {
         region: "us-west-2",
         service: "s3express",
@@ -144,7 +173,21 @@ fn main() {
         s3x_proxy::sign::set_target(&mut parts, HOST, "/dir/object-1.bin?x-id=GetObject").unwrap();
         s3x_proxy::sign::sign_parts(
             &mut parts,
-            &identity,
+            &credentials,
+            s3x_proxy::sign::TokenHeader::S3Session,
+            scope,
+            s3x_proxy::sign::Payload::Unsigned,
+        )
+        .unwrap();
+        black_box(parts);
+    });
+    measure("sign_session_get_new_session", 20_000, || {
+        let (mut parts, _) = request().into_parts();
+        s3x_proxy::sign::set_target(&mut parts, HOST, "/dir/object-1.bin?x-id=GetObject").unwrap();
+        let fresh = s3x_proxy::sign::SigningCredentials::new(credentials.credentials().clone());
+        s3x_proxy::sign::sign_parts(
+            &mut parts,
+            &fresh,
             s3x_proxy::sign::TokenHeader::S3Session,
             scope,
             s3x_proxy::sign::Payload::Unsigned,

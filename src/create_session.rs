@@ -4,7 +4,6 @@
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
-use aws_smithy_runtime_api::client::identity::Identity;
 use aws_smithy_types::date_time::{DateTime, Format};
 use http::{HeaderValue, Request, StatusCode};
 
@@ -13,7 +12,9 @@ use crate::credentials::IamCredentials;
 use crate::endpoint::Endpoint;
 use crate::operation::Mode;
 use crate::rejection::iam_credentials_rejected;
-use crate::sign::{set_target, sign_parts, Payload, Scope, SignError, TokenHeader};
+use crate::sign::{
+    set_target, sign_parts, Payload, Scope, SignError, SigningCredentials, TokenHeader,
+};
 use crate::upstream::{read_answer, Upstream, UpstreamError};
 use crate::xml;
 
@@ -120,12 +121,12 @@ pub(crate) async fn create_session(
     upstream: &dyn Upstream,
     iam: &IamCredentials,
     key: &SessionKey,
-) -> Result<(Identity, Duration), CreateSessionError> {
+) -> Result<(Credentials, Duration), CreateSessionError> {
     let loaded = iam
         .get_loaded()
         .await
         .map_err(|_| CreateSessionError::Credentials)?;
-    match call(upstream, key, &loaded.credentials).await {
+    match call(upstream, key, &loaded.signing).await {
         // S3 no longer takes these IAM credentials (rotated keys, an expired token): load
         // them again and try once more.
         Err(CreateSessionError::S3 { code, .. }) if iam_credentials_rejected(&code) => {
@@ -138,18 +139,18 @@ pub(crate) async fn create_session(
                 .get_loaded()
                 .await
                 .map_err(|_| CreateSessionError::Credentials)?;
-            call(upstream, key, &fresh.credentials).await
+            call(upstream, key, &fresh.signing).await
         }
         result => result,
     }
 }
 
-/// One CreateSession call with `creds`.
+/// One CreateSession call signed with `iam`.
 async fn call(
     upstream: &dyn Upstream,
     key: &SessionKey,
-    creds: &Credentials,
-) -> Result<(Identity, Duration), CreateSessionError> {
+    iam: &SigningCredentials,
+) -> Result<(Credentials, Duration), CreateSessionError> {
     let (mut parts, ()) = Request::new(()).into_parts();
     set_target(&mut parts, &key.endpoint.host(), "/?session")?;
     parts.headers.insert(
@@ -163,7 +164,7 @@ async fn call(
     }
     sign_parts(
         &mut parts,
-        &creds.clone().into(),
+        iam,
         TokenHeader::SecurityToken,
         Scope {
             region: key.endpoint.region().as_str(),
@@ -194,7 +195,7 @@ async fn call(
         None,
         "s3express-session",
     );
-    Ok((session.into(), lifetime))
+    Ok((session, lifetime))
 }
 
 /// An S3 error answer, keeping S3's status and code.

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::logging::chain;
+use crate::sign::SigningCredentials;
 
 /// Credentials closer than this to their expiry are refreshed in the background.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
@@ -39,6 +40,8 @@ pub struct CredentialsUnavailable {
 pub struct Loaded {
     /// The credentials.
     pub credentials: Credentials,
+    /// The same, ready for signing (with the signing keys derived from them).
+    pub signing: Arc<SigningCredentials>,
     /// Which load they came from.
     pub generation: u64,
     loaded_at: Instant,
@@ -223,6 +226,7 @@ impl Inner {
                 }
                 state.generations += 1;
                 state.loaded = Some(Loaded {
+                    signing: Arc::new(SigningCredentials::new(credentials.clone())),
                     credentials,
                     generation: state.generations,
                     loaded_at: now,

@@ -38,9 +38,11 @@ pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The filter: `RUST_LOG` when set, else `info` with [`QUIET_DEFAULTS`]. aws-sigv4 traces
-/// canonical requests (with token headers) at trace level: `aws_sigv4=warn` is added last, so it
-/// replaces a user's `aws_sigv4=…`, but a more specific directive (`aws_sigv4::http_request=trace`)
-/// still wins. That is only a first line of defence: [`init`] redacts every byte written.
+/// canonical requests (with token headers) at trace level, and so does the proxy's own signing:
+/// `aws_sigv4=warn` and `s3x_proxy::sign=warn` are added last, so they replace a user's
+/// `aws_sigv4=…` or `s3x_proxy::sign=…`, but a more specific directive
+/// (`aws_sigv4::http_request=trace`, `s3x_proxy::sign::fast=trace`) still wins. That is only a
+/// first line of defence: [`init`] redacts every byte written.
 pub fn filter(rust_log: Option<&str>) -> EnvFilter {
     let filter = match rust_log.map(EnvFilter::try_new) {
         Some(Ok(filter)) => filter,
@@ -48,7 +50,9 @@ pub fn filter(rust_log: Option<&str>) -> EnvFilter {
             f.add_directive(static_directive(d))
         }),
     };
-    filter.add_directive(static_directive("aws_sigv4=warn"))
+    filter
+        .add_directive(static_directive("aws_sigv4=warn"))
+        .add_directive(static_directive("s3x_proxy::sign=warn"))
 }
 
 fn static_directive(directive: &str) -> tracing_subscriber::filter::Directive {
@@ -223,5 +227,6 @@ mod tests {
         let custom = filter(Some("debug")).to_string();
         assert!(!custom.contains("aws_config=error"), "{custom}");
         assert!(custom.contains("aws_sigv4=warn"), "{custom}");
+        assert!(custom.contains("s3x_proxy::sign=warn"), "{custom}");
     }
 }

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, Uri};
 use tokio::time::Instant;
@@ -368,21 +367,18 @@ fn signed_request(
     parts.method = head.method.clone();
     parts.uri = head.uri.clone();
     parts.headers = head.headers.clone();
-    let (identity, token, endpoint) = match signer {
-        Signer::Session { session, key } => (
-            session.identity().clone(),
-            TokenHeader::S3Session,
-            &key.endpoint,
-        ),
+    let (credentials, token, endpoint) = match signer {
+        Signer::Session { session, key } => {
+            (session.credentials(), TokenHeader::S3Session, &key.endpoint)
+        }
         Signer::Iam { loaded, endpoint } => {
-            let identity: Identity = loaded.credentials.clone().into();
-            (identity, TokenHeader::SecurityToken, endpoint)
+            (&*loaded.signing, TokenHeader::SecurityToken, endpoint)
         }
     };
     let scope = Scope {
         region: endpoint.region().as_str(),
         service: endpoint.service(),
     };
-    sign::sign_parts(&mut parts, &identity, token, scope, payload)?;
+    sign::sign_parts(&mut parts, credentials, token, scope, payload)?;
     Ok(Request::from_parts(parts, body))
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_smithy_runtime_api::client::identity::Identity;
+use aws_credential_types::Credentials;
 use moka::future::Cache;
 use moka::ops::compute::{CompResult, Op};
 use tokio::time::Instant;
@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use crate::create_session::{create_session, CreateSessionError, SessionKey};
 use crate::credentials::IamCredentials;
 use crate::metrics::{Lookup, Metrics};
+use crate::sign::SigningCredentials;
 use crate::upstream::Upstream;
 
 /// After a failed background refresh, how long before a request may start another.
@@ -23,7 +24,7 @@ const MAX_CONCURRENT_CREATES: usize = 32;
 const MAX_REMEMBERED_FAILURES: u64 = 10_000;
 /// One S3 Express session.
 pub struct Session {
-    identity: Identity,
+    credentials: SigningCredentials,
     generation: u64,
     created: Instant,
     refresh_at: Instant,
@@ -43,7 +44,7 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    fn new(identity: Identity, generation: u64, lifetime: Duration) -> Self {
+    fn new(credentials: Credentials, generation: u64, lifetime: Duration) -> Self {
         let now = Instant::now();
         // Refresh a minute ahead (half the lifetime for short sessions); stop using a session
         // 10 s (a tenth of its lifetime) before it expires, so a request signed now still
@@ -51,7 +52,7 @@ impl Session {
         let ahead = Duration::from_secs(60).min(lifetime / 2);
         let margin = Duration::from_secs(10).min(lifetime / 10);
         Self {
-            identity,
+            credentials: SigningCredentials::new(credentials),
             generation,
             created: now,
             refresh_at: now + lifetime - ahead,
@@ -61,9 +62,9 @@ impl Session {
         }
     }
 
-    /// The session credentials, ready for signing.
-    pub fn identity(&self) -> &Identity {
-        &self.identity
+    /// The session credentials, ready for signing (with their signing keys).
+    pub fn credentials(&self) -> &SigningCredentials {
+        &self.credentials
     }
 
     /// A number that identifies this session among all sessions of the process.
@@ -356,10 +357,10 @@ impl SessionCache {
             .sessions_created
             .with_label_values(&[key.mode.as_str(), label])
             .inc();
-        let (identity, lifetime) = result?;
+        let (credentials, lifetime) = result?;
         let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::debug!(bucket = %key.bucket(), mode = key.mode.as_str(), generation, lifetime_secs = lifetime.as_secs(), "created session");
-        Ok(Session::new(identity, generation, lifetime))
+        Ok(Session::new(credentials, generation, lifetime))
     }
 }
 
@@ -369,13 +370,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn sessions_refresh_ahead_and_go_stale_before_expiry() {
-        let identity: Identity =
-            aws_credential_types::Credentials::new("a", "b", Some("c".into()), None, "t").into();
-        let s = Session::new(identity.clone(), 1, Duration::from_secs(300));
+        let credentials = Credentials::new("a", "b", Some("c".into()), None, "t");
+        let s = Session::new(credentials.clone(), 1, Duration::from_secs(300));
         let now = Instant::now();
         assert_eq!(s.refresh_at - now, Duration::from_secs(240));
         assert_eq!(s.stale_at - now, Duration::from_secs(290));
-        let short = Session::new(identity, 2, Duration::from_secs(10));
+        let short = Session::new(credentials, 2, Duration::from_secs(10));
         assert_eq!(short.refresh_at - now, Duration::from_secs(5));
         assert_eq!(short.stale_at - now, Duration::from_secs(9));
     }

@@ -1,7 +1,10 @@
-//! Sign: strip the client's own auth and hop-by-hop headers, then SigV4-sign for S3 Express.
+//! Sign: strip the client's own auth and hop-by-hop headers, then SigV4-sign for S3 Express:
+//! the requests the proxy itself shapes on a fast path (`fast`, with keys cached per day in
+//! `keys`), anything else with aws-sigv4.
 
 use std::time::SystemTime;
 
+use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
     sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
     UriPathNormalizationMode,
@@ -11,6 +14,12 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::Uri;
+
+mod canonical;
+mod fast;
+mod keys;
+
+pub(crate) use fast::Uncovered;
 
 /// Why a request could not be signed; nothing was sent.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -92,8 +101,16 @@ pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
             headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    remove_all(headers, &HOP_BY_HOP);
+}
+
+/// Removes every header named in `names`. It looks first: most heads carry none of them, and
+/// a removal hashes the name even when it is absent.
+fn remove_all(headers: &mut http::HeaderMap, names: &[HeaderName]) {
+    if headers.keys().any(|key| names.contains(key)) {
+        for name in names {
+            headers.remove(name);
+        }
     }
 }
 
@@ -109,18 +126,20 @@ pub fn strip_client_auth(parts: &mut Parts) -> Payload {
         _ => Payload::Unsigned,
     };
     strip_hop_by_hop(&mut parts.headers);
-    for name in &CLIENT_AUTH {
-        parts.headers.remove(name);
-    }
+    remove_all(&mut parts.headers, &CLIENT_AUTH);
     payload
 }
 
 /// Points the request at `https://host` + `path_and_query` (already in canonical form, see
 /// `uri`) and sets `Host`.
 pub fn set_target(parts: &mut Parts, host: &str, path_and_query: &str) -> Result<(), SignError> {
-    let target = format!("https://{host}{path_and_query}");
-    parts.uri = target
-        .parse::<Uri>()
+    const HTTPS: &str = "https://";
+    let mut target = String::with_capacity(HTTPS.len() + host.len() + path_and_query.len());
+    target.push_str(HTTPS);
+    target.push_str(host);
+    target.push_str(path_and_query);
+    // From a `String` the URI keeps its bytes; parsing a `&str` would copy them.
+    parts.uri = Uri::try_from(target)
         .map_err(|_| SignError::Unsignable("the target is not a valid URI"))?;
     parts.version = http::Version::HTTP_11;
     let host =
@@ -138,14 +157,101 @@ pub struct Scope<'a> {
     pub service: &'static str,
 }
 
-/// Signs the request head in place with SigV4.
+/// Credentials ready to sign with: the keys, the token as a header value, and the signing keys
+/// derived from them (kept per day, region and service; the secret never changes).
+pub struct SigningCredentials {
+    credentials: Credentials,
+    /// The session token as a (sensitive) header value; `None` when there is none or it cannot
+    /// be one (then aws-sigv4 signs, and refuses it).
+    token: Option<HeaderValue>,
+    keys: keys::KeyCache,
+}
+
+impl std::fmt::Debug for SigningCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningCredentials { .. }")
+    }
+}
+
+impl From<Credentials> for SigningCredentials {
+    fn from(credentials: Credentials) -> Self {
+        Self::new(credentials)
+    }
+}
+
+impl SigningCredentials {
+    /// Wraps `credentials`, with no key derived yet.
+    pub fn new(credentials: Credentials) -> Self {
+        let token = credentials
+            .session_token()
+            .and_then(|t| HeaderValue::from_str(t).ok())
+            .map(|mut t| {
+                t.set_sensitive(true);
+                t
+            });
+        Self {
+            credentials,
+            token,
+            keys: keys::KeyCache::new(),
+        }
+    }
+
+    /// The credentials.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+}
+
+/// Which way a request was signed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Signed {
+    /// By the fast path.
+    Fast,
+    /// By aws-sigv4, because the fast path does not cover the request.
+    Fallback(Uncovered),
+}
+
+/// Signs the request head in place with SigV4, now.
 pub fn sign_parts(
     parts: &mut Parts,
-    identity: &Identity,
+    credentials: &SigningCredentials,
     token: TokenHeader,
     scope: Scope<'_>,
     payload: Payload,
 ) -> Result<(), SignError> {
+    sign_at(parts, credentials, token, scope, payload, SystemTime::now()).map(|_| ())
+}
+
+/// Signs the request head in place with SigV4 at `time`: on the fast path when it covers the
+/// request, else with aws-sigv4 (the same signature either way).
+pub(crate) fn sign_at(
+    parts: &mut Parts,
+    credentials: &SigningCredentials,
+    token: TokenHeader,
+    scope: Scope<'_>,
+    payload: Payload,
+    time: SystemTime,
+) -> Result<Signed, SignError> {
+    let request = fast::Request {
+        credentials,
+        token,
+        scope,
+        payload,
+        time,
+    };
+    match fast::sign(parts, &request) {
+        Ok(()) => Ok(Signed::Fast),
+        Err(why) => {
+            tracing::debug!(target: "s3x_proxy::sign::fast", ?why, "signing with aws-sigv4");
+            let identity: Identity = credentials.credentials.clone().into();
+            sign_with_aws_sigv4(parts, &identity, token, scope, payload, time)?;
+            Ok(Signed::Fallback(why))
+        }
+    }
+}
+
+/// The settings the proxy signs with (the fast path gives the same signatures).
+fn settings(token: TokenHeader) -> SigningSettings {
     let mut settings = SigningSettings::default();
     settings.percent_encoding_mode = PercentEncodingMode::Single;
     settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
@@ -153,12 +259,24 @@ pub fn sign_parts(
     if token == TokenHeader::S3Session {
         settings.session_token_name_override = Some(SESSION_TOKEN_HEADER);
     }
+    settings
+}
+
+/// Signs with aws-sigv4's `http_request::sign`.
+fn sign_with_aws_sigv4(
+    parts: &mut Parts,
+    identity: &Identity,
+    token: TokenHeader,
+    scope: Scope<'_>,
+    payload: Payload,
+    time: SystemTime,
+) -> Result<(), SignError> {
     let params = v4::SigningParams::builder()
         .identity(identity)
         .region(scope.region)
         .name(scope.service)
-        .time(SystemTime::now())
-        .settings(settings)
+        .time(time)
+        .settings(settings(token))
         .build()
         .map_err(|_| SignError::Unsignable("incomplete signing parameters"))?
         .into();
@@ -191,109 +309,8 @@ pub fn sign_parts(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use aws_credential_types::Credentials;
-
-    fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
-        let mut b = http::Request::builder().method("PUT").uri(uri);
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        b.body(()).unwrap().into_parts().0
-    }
-
-    #[test]
-    fn strips_client_auth_and_hop_by_hop_headers() {
-        let mut p = parts(
-            "/k",
-            &[
-                ("authorization", "AWS4-HMAC-SHA256 Credential=FAKE/..."),
-                ("x-amz-date", "20240101T000000Z"),
-                ("x-amz-security-token", "tok"),
-                ("x-amz-s3session-token", "placeholder"),
-                ("x-amz-content-sha256", "abc123"),
-                ("connection", "keep-alive, x-custom-hop"),
-                ("x-custom-hop", "1"),
-                ("proxy-authorization", "Basic Zm9vOmJhcg=="),
-                ("expect", "100-continue"),
-                ("x-amz-meta-color", "blue"),
-            ],
-        );
-        assert_eq!(strip_client_auth(&mut p), Payload::Unsigned);
-        let left: Vec<&str> = p.headers.keys().map(|k| k.as_str()).collect();
-        assert_eq!(left, ["x-amz-meta-color"]);
-    }
-
-    #[test]
-    fn keeps_the_streaming_trailer_marker_and_spots_signed_chunks() {
-        let mut p = parts(
-            "/k",
-            &[("x-amz-content-sha256", STREAMING_UNSIGNED_TRAILER)],
-        );
-        assert_eq!(strip_client_auth(&mut p), Payload::StreamingUnsignedTrailer);
-        let mut p = parts(
-            "/k",
-            &[("x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")],
-        );
-        assert_eq!(strip_client_auth(&mut p), Payload::SignedChunks);
-    }
-
-    #[test]
-    fn signs_with_the_session_token_header_and_never_the_security_token() {
-        let mut p = parts("/k", &[("x-amz-meta-a", "1")]);
-        set_target(
-            &mut p,
-            "b--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com",
-            "/k?x-id=PutObject",
-        )
-        .unwrap();
-        let scope = Scope {
-            region: "us-west-2",
-            service: "s3express",
-        };
-        let identity: Identity =
-            Credentials::new("ASIA", "secret", Some("session-token".into()), None, "t").into();
-        sign_parts(
-            &mut p,
-            &identity,
-            TokenHeader::S3Session,
-            scope,
-            Payload::Unsigned,
-        )
-        .unwrap();
-        assert_eq!(p.headers["x-amz-s3session-token"], "session-token");
-        assert!(!p.headers.contains_key("x-amz-security-token"));
-        assert_eq!(p.headers["x-amz-content-sha256"], "UNSIGNED-PAYLOAD");
-        let auth = p.headers["authorization"].to_str().unwrap();
-        assert!(auth.contains("/us-west-2/s3express/aws4_request"), "{auth}");
-        assert!(
-            auth.contains("x-amz-meta-a") && auth.contains("x-amz-s3session-token"),
-            "{auth}"
-        );
-        assert!(p.headers["authorization"].is_sensitive());
-    }
-
-    #[test]
-    fn refuses_to_sign_non_ascii_values() {
-        let mut p = parts("/k", &[]);
-        p.headers.insert(
-            "x-amz-meta-name",
-            HeaderValue::from_bytes("caf\u{e9}".as_bytes()).unwrap(),
-        );
-        set_target(&mut p, "h.example", "/k").unwrap();
-        let identity: Identity = Credentials::new("A", "S", None, None, "t").into();
-        let scope = Scope {
-            region: "us-west-2",
-            service: "s3",
-        };
-        let err = sign_parts(
-            &mut p,
-            &identity,
-            TokenHeader::S3Session,
-            scope,
-            Payload::Unsigned,
-        );
-        assert!(matches!(err, Err(SignError::NonAsciiHeader(_))));
-    }
-}
+mod fallback_tests;
+#[cfg(test)]
+mod fast_tests;
+#[cfg(test)]
+mod tests;
