@@ -68,6 +68,7 @@ pub mod connect;
 pub mod content_md5;
 pub mod create_session;
 pub mod credentials;
+pub mod digest;
 pub mod egress;
 pub mod egress_proxy;
 pub mod endpoint;

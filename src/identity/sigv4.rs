@@ -16,10 +16,41 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use http::request::Parts;
 use subtle::ConstantTimeEq;
 
-use super::error::AuthError;
+use super::chunks::{ChunkSignatures, Scope};
+use super::error::{AuthError, HeadersNotSigned, Refusal};
 use super::signed::{is_param, Form, Payload, SignedRequest};
+use super::BodyCheck;
 
 impl SignedRequest<'_> {
+    /// Verifies the signature with `identity`, refuses `x-amz-*` headers it does not cover,
+    /// and says what the body must then satisfy.
+    pub fn admit(
+        &self,
+        parts: &Parts,
+        identity: &Identity,
+        payload: Payload<'_>,
+    ) -> Result<BodyCheck, Refusal> {
+        self.verify(parts, identity, payload)?;
+        if let Some(names) = self.unsigned_amz_headers(parts) {
+            return Err(HeadersNotSigned { names }.into());
+        }
+        let trailer = match payload {
+            Payload::Sha256(_, sha256) => return Ok(BodyCheck::Sha256(sha256)),
+            Payload::StreamingSigned => false,
+            Payload::StreamingSignedTrailer => true,
+            _ => return Ok(BodyCheck::None),
+        };
+        let scope = Scope {
+            amz_date: &self.amz_date,
+            time: self.time,
+            date: self.credential.date(),
+            region: self.credential.region(),
+            service: self.credential.service(),
+        };
+        let chunks = ChunkSignatures::new(identity, scope, &self.signature, trailer);
+        Ok(BodyCheck::Chunks(Box::new(chunks)))
+    }
+
     /// Recomputes the signature with `identity` (whose secret the client should have used)
     /// and compares it with the client's in constant time.
     pub fn verify(
