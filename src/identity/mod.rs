@@ -253,6 +253,8 @@ pub fn requested_mode(headers: &HeaderMap) -> Result<Option<Mode>, AuthError> {
 #[cfg(test)]
 mod botocore_tests;
 #[cfg(test)]
+mod props_tests;
+#[cfg(test)]
 mod sigv4_tests;
 #[cfg(test)]
 mod testing;
