@@ -510,3 +510,68 @@ async fn a_presigned_url_does_exactly_what_its_signer_signed() {
     );
     h.stop().await;
 }
+
+const BOTO_PRESIGNED: &str = r#"
+import os, urllib.request, urllib.error, boto3, botocore.config
+s3 = boto3.client("s3", endpoint_url=os.environ["ENDPOINT"], region_name="us-west-2",
+                  aws_access_key_id=os.environ["KEY"], aws_secret_access_key=os.environ["SECRET"],
+                  config=botocore.config.Config(retries={"max_attempts": 1}))
+bucket = os.environ["BUCKET"]
+def call(method, url, data=None, headers={}):
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+s3.put_object(Bucket=bucket, Key="boto/secret", Body=b"the writer's secret")
+put = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "boto/shared"},
+                                ExpiresIn=300)
+print(call("PUT", put, b"via a presigned URL")[0])
+status, body = call("PUT", put, b"", {"x-amz-copy-source": "/" + bucket + "/boto/secret"})
+print(status, b"<HeadersNotSigned>x-amz-copy-source</HeadersNotSigned>" in body)
+get = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "boto/shared"},
+                                ExpiresIn=300)
+print(call("GET", get)[1].decode())
+print(call("DELETE", get)[0])
+print(call("GET", get + "&uploads")[0])
+"#;
+
+/// boto3's own presigned URLs (signed with the session the proxy minted for the tenant, as
+/// boto3 signs for directory buckets) do what they say, and no more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_presigned_urls_do_what_they_say_and_no_more() {
+    use crate::clients::{clean, venv};
+    let h = with_access_file().await;
+    let script = h.dir.path().join("presigned.py");
+    std::fs::write(&script, BOTO_PRESIGNED).unwrap();
+    let mut python = clean(&venv().join("bin/python"), h.dir.path());
+    python
+        .env("ENDPOINT", format!("http://{}", h.proxy))
+        .env("BUCKET", BUCKET)
+        .env("KEY", WRITER.0)
+        .env("SECRET", WRITER.1)
+        .arg(&script);
+    let output = tokio::task::spawn_blocking(move || python.output().unwrap())
+        .await
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        ["200", "403 True", "via a presigned URL", "403", "403"],
+        "{out}"
+    );
+    assert_eq!(
+        h.emulator.object(BUCKET, "boto/shared").as_deref(),
+        Some(&b"via a presigned URL"[..])
+    );
+    let copies = seen(&h, "CopyObject");
+    assert!(copies.is_empty(), "{copies:?}");
+    h.stop().await;
+}
