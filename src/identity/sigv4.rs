@@ -116,8 +116,8 @@ impl SignedRequest<'_> {
         Ok(output.into_parts().1)
     }
 
-    /// `(name, value)` for every signed header, every value in order. `host` falls back to the
-    /// URI's authority (h2's `:authority`).
+    /// `(name, value)` for every signed header, every value in order. `host` is the URI's
+    /// authority when it has one (h2's `:authority`, which routing follows), else Host.
     fn signed_header_values<'p>(
         &'p self,
         parts: &'p Parts,
@@ -135,9 +135,18 @@ impl SignedRequest<'_> {
             }
             if name == "host" {
                 host = true;
-                if out.len() == before {
-                    let authority = parts.uri.authority().ok_or(mismatch("no host to verify"))?;
-                    out.push((name, authority.as_str()));
+                // Routing takes the target's authority (h2's `:authority`) over Host, so that
+                // is the host verified; a Host header beside it must name the same one.
+                match parts.uri.authority() {
+                    Some(authority) => {
+                        if out[before..].iter().any(|(_, v)| *v != authority.as_str()) {
+                            return Err(mismatch("Host and the request target differ"));
+                        }
+                        out.truncate(before);
+                        out.push((name, authority.as_str()));
+                    }
+                    None if out.len() == before => return Err(mismatch("no host to verify")),
+                    None => {}
                 }
             } else if out.len() == before {
                 return Err(mismatch("a signed header is not in the request"));

@@ -378,3 +378,29 @@ fn malformed_presigned_urls_are_refused() {
         );
     }
 }
+
+#[test]
+fn the_host_verified_is_the_one_routing_follows() {
+    // h2: the URI carries `:authority`, which routing takes over any Host header.
+    let h2 = Signer {
+        h2: true,
+        ..writer()
+    }
+    .sign("GET", &url("/k"), &[], SignableBody::UnsignedPayload);
+    assert!(verify(&h2).is_ok());
+    let mut same = h2.clone();
+    same.headers.insert("host", HeaderValue::from_static(HOST));
+    assert!(verify(&same).is_ok(), "a Host header that says the same");
+    // Another bucket's host as the target, the signed one left in Host: refused.
+    let other = "other--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com";
+    let mut moved = same.clone();
+    moved.uri = format!("https://{other}/k").parse().unwrap();
+    assert!(matches!(
+        verify(&moved),
+        Err(AuthError::SignatureDoesNotMatch(_))
+    ));
+    // An authority-form target in front of the signed Host header: the same.
+    let mut authority_form = get(&writer());
+    authority_form.uri = "elsewhere.example:443".parse().unwrap();
+    assert!(verify(&authority_form).is_err());
+}

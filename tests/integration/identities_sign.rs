@@ -150,6 +150,19 @@ impl<'a> Tenant<'a> {
         headers: &[(&str, &str)],
         payload: Payload<'_>,
     ) -> Signed {
+        let host = h.proxy.to_string();
+        self.sign_for(&host, method, path_and_query, headers, payload)
+    }
+
+    /// The same for a request whose Host is `host` (a bucket's virtual host, say).
+    pub fn sign_for(
+        &self,
+        host: &str,
+        method: Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        payload: Payload<'_>,
+    ) -> Signed {
         let time = SystemTime::now();
         let mut headers: Vec<(String, String)> = headers
             .iter()
@@ -178,7 +191,6 @@ impl<'a> Tenant<'a> {
                 (Bytes::new(), marker)
             }
         };
-        let host = h.proxy.to_string();
         let url = format!("http://{host}{path_and_query}");
         let mut settings = SigningSettings::default();
         settings.percent_encoding_mode = PercentEncodingMode::Single;

@@ -575,3 +575,51 @@ async fn boto3_presigned_urls_do_what_they_say_and_no_more() {
     assert!(copies.is_empty(), "{copies:?}");
     h.stop().await;
 }
+
+/// Over h2 the target's `:authority` decides where a request goes; a presigned URL for one
+/// bucket, sent with another bucket's host as `:authority` and the signed host left in a Host
+/// header, must not reach the other bucket (both readable by the signer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_h2_the_host_verified_is_the_host_routed() {
+    use crate::harness::{zonal_host, RO_BUCKET};
+    use crate::identities::READER;
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let h = with_access_file().await;
+    store(&h, "shared", b"shared with a presigned URL").await;
+    let signed_host = zonal_host(BUCKET);
+    let presigned = Tenant::new(READER)
+        .presigning(Duration::from_secs(300))
+        .sign_for(&signed_host, Method::GET, "/shared", &[], Payload::Unsigned);
+    let tcp = tokio::net::TcpStream::connect(h.proxy).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut send = |authority: &str| {
+        let request = http::Request::builder()
+            .method(Method::GET)
+            .uri(format!("http://{authority}{}", presigned.target))
+            .header("host", &signed_host)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        sender.send_request(request)
+    };
+    let genuine = send(&signed_host).await.unwrap();
+    assert_eq!(genuine.status(), StatusCode::OK);
+    let body = genuine.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, Bytes::from_static(b"shared with a presigned URL"));
+    h.emulator.clear_requests_log();
+    let moved = send(&zonal_host(RO_BUCKET)).await.unwrap();
+    let status = moved.status();
+    let body = moved.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body:?}");
+    assert!(String::from_utf8_lossy(&body).contains("SignatureDoesNotMatch"));
+    assert!(
+        h.emulator.requests_log().is_empty(),
+        "nothing reached the other bucket: {:?}",
+        h.emulator.requests_log()
+    );
+    h.stop().await;
+}
