@@ -3,8 +3,9 @@
 //!
 //! A client signing with `STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]` frames its body as
 //! `hex-size;chunk-signature=<sig>\r\n<data>\r\n` ... `0;chunk-signature=<sig>\r\n`, then optional
-//! trailer lines and an empty line. Its chunk signatures use the client's (fake) key, so the proxy
-//! decodes the framing while streaming. Without a trailer the plain body goes as
+//! trailer lines and an empty line. Its chunk signatures use the client's key, which S3 does not
+//! know, so the proxy decodes the framing while streaming (`decoder`); with `--access-file` it
+//! checks them against the client's key first. Without a trailer the plain body goes as
 //! `UNSIGNED-PAYLOAD`. With a checksum trailer the body is framed again as
 //! `STREAMING-UNSIGNED-PAYLOAD-TRAILER` (`hex-size\r\n<data>\r\n` ... `0\r\n`, the client's
 //! `x-amz-checksum-*` trailer, no `x-amz-trailer-signature`), so S3 verifies the client's checksum.
