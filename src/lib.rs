@@ -13,7 +13,9 @@
 //!                    under --max-connections, tunnels included, and is closed when idle; a
 //!                    body that stalls is cut (`conn`, `body`). Between requests an idle
 //!                    HTTP/1.1 connection gives hyper's buffers back and waits holding only
-//!                    its socket; its first bytes also tell HTTP/1.1 from h2 (`keepalive`)
+//!                    its socket; its first bytes also tell HTTP/1.1 from h2 (`keepalive`);
+//!                    the heap pages that resting and closing connections free go back to
+//!                    the system (`memory`)
 //!        ─► repeats  a header the proxy decides on (Host, Authorization, the copy source, …)
 //!                    sent twice is refused before anything reads it (`repeats`)
 //!        ─► admit    with --access-file, who the client is (Basic in forward mode and CONNECT,
@@ -58,7 +60,8 @@
 //! with `redact`) and calls it; `admin` serves /metrics and the probes. Dependencies point one
 //! way: from `server` and `proxy` down through the stages to `upstream`, `sign`, `names` and
 //! `body`.
-#![forbid(unsafe_code)]
+// One call is allowed `unsafe`: glibc's `malloc_trim` in `memory::trim_heap`.
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod admin;
@@ -86,6 +89,7 @@ pub mod identity;
 pub mod keepalive;
 pub mod listing;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod names;
 pub mod operation;
@@ -187,7 +191,9 @@ pub async fn run_with_upstream(
         client_idle: config.client_idle_timeout,
         workers: workers.clone(),
         http: server::Http::new(config.client_idle_timeout, config.client_rest_after),
+        memory: memory::Trimmer::new(),
     });
+    tokio::spawn(shared.memory.clone().run(memory::trim_heap));
     let (stop_tx, stop_rx) = watch::channel(false);
     let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
     let health = admin::Health::default();
