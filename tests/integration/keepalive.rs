@@ -232,3 +232,27 @@ async fn by_default_a_connection_rests_after_a_second_and_0s_keeps_it_busy() {
     get_object(&mut stream).await;
     h.stop().await;
 }
+
+/// With more than `server::CROWDED` (256) client connections open, a connection that starts
+/// being served rests after 10 ms idle whatever `--client-rest-after` says: here an hour, which
+/// no connection would reach during the test without the rule. (A connection already being
+/// served when the crowd came keeps its period: the rule is read when hyper takes it up.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_many_connections_open_idle_ones_rest_at_once() {
+    let (h, mut first) = rested_connection_with(&["--client-rest-after", "1h"]).await;
+    let crowded = s3x_proxy::server::CROWDED as usize;
+    let mut streams = Vec::new();
+    for _ in 0..crowded + 20 {
+        streams.push(TcpStream::connect(h.proxy).await.unwrap());
+    }
+    // Wait until the proxy holds them all, then make one request on each.
+    wait_for_gauge(&h, "s3x_proxy_connections_active", (crowded + 21) as f64).await;
+    for stream in &mut streams {
+        get_object(stream).await;
+    }
+    wait_for_idle(&h, (crowded + 20) as f64).await;
+    // Each is served again from its rest, and the first one still works.
+    get_object(&mut streams[0]).await;
+    get_object(&mut streams[crowded]).await;
+    get_object(&mut first).await;
+}
