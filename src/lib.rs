@@ -86,7 +86,9 @@ pub mod metrics;
 pub mod names;
 pub mod operation;
 pub mod outgoing;
+pub mod pin;
 pub mod policy;
+pub mod pool;
 pub mod proxy;
 pub mod record;
 pub mod redact;
@@ -245,6 +247,7 @@ pub fn pipeline(
     registry: &Registry,
 ) -> Result<proxy::Proxy, StartError> {
     let metrics = metrics::Metrics::new(registry, config.metrics_bucket_label)?;
+    metrics::register_upstream_connections(registry, upstream.connections())?;
     let iam = Arc::new(credentials::IamCredentials::new(config.credentials.clone()));
     let sessions = session::SessionCache::new(
         upstream.clone(),

@@ -25,6 +25,7 @@ use crate::ca::CertificateAuthority;
 use crate::conn::{drive, Drain, DrainWatch, Driven, InFlight, Slot, Tracked};
 use crate::connect::{ConnectPolicy, Tunnel};
 use crate::keepalive::{Handoff, Prefixed, Protocol, Upgrade, WithoutShutdown};
+use crate::pin::Pinned;
 use crate::proxy::Proxy;
 use crate::route::Arrival;
 use crate::workers::Workers;
@@ -191,7 +192,8 @@ impl<Q: Future<Output = ()>> Open<'_, Q> {
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let handoff = Arc::new(Handoff::default());
-        let mut service = self.service(arrival, Some(handoff.clone()));
+        let pinned = Arc::new(Pinned::default());
+        let mut service = self.service(arrival, Some(handoff.clone()), Some(pinned.clone()));
         loop {
             // Boxed: hyper's connection is allocated for its turn only, so a resting
             // connection's future holds the socket and little else.
@@ -210,6 +212,8 @@ impl<Q: Future<Output = ()>> Open<'_, Q> {
                 let _ = tokio::time::timeout(self.slot.close_grace(), io.shutdown()).await;
                 return;
             }
+            // A resting connection keeps no upstream connection: it goes back to the pool.
+            pinned.release();
             let resting = Resting::new(&self.shared.proxy.metrics().connections_idle);
             let woke = tokio::select! {
                 woke = io.wait() => woke,
@@ -263,7 +267,7 @@ impl<Q: Future<Output = ()>> Open<'_, Q> {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let service = self.service(arrival, None);
+        let service = self.service(arrival, None, None);
         let conn = self
             .shared
             .http
@@ -283,12 +287,18 @@ impl<Q: Future<Output = ()>> Open<'_, Q> {
         }
     }
 
-    fn service(&self, arrival: Arrival, handoff: Option<Arc<Handoff>>) -> Dispatch {
+    fn service(
+        &self,
+        arrival: Arrival,
+        handoff: Option<Arc<Handoff>>,
+        pinned: Option<Arc<Pinned>>,
+    ) -> Dispatch {
         Dispatch {
             shared: self.shared.clone(),
             slot: self.slot.clone(),
             arrival,
             handoff,
+            pinned,
         }
     }
 }
@@ -317,6 +327,8 @@ struct Dispatch {
     arrival: Arrival,
     /// HTTP/1.1 only: where a CONNECT's tunnel gets the socket.
     handoff: Option<Arc<Handoff>>,
+    /// HTTP/1.1 only: the upstream connection kept between requests (see `pin`).
+    pinned: Option<Arc<Pinned>>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Dispatch {
@@ -329,7 +341,14 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
         let shared = self.shared.clone();
         let arrival = self.arrival.clone();
         let handoff = self.handoff.clone();
-        Box::pin(async move { Ok(dispatch(request, arrival, shared, in_flight, handoff).await) })
+        let pinned = self.pinned.clone();
+        Box::pin(async move {
+            let response = dispatch(request, arrival, shared, in_flight, handoff);
+            Ok(match pinned {
+                Some(pinned) => Pinned::scope(pinned, response).await,
+                None => response.await,
+            })
+        })
     }
 }
 

@@ -1,0 +1,388 @@
+//! Pool: the proxy's HTTP/1.1 connections to S3. Each worker keeps its idle ones in a pool of
+//! its own (hyper-util's, bounded by `--upstream-max-idle-per-host` and
+//! `--upstream-idle-timeout`), a client connection keeps the one it used between its requests
+//! (`pin`), and a connection is driven by the task of the request that uses it.
+//!
+//! hyper-util's legacy `Client` checks a connection out of its pool for every request (a
+//! SipHash of the host, twice, under a lock), hands the request to the connection's own task
+//! through a channel, and spawns a task per response to put the connection back: about a tenth
+//! of the proxy's instructions per request (`benches/instructions.sh`). Here a request takes
+//! its client connection's pinned connection when it can, and polls the hyper connection itself
+//! (first while it waits for the answer's head, then from the answer's body, which the client
+//! connection reads), so a request never leaves its task. A connection that waits in the pool
+//! or in a pin is polled by nobody: before it is used again it is polled once, so that one S3
+//! closed meanwhile is seen closed and left (its request goes on another connection, which
+//! `send`'s one retry never notices).
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper_util::client::legacy::pool::{Pool, Poolable, Pooled, Reservation, Ver};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use prometheus::IntGauge;
+use tower_service::Service;
+
+use crate::body::{BoxError, ProxyBody};
+use crate::egress::Connector;
+use crate::pin::Pinned;
+
+/// The stream one upstream connection runs over: TLS to S3, over what `egress` dialed.
+type Stream = hyper_rustls::MaybeHttpsStream<crate::egress::Dialed>;
+/// The connector that dials S3 and does TLS (hyper-rustls over `egress`).
+pub type Dialer = hyper_rustls::HttpsConnector<Connector>;
+
+/// Which connections can serve a request: the `host:port` its URI names (`--resolve` and the
+/// egress proxy follow from it). Hashed as one string, not byte by byte as `Authority` is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key(Arc<str>);
+
+impl Key {
+    /// The key of `uri` (an absolute `https://` URI).
+    pub fn of(uri: &Uri) -> Key {
+        Key(authority(uri).into())
+    }
+
+    /// Whether a request to `authority` can use this connection.
+    pub fn serves(&self, authority: &str) -> bool {
+        &*self.0 == authority
+    }
+}
+
+/// `host:port` of `uri`, as [`Key`] holds it.
+pub fn authority(uri: &Uri) -> &str {
+    uri.authority().map_or("", |a| a.as_str())
+}
+
+/// One HTTP/1.1 connection to S3: the sender, and the connection itself, which whoever uses it
+/// polls (see the module's notes).
+pub struct Conn {
+    key: Key,
+    send: http1::SendRequest<ProxyBody>,
+    conn: Pin<Box<http1::Connection<Stream, ProxyBody>>>,
+    /// The connection has ended.
+    ended: bool,
+    /// Counts it in `s3x_proxy_upstream_connections` while it is open.
+    _open: OpenGuard,
+}
+
+impl Conn {
+    /// The host it is connected to.
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// Lets the connection do what it can without waiting; `Ready` once it has ended.
+    pub fn drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.ended {
+            return Poll::Ready(());
+        }
+        match self.conn.as_mut().poll(cx) {
+            Poll::Ready(result) => {
+                self.ended = true;
+                if let Err(error) = result {
+                    tracing::debug!(%error, "upstream connection ended with an error");
+                }
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// After sitting unpolled (in the pool or a pin): whether it is still open, once it has
+    /// read what arrived meanwhile (S3 closing it, say).
+    fn still_open(&mut self, cx: &mut Context<'_>) -> bool {
+        self.drive(cx).is_pending() && !self.send.is_closed()
+    }
+
+    /// Lets it settle without a task to wake (it is about to wait unpolled).
+    fn settle(&mut self) {
+        let _ = self.drive(&mut Context::from_waker(Waker::noop()));
+    }
+}
+
+impl Poolable for Conn {
+    fn is_open(&self) -> bool {
+        // Ready: the connection has finished its last exchange and waits for the next.
+        !self.ended && self.send.is_ready()
+    }
+
+    fn reserve(self) -> Reservation<Self> {
+        Reservation::Unique(self)
+    }
+
+    fn can_share(&self) -> bool {
+        false
+    }
+}
+
+/// A connection checked out of a pool (or dialed for it): dropped, it goes back if it is
+/// ready for another request, and is closed otherwise.
+pub type Lease = Pooled<Conn, Key>;
+
+/// Counts one open connection in a gauge until dropped.
+struct OpenGuard(IntGauge);
+
+impl OpenGuard {
+    fn new(gauge: &IntGauge) -> Self {
+        gauge.inc();
+        OpenGuard(gauge.clone())
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Why no connection could be had.
+#[derive(Debug)]
+pub struct DialError(pub BoxError);
+
+/// The pools (one per worker, plus one for threads that are not workers), the dialer, and the
+/// gauge of open connections.
+pub struct Pools {
+    pools: Vec<Pool<Conn, Key>>,
+    bounds: Bounds,
+    dialer: Dialer,
+    gauge: IntGauge,
+}
+
+/// Bounds of the idle connections in each pool.
+#[derive(Clone, Copy, Debug)]
+pub struct Bounds {
+    /// `--upstream-max-idle-per-host` (0: none are kept idle).
+    pub max_idle_per_host: usize,
+    /// `--upstream-idle-timeout`.
+    pub idle_timeout: std::time::Duration,
+}
+
+impl Pools {
+    /// `count` pools of `bounds`, dialing with `dialer`, counting connections in `gauge`.
+    pub fn new(count: usize, bounds: Bounds, dialer: Dialer, gauge: IntGauge) -> Self {
+        let config = hyper_util::client::legacy::pool::Config {
+            idle_timeout: Some(bounds.idle_timeout),
+            max_idle_per_host: bounds.max_idle_per_host,
+        };
+        let pools = (0..count.max(1))
+            .map(|_| Pool::new(config, TokioExecutor::new(), Some(TokioTimer::new())))
+            .collect();
+        Pools {
+            pools,
+            bounds,
+            dialer,
+            gauge,
+        }
+    }
+
+    /// The pool of the worker this runs on.
+    fn here(&self) -> &Pool<Conn, Key> {
+        let last = self.pools.len() - 1;
+        let index = crate::workers::current().map_or(last, |i| i.min(last));
+        &self.pools[index]
+    }
+
+    /// A connection for `uri`: the pinned one or an idle one from this worker's pool (`true`:
+    /// it has been used before), else a new one.
+    pub async fn lease(
+        &self,
+        uri: &Uri,
+        pinned: Option<&Pinned>,
+    ) -> Result<(Lease, bool), DialError> {
+        let authority = authority(uri);
+        let idle_timeout = self.bounds.idle_timeout;
+        if let Some(lease) = pinned.and_then(|p| p.take(authority, idle_timeout)) {
+            return Ok((lease, true));
+        }
+        let key = Key::of(uri);
+        let pool = self.here();
+        // Only an idle connection at hand: with none, dialing starts at once. (The checkout is
+        // dropped first: it would take a connection put back meanwhile, and then drop it.)
+        let idle = {
+            let mut checkout = std::pin::pin!(pool.checkout(key.clone()));
+            poll_fn(|cx| Poll::Ready(checkout.as_mut().poll(cx))).await
+        };
+        if let Poll::Ready(Ok(lease)) = idle {
+            return Ok((lease, true));
+        }
+        let conn = self.dial(uri, key.clone()).await?;
+        let connecting = pool
+            .connecting(&key, Ver::Auto)
+            .expect("HTTP/1.1 connections are never shared");
+        Ok((pool.pooled(connecting, conn), false))
+    }
+
+    /// Dials S3 (TCP or the egress proxy, then TLS) and starts HTTP/1.1 on the connection.
+    async fn dial(&self, uri: &Uri, key: Key) -> Result<Conn, DialError> {
+        let stream = self
+            .dialer
+            .clone()
+            .call(uri.clone())
+            .await
+            .map_err(DialError)?;
+        let mut builder = http1::Builder::new();
+        // S3's header case (`ETag`, `Content-Length`) rides in the response and the
+        // client-side HTTP/1.1 connection writes it back: legacy clients (libs3 2.0) match
+        // header names case-sensitively (DESIGN §3.2).
+        builder.preserve_header_case(true);
+        let (send, conn) = builder
+            .handshake(stream)
+            .await
+            .map_err(|e| DialError(e.into()))?;
+        Ok(Conn {
+            key,
+            send,
+            conn: Box::pin(conn),
+            ended: false,
+            _open: OpenGuard::new(&self.gauge),
+        })
+    }
+}
+
+/// Why an exchange on a connection failed.
+pub enum ExchangeError {
+    /// No connection could be made; the request was not sent.
+    Dial(DialError),
+    /// The connection failed with the request in flight; S3 may have seen it.
+    Request(hyper::Error),
+}
+
+/// Sends `request` (absolute URI, `Host` set) on a connection for its host, and resolves to
+/// S3's response head, its body reading on from the same connection. A connection that was
+/// closed before it took the request is left for another, as often as that happens.
+pub async fn exchange(
+    pools: &Pools,
+    pinned: Option<Arc<Pinned>>,
+    mut request: Request<ProxyBody>,
+) -> Result<Response<ProxyBody>, ExchangeError> {
+    let uri = request.uri().clone();
+    *request.uri_mut() = origin_form(&uri);
+    loop {
+        let (mut lease, reused) = pools
+            .lease(&uri, pinned.as_deref())
+            .await
+            .map_err(ExchangeError::Dial)?;
+        if reused && !poll_fn(|cx| Poll::Ready(lease.still_open(cx))).await {
+            continue;
+        }
+        let mut response = std::pin::pin!(lease.send.try_send_request(request));
+        let answered = poll_fn(|cx| {
+            // The connection writes the request and reads the answer; then the answer is in.
+            let _ = lease.drive(cx);
+            response.as_mut().poll(cx)
+        })
+        .await;
+        match answered {
+            Ok(response) => return Ok(response.map(|body| Pulled::new(body, lease, pinned))),
+            Err(mut error) => match error.take_message() {
+                // Closed before it took the request (S3 closed it while it sat idle).
+                Some(unsent) if reused => request = unsent,
+                _ => return Err(ExchangeError::Request(error.into_error())),
+            },
+        }
+    }
+}
+
+/// The request target as HTTP/1.1 sends it to an origin: the path and query.
+fn origin_form(uri: &Uri) -> Uri {
+    let mut parts = http::uri::Parts::default();
+    parts.path_and_query = Some(
+        uri.path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    );
+    Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
+}
+
+/// S3's response body, read on the connection that carries it: reading the body drives the
+/// connection. Once the body has ended the connection goes back to the client connection's pin
+/// (or, without one, to the pool); a body dropped before its end closes it.
+struct Pulled {
+    body: Incoming,
+    lease: Option<Lease>,
+    pinned: Option<Arc<Pinned>>,
+    ended: bool,
+}
+
+impl Pulled {
+    fn new(body: Incoming, lease: Lease, pinned: Option<Arc<Pinned>>) -> ProxyBody {
+        use http_body_util::BodyExt;
+        let ended = body.is_end_stream();
+        let mut pulled = Pulled {
+            body,
+            lease: Some(lease),
+            pinned,
+            ended,
+        };
+        if ended {
+            pulled.release();
+        }
+        pulled.boxed_unsync()
+    }
+
+    /// The body has ended, or is dropped: the connection goes back, or is closed.
+    fn release(&mut self) {
+        let Some(mut lease) = self.lease.take() else {
+            return;
+        };
+        if !self.ended {
+            return; // Dropped mid-body: not ready for another request, so it closes.
+        }
+        lease.settle();
+        match self.pinned.take() {
+            Some(pinned) if lease.is_open() => pinned.put(lease),
+            _ => drop(lease),
+        }
+    }
+}
+
+impl Body for Pulled {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let mut frame = Pin::new(&mut this.body).poll_frame(cx);
+        if frame.is_pending() {
+            if let Some(lease) = this.lease.as_mut() {
+                // The connection reads on; the body may have a frame now.
+                let _ = lease.drive(cx);
+                frame = Pin::new(&mut this.body).poll_frame(cx);
+            }
+        }
+        match &frame {
+            Poll::Ready(None) => this.ended = true,
+            Poll::Ready(Some(Ok(_))) => this.ended = this.body.is_end_stream(),
+            Poll::Ready(Some(Err(_))) | Poll::Pending => {}
+        }
+        if this.ended {
+            this.release();
+        }
+        frame.map(|f| f.map(|r| r.map_err(BoxError::from)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Pulled {
+    fn drop(&mut self) {
+        self.ended = self.ended || self.body.is_end_stream();
+        self.release();
+    }
+}

@@ -1,0 +1,245 @@
+//! Upstream connections: the pool's bounds after a burst, and the connection each HTTP/1.1
+//! client connection keeps (pins) between its requests, given back when it rests, switches
+//! host, or when S3 closed it.
+//!
+//! Connections are counted at the emulator (what it accepted, what is open) and by the proxy's
+//! `s3x_proxy_upstream_connections`; waits poll them under a deadline, never a fixed sleep.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use s3x_emulator::{Fault, Target};
+use tokio::net::TcpStream;
+
+use crate::harness::{data, metric, zonal_host, Harness, Options, BUCKET, OTHER_BUCKET};
+
+const GAUGE: &str = "s3x_proxy_upstream_connections";
+
+/// One keep-alive HTTP/1.1 connection to the proxy, sending forward-proxy requests.
+struct Client(SendRequest<Full<Bytes>>);
+
+impl Client {
+    async fn connect(h: &Harness) -> Client {
+        let stream = TcpStream::connect(h.proxy).await.unwrap();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        Client(sender)
+    }
+
+    /// A GET of `key` in `bucket`: its status and body.
+    async fn get(&mut self, bucket: &str, key: &str) -> (StatusCode, Bytes) {
+        let host = zonal_host(bucket);
+        let request = Request::get(format!("http://{host}/{key}"))
+            .header("host", &host)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        self.0.ready().await.unwrap();
+        let response = self.0.send_request(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, body)
+    }
+}
+
+/// Starts the proxy with one worker (one pool) and `args`, and stores `k` in BUCKET (so the
+/// session exists before a test counts anything; the PUT leaves one connection in the pool).
+async fn start(args: &[&str]) -> Harness {
+    let mut extra_args = vec!["--workers".to_string(), "1".to_string()];
+    extra_args.extend(args.iter().map(|a| a.to_string()));
+    let h = Harness::start(Options {
+        extra_args,
+        ..Options::default()
+    })
+    .await;
+    put(&h, BUCKET).await;
+    h
+}
+
+/// PUTs `k` on a connection of its own, and waits until the proxy has seen it close (its
+/// upstream connection is then back in the pool).
+async fn put(h: &Harness, bucket: &str) {
+    let put = h
+        .forward(Method::PUT, bucket, "/k", &[], data(1024, 7))
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.text());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while metric(&h.metrics().await, "s3x_proxy_connections_active", &[]) > 0.0 {
+        assert!(tokio::time::Instant::now() < deadline, "the PUT's connection closes");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Polls until `check` holds (with the gauge and the emulator's open connections), failing
+/// after 20 s with what it last saw.
+async fn until(h: &Harness, what: &str, check: impl Fn(f64, u64) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let gauge = metric(&h.metrics().await, GAUGE, &[]);
+        let open = h.emulator.open_connections();
+        if check(gauge, open) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: still {gauge} upstream connections by the gauge, {open} open at the emulator"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Sends one GET on each of `clients` at once, all held in flight together (the emulator
+/// delays each answer until all have arrived, give or take), and checks the answers.
+async fn burst(h: &Harness, clients: &mut [Client]) {
+    h.emulator.inject(Fault::Delay {
+        count: clients.len() as u32,
+        delay: Duration::from_millis(300),
+        target: Target::Operation("GetObject"),
+    });
+    let gets = clients.iter_mut().map(|c| c.get(BUCKET, "k"));
+    for (status, body) in futures_util::future::join_all(gets).await {
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, data(1024, 7));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_burst_the_upstream_connections_fall_to_the_idle_bound() {
+    let h = start(&[
+        "--upstream-max-idle-per-host",
+        "2",
+        "--client-rest-after",
+        "50ms",
+    ])
+    .await;
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(Client::connect(&h).await);
+    }
+    burst(&h, &mut clients).await;
+    // Eight requests were in flight at once, each on a connection of its own.
+    assert!(
+        h.emulator.connections_accepted() >= 8,
+        "{} connections accepted",
+        h.emulator.connections_accepted()
+    );
+    // The client connections rest and give their connections back: the pool keeps two.
+    until(&h, "falls to the bound", |gauge, open| {
+        gauge == 2.0 && open == 2
+    })
+    .await;
+    // The two kept are used again: no new connection for the next requests.
+    let accepted = h.emulator.connections_accepted();
+    let (status, _) = clients[0].get(BUCKET, "k").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(h.emulator.connections_accepted(), accepted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_upstream_connections_close_after_the_idle_timeout() {
+    let h = start(&[
+        "--upstream-idle-timeout",
+        "200ms",
+        "--client-rest-after",
+        "50ms",
+    ])
+    .await;
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(Client::connect(&h).await);
+    }
+    burst(&h, &mut clients).await;
+    until(&h, "all close", |gauge, open| gauge == 0.0 && open == 0).await;
+    // The client connections are still open, and their next requests get new connections.
+    let (status, _) = clients[1].get(BUCKET, "k").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_client_connection_keeps_its_own_upstream_connection() {
+    let h = start(&["--client-rest-after", "10s"]).await;
+    let (mut a, mut b) = (Client::connect(&h).await, Client::connect(&h).await);
+    let accepted = h.emulator.connections_accepted();
+    // Taking turns, one request at a time: a shared pool would serve both from one connection;
+    // each client connection keeps the one it used instead.
+    for _ in 0..5 {
+        assert_eq!(a.get(BUCKET, "k").await.0, StatusCode::OK);
+        assert_eq!(b.get(BUCKET, "k").await.0, StatusCode::OK);
+    }
+    // `a` took the connection the PUT left in the pool; `b` needed one of its own.
+    let new = h.emulator.connections_accepted() - accepted;
+    assert_eq!(new, 1, "two client connections taking turns use two upstream connections");
+    until(&h, "two open", |gauge, open| gauge == 2.0 && open == 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resting_client_connection_gives_its_upstream_connection_back() {
+    let h = start(&[
+        "--client-rest-after",
+        "50ms",
+        "--upstream-max-idle-per-host",
+        "1",
+    ])
+    .await;
+    let mut a = Client::connect(&h).await;
+    assert_eq!(a.get(BUCKET, "k").await.0, StatusCode::OK);
+    let accepted = h.emulator.connections_accepted();
+    // Once `a` rests, its connection is in the pool, where another client connection finds it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while metric(&h.metrics().await, "s3x_proxy_connections_idle", &[]) < 1.0 {
+        assert!(tokio::time::Instant::now() < deadline, "the client rests");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut b = Client::connect(&h).await;
+    assert_eq!(b.get(BUCKET, "k").await.0, StatusCode::OK);
+    assert_eq!(
+        h.emulator.connections_accepted(),
+        accepted,
+        "the second client used the first one's connection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_connection_that_switches_host_gives_the_old_connection_back() {
+    let h = start(&["--client-rest-after", "10s"]).await;
+    // BUCKET and OTHER_BUCKET have different hosts; each PUT left a connection in the pool.
+    put(&h, OTHER_BUCKET).await;
+    let accepted = h.emulator.connections_accepted();
+    let mut a = Client::connect(&h).await;
+    assert_eq!(a.get(BUCKET, "k").await.0, StatusCode::OK);
+    // `a` moves on to the other host: the first host's connection goes back to the pool...
+    assert_eq!(a.get(OTHER_BUCKET, "k").await.0, StatusCode::OK);
+    // ...where another client connection finds it.
+    let mut b = Client::connect(&h).await;
+    assert_eq!(b.get(BUCKET, "k").await.0, StatusCode::OK);
+    assert_eq!(
+        h.emulator.connections_accepted(),
+        accepted,
+        "no new connection: each request found one in the pool"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_connection_s3_closed_is_replaced_without_a_retry() {
+    let h = start(&["--client-rest-after", "10s"]).await;
+    let mut a = Client::connect(&h).await;
+    assert_eq!(a.get(BUCKET, "k").await.0, StatusCode::OK);
+    // S3 closes the connection `a` keeps (as it closes idle ones).
+    h.emulator.cut_connections();
+    until(&h, "the emulator closed them", |_, open| open == 0).await;
+    let accepted = h.emulator.connections_accepted();
+    let (status, body) = a.get(BUCKET, "k").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, data(1024, 7));
+    assert_eq!(h.emulator.connections_accepted(), accepted + 1);
+    // The dead connection was left before the request was sent: send's one retry is intact.
+    let text = h.metrics().await;
+    let retries = metric(&text, "s3x_proxy_upstream_retries_total", &[]);
+    assert_eq!(retries, 0.0, "{text}");
+    until(&h, "the dead one is gone", |gauge, _| gauge == 1.0).await;
+}
