@@ -16,9 +16,6 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use tokio::time::Instant;
 
 use crate::pool::Lease;
 
@@ -27,10 +24,9 @@ tokio::task_local! {
     static PINNED: Arc<Pinned>;
 }
 
-/// The upstream connection a client connection keeps between requests, if any, and since when
-/// it has waited.
+/// The upstream connection a client connection keeps between requests, if any.
 #[derive(Default)]
-pub struct Pinned(Mutex<Option<(Lease, Instant)>>);
+pub struct Pinned(Mutex<Option<Lease>>);
 
 impl Pinned {
     /// Runs `request` (one request of the client connection that owns `pinned`) with the pin
@@ -45,37 +41,34 @@ impl Pinned {
     }
 
     /// The pinned connection, if it serves `authority`; it is the caller's until it comes
-    /// back with [`Pinned::put`]. One that has waited longer than `idle_timeout` (as the pool's
-    /// idle connections may) is closed instead: S3 may be closing it.
-    pub fn take(&self, authority: &str, idle_timeout: Duration) -> Option<Lease> {
+    /// back with [`Pinned::put`]. (The caller checks that it is still open and has not been
+    /// idle past `--upstream-idle-timeout`.)
+    pub fn take(&self, authority: &str) -> Option<Lease> {
         let mut slot = self.lock();
-        match slot.as_ref() {
-            Some((lease, _)) if lease.key().serves(authority) => {}
-            _ => return None,
+        if slot
+            .as_ref()
+            .is_some_and(|lease| lease.key().serves(authority))
+        {
+            slot.take()
+        } else {
+            None
         }
-        let (lease, since) = slot.take()?;
-        drop(slot);
-        (since.elapsed() <= idle_timeout).then_some(lease)
     }
 
     /// Pins `lease` (ready for another request); a connection pinned before goes to the pool.
     pub fn put(&self, lease: Lease) {
-        let before = self.lock().replace((lease, Instant::now()));
+        let before = self.lock().replace(lease);
         drop(before);
     }
 
-    /// Gives the pinned connection back to the pool (the client connection rests or closes).
+    /// Gives the pinned connection back to the pool (the client connection rests, closes, or
+    /// hands its socket to a tunnel).
     pub fn release(&self) {
         let before = self.lock().take();
         drop(before);
     }
 
-    /// Whether a connection is pinned now.
-    pub fn is_pinned(&self) -> bool {
-        self.lock().is_some()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Lease, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Lease>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -18,6 +18,7 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, Uri};
@@ -27,6 +28,7 @@ use hyper::client::conn::http1;
 use hyper_util::client::legacy::pool::{Pool, Poolable, Pooled, Reservation, Ver};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use prometheus::IntGauge;
+use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::body::{BoxError, ProxyBody};
@@ -34,7 +36,7 @@ use crate::egress::Connector;
 use crate::pin::Pinned;
 
 /// The stream one upstream connection runs over: TLS to S3, over what `egress` dialed.
-type Stream = hyper_rustls::MaybeHttpsStream<crate::egress::Dialed>;
+pub type Stream = hyper_rustls::MaybeHttpsStream<crate::egress::Dialed>;
 /// The connector that dials S3 and does TLS (hyper-rustls over `egress`).
 pub type Dialer = hyper_rustls::HttpsConnector<Connector>;
 
@@ -65,52 +67,95 @@ pub fn authority(uri: &Uri) -> &str {
 pub struct Conn {
     key: Key,
     send: http1::SendRequest<ProxyBody>,
+    /// The connection, until it ends or is closed. It is dropped then, as hyper's own task
+    /// would end: a request still queued on it comes back unsent, and a body reading from it
+    /// sees its end.
+    conn: Option<Live>,
+    /// Since when it has been idle (in a pool or a pin), and for how long it may be.
+    idle_since: Instant,
+    idle_timeout: Duration,
+}
+
+/// The hyper connection, counted in `s3x_proxy_upstream_connections` while it exists.
+struct Live {
     conn: Pin<Box<http1::Connection<Stream, ProxyBody>>>,
-    /// The connection has ended.
-    ended: bool,
-    /// Counts it in `s3x_proxy_upstream_connections` while it is open.
     _open: OpenGuard,
 }
 
 impl Conn {
+    /// Starts HTTP/1.1 on `stream` (connected to `key`'s host), to be closed once idle for
+    /// `idle_timeout`, and counted in `gauge` until it is.
+    pub async fn handshake(
+        stream: Stream,
+        key: Key,
+        idle_timeout: Duration,
+        gauge: &IntGauge,
+    ) -> hyper::Result<Conn> {
+        let mut builder = http1::Builder::new();
+        // S3's header case (`ETag`, `Content-Length`) rides in the response and the
+        // client-side HTTP/1.1 connection writes it back: legacy clients (libs3 2.0) match
+        // header names case-sensitively (DESIGN §3.2).
+        builder.preserve_header_case(true);
+        let (send, conn) = builder.handshake(stream).await?;
+        Ok(Conn {
+            key,
+            send,
+            conn: Some(Live {
+                conn: Box::pin(conn),
+                _open: OpenGuard::new(gauge),
+            }),
+            idle_since: Instant::now(),
+            idle_timeout,
+        })
+    }
+
     /// The host it is connected to.
     pub fn key(&self) -> &Key {
         &self.key
     }
 
-    /// Lets the connection do what it can without waiting; `Ready` once it has ended.
+    /// Lets the connection do what it can without waiting; `Ready` once it has ended (it is
+    /// dropped then).
     pub fn drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.ended {
+        let Some(live) = self.conn.as_mut() else {
             return Poll::Ready(());
+        };
+        let Poll::Ready(result) = live.conn.as_mut().poll(cx) else {
+            return Poll::Pending;
+        };
+        if let Err(error) = result {
+            tracing::debug!(%error, "upstream connection ended with an error");
         }
-        match self.conn.as_mut().poll(cx) {
-            Poll::Ready(result) => {
-                self.ended = true;
-                if let Err(error) = result {
-                    tracing::debug!(%error, "upstream connection ended with an error");
-                }
-                Poll::Ready(())
-            }
-            Poll::Pending => Poll::Pending,
-        }
+        self.conn = None;
+        Poll::Ready(())
     }
 
-    /// After sitting unpolled (in the pool or a pin): whether it is still open, once it has
-    /// read what arrived meanwhile (S3 closing it, say).
+    /// Closes it now (what is left of an exchange on it would be read as the next one's).
+    pub fn close(&mut self) {
+        self.conn = None;
+    }
+
+    /// After sitting unpolled (in the pool or a pin): whether it can take a request, once it
+    /// has read what arrived meanwhile (S3 closing it, say).
     fn still_open(&mut self, cx: &mut Context<'_>) -> bool {
-        self.drive(cx).is_pending() && !self.send.is_closed()
+        self.drive(cx).is_pending() && self.is_open()
     }
 
-    /// Lets it settle without a task to wake (it is about to wait unpolled).
+    /// Lets it settle without a task to wake (it is about to wait unpolled), and starts its
+    /// idle time.
     fn settle(&mut self) {
         let _ = self.drive(&mut Context::from_waker(Waker::noop()));
+        self.idle_since = Instant::now();
     }
 }
 
 impl Poolable for Conn {
     fn is_open(&self) -> bool {
-        // Ready: the connection has finished its last exchange and waits for the next.
-        !self.ended && self.send.is_ready()
+        // Ready: the connection has finished its last exchange and waits for the next. One
+        // idle for longer than the idle timeout may be closing at S3's end.
+        self.conn.is_some()
+            && self.send.is_ready()
+            && self.idle_since.elapsed() <= self.idle_timeout
     }
 
     fn reserve(self) -> Reservation<Self> {
@@ -161,7 +206,7 @@ pub struct Bounds {
     /// `--upstream-max-idle-per-host` (0: none are kept idle).
     pub max_idle_per_host: usize,
     /// `--upstream-idle-timeout`.
-    pub idle_timeout: std::time::Duration,
+    pub idle_timeout: Duration,
 }
 
 impl Pools {
@@ -196,9 +241,7 @@ impl Pools {
         uri: &Uri,
         pinned: Option<&Pinned>,
     ) -> Result<(Lease, bool), DialError> {
-        let authority = authority(uri);
-        let idle_timeout = self.bounds.idle_timeout;
-        if let Some(lease) = pinned.and_then(|p| p.take(authority, idle_timeout)) {
+        if let Some(lease) = pinned.and_then(|p| p.take(authority(uri))) {
             return Ok((lease, true));
         }
         let key = Key::of(uri);
@@ -227,22 +270,9 @@ impl Pools {
             .call(uri.clone())
             .await
             .map_err(DialError)?;
-        let mut builder = http1::Builder::new();
-        // S3's header case (`ETag`, `Content-Length`) rides in the response and the
-        // client-side HTTP/1.1 connection writes it back: legacy clients (libs3 2.0) match
-        // header names case-sensitively (DESIGN §3.2).
-        builder.preserve_header_case(true);
-        let (send, conn) = builder
-            .handshake(stream)
+        Conn::handshake(stream, key, self.bounds.idle_timeout, &self.gauge)
             .await
-            .map_err(|e| DialError(e.into()))?;
-        Ok(Conn {
-            key,
-            send,
-            conn: Box::pin(conn),
-            ended: false,
-            _open: OpenGuard::new(&self.gauge),
-        })
+            .map_err(|e| DialError(e.into()))
     }
 }
 
@@ -256,7 +286,8 @@ pub enum ExchangeError {
 
 /// Sends `request` (absolute URI, `Host` set) on a connection for its host, and resolves to
 /// S3's response head, its body reading on from the same connection. A connection that was
-/// closed before it took the request is left for another, as often as that happens.
+/// used before and turns out closed before it took the request (S3 closed it while it sat
+/// idle) is left for another, as often as that happens; the request is never sent twice.
 pub async fn exchange(
     pools: &Pools,
     pinned: Option<Arc<Pinned>>,
@@ -270,24 +301,33 @@ pub async fn exchange(
             .await
             .map_err(ExchangeError::Dial)?;
         if reused && !poll_fn(|cx| Poll::Ready(lease.still_open(cx))).await {
-            continue;
+            continue; // Dropped: closed, as it is not open.
         }
-        let mut response = std::pin::pin!(lease.send.try_send_request(request));
-        let answered = poll_fn(|cx| {
-            // The connection writes the request and reads the answer; then the answer is in.
-            let _ = lease.drive(cx);
-            response.as_mut().poll(cx)
-        })
-        .await;
-        match answered {
-            Ok(response) => return Ok(response.map(|body| Pulled::new(body, lease, pinned))),
+        match send_on(&mut lease, request).await {
+            Ok(response) => return Ok(response.map(|body| Pulled::boxed(body, lease, pinned))),
             Err(mut error) => match error.take_message() {
-                // Closed before it took the request (S3 closed it while it sat idle).
+                // Closed before it took the request: hyper gives the request back.
                 Some(unsent) if reused => request = unsent,
                 _ => return Err(ExchangeError::Request(error.into_error())),
             },
         }
     }
+}
+
+/// Sends `request` on `conn`, driving it until S3's response head is in. A request the
+/// connection never started (it ended first) comes back in the error.
+pub async fn send_on(
+    conn: &mut Conn,
+    request: Request<ProxyBody>,
+) -> Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<ProxyBody>>> {
+    let mut response = std::pin::pin!(conn.send.try_send_request(request));
+    poll_fn(|cx| {
+        // The connection writes the request and reads the answer; then the answer is in. Once
+        // it has ended it is dropped, and a request still queued on it comes back.
+        let _ = conn.drive(cx);
+        response.as_mut().poll(cx)
+    })
+    .await
 }
 
 /// The request target as HTTP/1.1 sends it to an origin: the path and query.
@@ -312,7 +352,7 @@ struct Pulled {
 }
 
 impl Pulled {
-    fn new(body: Incoming, lease: Lease, pinned: Option<Arc<Pinned>>) -> ProxyBody {
+    fn boxed(body: Incoming, lease: Lease, pinned: Option<Arc<Pinned>>) -> ProxyBody {
         use http_body_util::BodyExt;
         let ended = body.is_end_stream();
         let mut pulled = Pulled {
@@ -333,11 +373,14 @@ impl Pulled {
             return;
         };
         if !self.ended {
-            return; // Dropped mid-body: not ready for another request, so it closes.
+            // Dropped mid-body: the rest of this answer would be read as the next one's.
+            lease.close();
+            return;
         }
         lease.settle();
         match self.pinned.take() {
             Some(pinned) if lease.is_open() => pinned.put(lease),
+            // Into the pool if it is open (and the pool has room), closed otherwise.
             _ => drop(lease),
         }
     }
@@ -386,3 +429,7 @@ impl Drop for Pulled {
         self.release();
     }
 }
+
+#[cfg(test)]
+#[path = "pool_tests.rs"]
+mod tests;

@@ -203,6 +203,9 @@ impl<Q: Future<Output = ()>> Open<'_, Q> {
             service = parts.service;
             io = parts.io.into_inner();
             io.unread(parts.read_buf);
+            // The connection rests, closes, or becomes a tunnel (whose inner connection has a
+            // pin of its own): its upstream connection goes back to the pool.
+            pinned.release();
             if let Some(tunnel) = handoff.take() {
                 let _ = tunnel.send(Box::new(io));
                 return;
@@ -212,8 +215,6 @@ impl<Q: Future<Output = ()>> Open<'_, Q> {
                 let _ = tokio::time::timeout(self.slot.close_grace(), io.shutdown()).await;
                 return;
             }
-            // A resting connection keeps no upstream connection: it goes back to the pool.
-            pinned.release();
             let resting = Resting::new(&self.shared.proxy.metrics().connections_idle);
             let woke = tokio::select! {
                 woke = io.wait() => woke,

@@ -70,7 +70,10 @@ async fn put(h: &Harness, bucket: &str) {
     assert_eq!(put.status, StatusCode::OK, "{}", put.text());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while metric(&h.metrics().await, "s3x_proxy_connections_active", &[]) > 0.0 {
-        assert!(tokio::time::Instant::now() < deadline, "the PUT's connection closes");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the PUT's connection closes"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -173,7 +176,10 @@ async fn each_client_connection_keeps_its_own_upstream_connection() {
     }
     // `a` took the connection the PUT left in the pool; `b` needed one of its own.
     let new = h.emulator.connections_accepted() - accepted;
-    assert_eq!(new, 1, "two client connections taking turns use two upstream connections");
+    assert_eq!(
+        new, 1,
+        "two client connections taking turns use two upstream connections"
+    );
     until(&h, "two open", |gauge, open| gauge == 2.0 && open == 2).await;
 }
 

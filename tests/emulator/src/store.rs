@@ -155,7 +155,8 @@ pub(crate) struct Connections {
 impl Connections {
     /// Counts a connection just accepted, until the returned guard drops.
     pub fn opened(&self) -> OpenConnection<'_> {
-        self.accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.accepted
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         OpenConnection(self)
     }
@@ -166,7 +167,9 @@ pub(crate) struct OpenConnection<'a>(&'a Connections);
 
 impl Drop for OpenConnection<'_> {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
