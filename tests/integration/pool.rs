@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use s3x_emulator::{Fault, Target};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::harness::{data, metric, zonal_host, Harness, Options, BUCKET, OTHER_BUCKET};
@@ -248,4 +249,32 @@ async fn a_pinned_connection_s3_closed_is_replaced_without_a_retry() {
     let retries = metric(&text, "s3x_proxy_upstream_retries_total", &[]);
     assert_eq!(retries, 0.0, "{text}");
     until(&h, "the dead one is gone", |gauge, _| gauge == 1.0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_cut_mid_body_closes_its_upstream_connection() {
+    let h = start(&["--client-rest-after", "10s"]).await;
+    let big = data(8 << 20, 3);
+    let put = h.forward(Method::PUT, BUCKET, "/big", &[], big.clone()).await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.text());
+    until(&h, "one in the pool", |gauge, open| gauge == 1.0 && open == 1).await;
+    // A client reads the head and a little of the body, then goes away.
+    let mut socket = TcpStream::connect(h.proxy).await.unwrap();
+    let host = zonal_host(BUCKET);
+    let get = format!("GET http://{host}/big HTTP/1.1\r\nhost: {host}\r\n\r\n");
+    socket.write_all(get.as_bytes()).await.unwrap();
+    let mut some = vec![0u8; 64 * 1024];
+    socket.read_exact(&mut some).await.unwrap();
+    assert!(some.starts_with(b"HTTP/1.1 200"));
+    drop(socket);
+    // What is left of that answer must never be read as another request's: the connection
+    // closes rather than going back to the pool.
+    until(&h, "the cut connection closes", |gauge, open| {
+        gauge == 0.0 && open == 0
+    })
+    .await;
+    let mut b = Client::connect(&h).await;
+    let (status, body) = b.get(BUCKET, "big").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body == big, "the next request reads its own answer");
 }
