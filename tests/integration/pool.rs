@@ -255,9 +255,14 @@ async fn a_pinned_connection_s3_closed_is_replaced_without_a_retry() {
 async fn a_response_cut_mid_body_closes_its_upstream_connection() {
     let h = start(&["--client-rest-after", "10s"]).await;
     let big = data(8 << 20, 3);
-    let put = h.forward(Method::PUT, BUCKET, "/big", &[], big.clone()).await;
+    let put = h
+        .forward(Method::PUT, BUCKET, "/big", &[], big.clone())
+        .await;
     assert_eq!(put.status, StatusCode::OK, "{}", put.text());
-    until(&h, "one in the pool", |gauge, open| gauge == 1.0 && open == 1).await;
+    until(&h, "one in the pool", |gauge, open| {
+        gauge == 1.0 && open == 1
+    })
+    .await;
     // A client reads the head and a little of the body, then goes away.
     let mut socket = TcpStream::connect(h.proxy).await.unwrap();
     let host = zonal_host(BUCKET);

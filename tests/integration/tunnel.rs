@@ -183,7 +183,10 @@ async fn upstream_connections_of_two_tunnels_taking_turns(alpn: &[&[u8]], h2: bo
 async fn an_http1_tunnel_keeps_its_own_upstream_connection() {
     // Each tunnel's inner connection pins the connection it used: two in all.
     let opened = upstream_connections_of_two_tunnels_taking_turns(&[b"http/1.1"], false).await;
-    assert_eq!(opened, 1, "the second tunnel opened one of its own, and only one");
+    assert_eq!(
+        opened, 1,
+        "the second tunnel opened one of its own, and only one"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
