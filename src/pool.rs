@@ -12,7 +12,11 @@
 //! connection reads), so a request never leaves its task. A connection that waits in the pool
 //! or in a pin is polled by nobody: before it is used again it is polled once, so that one S3
 //! closed meanwhile is seen closed and left (its request goes on another connection, which
-//! `send`'s one retry never notices).
+//! `send`'s one retry never notices). A connection that ends is dropped at once, as its own
+//! task would end: a request queued on it just as S3 closed it comes back unsent (and goes on
+//! another connection), and one S3 may have seen fails. A connection goes back (to the pin or
+//! the pool) only once S3's whole answer has been read and the request written; an answer
+//! dropped before its end closes its connection.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
