@@ -24,9 +24,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{Request, Response, Uri};
-use http_body::{Body, Frame, SizeHint};
+
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::client::legacy::pool::{Pool, Poolable, Pooled, Reservation, Ver};
@@ -37,7 +36,6 @@ use tower_service::Service;
 
 use crate::body::{BoxError, ProxyBody};
 use crate::egress::Connector;
-use crate::pin::Pinned;
 
 /// The stream one upstream connection runs over: TLS to S3, over what `egress` dialed.
 pub type Stream = hyper_rustls::MaybeHttpsStream<crate::egress::Dialed>;
@@ -141,13 +139,13 @@ impl Conn {
 
     /// After sitting unpolled (in the pool or a pin): whether it can take a request, once it
     /// has read what arrived meanwhile (S3 closing it, say).
-    fn still_open(&mut self, cx: &mut Context<'_>) -> bool {
+    pub fn still_open(&mut self, cx: &mut Context<'_>) -> bool {
         self.drive(cx).is_pending() && self.is_open()
     }
 
     /// Lets it settle without a task to wake (it is about to wait unpolled), and starts its
     /// idle time.
-    fn settle(&mut self) {
+    pub fn settle(&mut self) {
         let _ = self.drive(&mut Context::from_waker(Waker::noop()));
         self.idle_since = Instant::now();
     }
@@ -238,16 +236,9 @@ impl Pools {
         &self.pools[index]
     }
 
-    /// A connection for `uri`: the pinned one or an idle one from this worker's pool (`true`:
-    /// it has been used before), else a new one.
-    pub async fn lease(
-        &self,
-        uri: &Uri,
-        pinned: Option<&Pinned>,
-    ) -> Result<(Lease, bool), DialError> {
-        if let Some(lease) = pinned.and_then(|p| p.take(authority(uri))) {
-            return Ok((lease, true));
-        }
+    /// A connection for `uri`: an idle one from this worker's pool (`true`: it has been used
+    /// before), else a new one.
+    pub async fn lease(&self, uri: &Uri) -> Result<(Lease, bool), DialError> {
         let key = Key::of(uri);
         let pool = self.here();
         // Only an idle connection at hand: with none, dialing starts at once. (The checkout is
@@ -280,44 +271,6 @@ impl Pools {
     }
 }
 
-/// Why an exchange on a connection failed.
-pub enum ExchangeError {
-    /// No connection could be made; the request was not sent.
-    Dial(DialError),
-    /// The connection failed with the request in flight; S3 may have seen it.
-    Request(hyper::Error),
-}
-
-/// Sends `request` (absolute URI, `Host` set) on a connection for its host, and resolves to
-/// S3's response head, its body reading on from the same connection. A connection that was
-/// used before and turns out closed before it took the request (S3 closed it while it sat
-/// idle) is left for another, as often as that happens; the request is never sent twice.
-pub async fn exchange(
-    pools: &Pools,
-    pinned: Option<Arc<Pinned>>,
-    mut request: Request<ProxyBody>,
-) -> Result<Response<ProxyBody>, ExchangeError> {
-    let uri = request.uri().clone();
-    *request.uri_mut() = origin_form(&uri);
-    loop {
-        let (mut lease, reused) = pools
-            .lease(&uri, pinned.as_deref())
-            .await
-            .map_err(ExchangeError::Dial)?;
-        if reused && !poll_fn(|cx| Poll::Ready(lease.still_open(cx))).await {
-            continue; // Dropped: closed, as it is not open.
-        }
-        match send_on(&mut lease, request).await {
-            Ok(response) => return Ok(response.map(|body| Pulled::boxed(body, lease, pinned))),
-            Err(mut error) => match error.take_message() {
-                // Closed before it took the request: hyper gives the request back.
-                Some(unsent) if reused => request = unsent,
-                _ => return Err(ExchangeError::Request(error.into_error())),
-            },
-        }
-    }
-}
-
 /// Sends `request` on `conn`, driving it until S3's response head is in. A request the
 /// connection never started (it ended first) comes back in the error.
 pub async fn send_on(
@@ -332,106 +285,6 @@ pub async fn send_on(
         response.as_mut().poll(cx)
     })
     .await
-}
-
-/// The request target as HTTP/1.1 sends it to an origin: the path and query.
-fn origin_form(uri: &Uri) -> Uri {
-    let mut parts = http::uri::Parts::default();
-    parts.path_and_query = Some(
-        uri.path_and_query()
-            .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
-    );
-    Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
-}
-
-/// S3's response body, read on the connection that carries it: reading the body drives the
-/// connection. Once the body has ended the connection goes back to the client connection's pin
-/// (or, without one, to the pool); a body dropped before its end closes it.
-struct Pulled {
-    body: Incoming,
-    lease: Option<Lease>,
-    pinned: Option<Arc<Pinned>>,
-    ended: bool,
-}
-
-impl Pulled {
-    fn boxed(body: Incoming, lease: Lease, pinned: Option<Arc<Pinned>>) -> ProxyBody {
-        use http_body_util::BodyExt;
-        let ended = body.is_end_stream();
-        let mut pulled = Pulled {
-            body,
-            lease: Some(lease),
-            pinned,
-            ended,
-        };
-        if ended {
-            pulled.release();
-        }
-        pulled.boxed_unsync()
-    }
-
-    /// The body has ended, or is dropped: the connection goes back, or is closed.
-    fn release(&mut self) {
-        let Some(mut lease) = self.lease.take() else {
-            return;
-        };
-        if !self.ended {
-            // Dropped mid-body: the rest of this answer would be read as the next one's.
-            lease.close();
-            return;
-        }
-        lease.settle();
-        match self.pinned.take() {
-            Some(pinned) if lease.is_open() => pinned.put(lease),
-            // Into the pool if it is open (and the pool has room), closed otherwise.
-            _ => drop(lease),
-        }
-    }
-}
-
-impl Body for Pulled {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        let mut frame = Pin::new(&mut this.body).poll_frame(cx);
-        if frame.is_pending() {
-            if let Some(lease) = this.lease.as_mut() {
-                // The connection reads on; the body may have a frame now.
-                let _ = lease.drive(cx);
-                frame = Pin::new(&mut this.body).poll_frame(cx);
-            }
-        }
-        match &frame {
-            Poll::Ready(None) => this.ended = true,
-            Poll::Ready(Some(Ok(_))) => this.ended = this.body.is_end_stream(),
-            Poll::Ready(Some(Err(_))) | Poll::Pending => {}
-        }
-        if this.ended {
-            this.release();
-        }
-        frame.map(|f| f.map(|r| r.map_err(BoxError::from)))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.ended || self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl Drop for Pulled {
-    fn drop(&mut self) {
-        self.ended = self.ended || self.body.is_end_stream();
-        self.release();
-    }
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ use crate::egress::Connector;
 use crate::egress_proxy::Egress;
 use crate::logging::chain;
 use crate::outgoing::outgoing;
-use crate::pin::Pinned;
-use crate::pool::{exchange, Bounds, DialError, ExchangeError, Pools};
+use crate::pin::{exchange, ExchangeError, Pinned};
+use crate::pool::{Bounds, DialError, Pools};
 
 pub use crate::egress::ResolveOverrides;
 
