@@ -26,7 +26,7 @@ pub mod names {
     pub const CONNECTIONS_ACTIVE: &str = "s3x_proxy_connections_active";
     /// Client connections resting between requests, holding no HTTP state.
     pub const CONNECTIONS_IDLE: &str = "s3x_proxy_connections_idle";
-    /// Connections to S3 open now (in use, pinned to a client connection, or idle in a pool).
+    /// Connections to S3 open now (in use, or idle in a pool).
     pub const UPSTREAM_CONNECTIONS: &str = "s3x_proxy_upstream_connections";
     /// Requests sent to S3 again, by reason.
     pub const UPSTREAM_RETRIES: &str = "s3x_proxy_upstream_retries_total";
@@ -256,7 +256,7 @@ impl Metrics {
 pub fn upstream_connections_gauge() -> prometheus::Result<IntGauge> {
     IntGauge::new(
         names::UPSTREAM_CONNECTIONS,
-        "Connections to S3 open now: in use, pinned to a client connection, or idle in a pool.",
+        "Connections to S3 open now: in use, or idle in a pool.",
     )
 }
 

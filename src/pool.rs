@@ -1,21 +1,20 @@
 //! Pool: the proxy's HTTP/1.1 connections to S3. Each worker keeps its idle ones in a pool of
 //! its own (hyper-util's, bounded by `--upstream-max-idle-per-host` and
-//! `--upstream-idle-timeout`), a client connection keeps the one it used between its requests
-//! (`pin`), and a connection is driven by the task of the request that uses it.
+//! `--upstream-idle-timeout`), and a connection is driven by the task of the request that uses
+//! it (`exchange`).
 //!
 //! hyper-util's legacy `Client` checks a connection out of its pool for every request (a
 //! SipHash of the host, twice, under a lock), hands the request to the connection's own task
 //! through a channel, and spawns a task per response to put the connection back: about a tenth
-//! of the proxy's instructions per request (`benches/instructions.sh`). Here a request takes
-//! its client connection's pinned connection when it can, and polls the hyper connection itself
+//! of the proxy's instructions per request (`benches/instructions.sh`). Here a request takes an
+//! idle connection from its worker's pool, and polls the hyper connection itself
 //! (first while it waits for the answer's head, then from the answer's body, which the client
 //! connection reads), so a request never leaves its task. A connection that waits in the pool
-//! or in a pin is polled by nobody: before it is used again it is polled once, so that one S3
+//! is polled by nobody: before it is used again it is polled once, so that one S3
 //! closed meanwhile is seen closed and left (its request goes on another connection, which
 //! `send`'s one retry never notices). A connection that ends is dropped at once, as its own
 //! task would end: a request queued on it just as S3 closed it comes back unsent (and goes on
-//! another connection), and one S3 may have seen fails. A connection goes back (to the pin or
-//! the pool) only once S3's whole answer has been read and the request written; an answer
+//! another connection), and one S3 may have seen fails. A connection goes back to the pool only once S3's whole answer has been read and the request written; an answer
 //! dropped before its end closes its connection.
 
 use std::future::{poll_fn, Future};
@@ -52,28 +51,22 @@ impl Key {
     pub fn of(uri: &Uri) -> Key {
         Key(authority(uri).into())
     }
-
-    /// Whether a request to `authority` can use this connection.
-    pub fn serves(&self, authority: &str) -> bool {
-        &*self.0 == authority
-    }
 }
 
 /// `host:port` of `uri`, as [`Key`] holds it.
-pub fn authority(uri: &Uri) -> &str {
+fn authority(uri: &Uri) -> &str {
     uri.authority().map_or("", |a| a.as_str())
 }
 
 /// One HTTP/1.1 connection to S3: the sender, and the connection itself, which whoever uses it
 /// polls (see the module's notes).
 pub struct Conn {
-    key: Key,
     send: http1::SendRequest<ProxyBody>,
     /// The connection, until it ends or is closed. It is dropped then, as hyper's own task
     /// would end: a request still queued on it comes back unsent, and a body reading from it
     /// sees its end.
     conn: Option<Live>,
-    /// Since when it has been idle (in a pool or a pin), and for how long it may be.
+    /// Since when it has been idle in a pool, and for how long it may be.
     idle_since: Instant,
     idle_timeout: Duration,
 }
@@ -85,11 +78,10 @@ struct Live {
 }
 
 impl Conn {
-    /// Starts HTTP/1.1 on `stream` (connected to `key`'s host), to be closed once idle for
-    /// `idle_timeout`, and counted in `gauge` until it is.
+    /// Starts HTTP/1.1 on `stream`, to be closed once idle for `idle_timeout`, and counted in
+    /// `gauge` until it is.
     pub async fn handshake(
         stream: Stream,
-        key: Key,
         idle_timeout: Duration,
         gauge: &IntGauge,
     ) -> hyper::Result<Conn> {
@@ -100,7 +92,6 @@ impl Conn {
         builder.preserve_header_case(true);
         let (send, conn) = builder.handshake(stream).await?;
         Ok(Conn {
-            key,
             send,
             conn: Some(Live {
                 conn: Box::pin(conn),
@@ -109,11 +100,6 @@ impl Conn {
             idle_since: Instant::now(),
             idle_timeout,
         })
-    }
-
-    /// The host it is connected to.
-    pub fn key(&self) -> &Key {
-        &self.key
     }
 
     /// Lets the connection do what it can without waiting; `Ready` once it has ended (it is
@@ -137,7 +123,7 @@ impl Conn {
         self.conn = None;
     }
 
-    /// After sitting unpolled (in the pool or a pin): whether it can take a request, once it
+    /// After sitting unpolled in the pool: whether it can take a request, once it
     /// has read what arrived meanwhile (S3 closing it, say).
     pub fn still_open(&mut self, cx: &mut Context<'_>) -> bool {
         self.drive(cx).is_pending() && self.is_open()
@@ -250,7 +236,7 @@ impl Pools {
         if let Poll::Ready(Ok(lease)) = idle {
             return Ok((lease, true));
         }
-        let conn = self.dial(uri, key.clone()).await?;
+        let conn = self.dial(uri).await?;
         let connecting = pool
             .connecting(&key, Ver::Auto)
             .expect("HTTP/1.1 connections are never shared");
@@ -258,14 +244,14 @@ impl Pools {
     }
 
     /// Dials S3 (TCP or the egress proxy, then TLS) and starts HTTP/1.1 on the connection.
-    async fn dial(&self, uri: &Uri, key: Key) -> Result<Conn, DialError> {
+    async fn dial(&self, uri: &Uri) -> Result<Conn, DialError> {
         let stream = self
             .dialer
             .clone()
             .call(uri.clone())
             .await
             .map_err(DialError)?;
-        Conn::handshake(stream, key, self.bounds.idle_timeout, &self.gauge)
+        Conn::handshake(stream, self.bounds.idle_timeout, &self.gauge)
             .await
             .map_err(|e| DialError(e.into()))
     }

@@ -46,8 +46,7 @@ async fn connect(addr: std::net::SocketAddr, gauge: &IntGauge) -> (Conn, std::ne
     socket.set_nonblocking(true).unwrap();
     let tcp = TokioIo::new(TcpStream::from_std(socket).unwrap());
     let stream = hyper_rustls::MaybeHttpsStream::Http(hyper_rustls::MaybeHttpsStream::Http(tcp));
-    let key = Key("127.0.0.1:1".into());
-    let conn = Conn::handshake(stream, key, IDLE, gauge).await.unwrap();
+    let conn = Conn::handshake(stream, IDLE, gauge).await.unwrap();
     (conn, probe)
 }
 

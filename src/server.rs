@@ -25,7 +25,6 @@ use crate::ca::CertificateAuthority;
 use crate::conn::{drive, Drain, DrainWatch, Driven, InFlight, Slot, Tracked};
 use crate::connect::{ConnectPolicy, Tunnel};
 use crate::keepalive::{Handoff, Prefixed, Protocol, Upgrade, WithoutShutdown};
-use crate::pin::Pinned;
 use crate::proxy::Proxy;
 use crate::route::Arrival;
 use crate::workers::Workers;
@@ -192,8 +191,7 @@ impl<Q: Future<Output = ()>> Open<'_, Q> {
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let handoff = Arc::new(Handoff::default());
-        let pinned = Arc::new(Pinned::default());
-        let mut service = self.service(arrival, Some(handoff.clone()), Some(pinned.clone()));
+        let mut service = self.service(arrival, Some(handoff.clone()));
         loop {
             // Boxed: hyper's connection is allocated for its turn only, so a resting
             // connection's future holds the socket and little else.
@@ -203,9 +201,6 @@ impl<Q: Future<Output = ()>> Open<'_, Q> {
             service = parts.service;
             io = parts.io.into_inner();
             io.unread(parts.read_buf);
-            // The connection rests, closes, or becomes a tunnel (whose inner connection has a
-            // pin of its own): its upstream connection goes back to the pool.
-            pinned.release();
             if let Some(tunnel) = handoff.take() {
                 let _ = tunnel.send(Box::new(io));
                 return;
@@ -268,7 +263,7 @@ impl<Q: Future<Output = ()>> Open<'_, Q> {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let service = self.service(arrival, None, None);
+        let service = self.service(arrival, None);
         let conn = self
             .shared
             .http
@@ -288,18 +283,12 @@ impl<Q: Future<Output = ()>> Open<'_, Q> {
         }
     }
 
-    fn service(
-        &self,
-        arrival: Arrival,
-        handoff: Option<Arc<Handoff>>,
-        pinned: Option<Arc<Pinned>>,
-    ) -> Dispatch {
+    fn service(&self, arrival: Arrival, handoff: Option<Arc<Handoff>>) -> Dispatch {
         Dispatch {
             shared: self.shared.clone(),
             slot: self.slot.clone(),
             arrival,
             handoff,
-            pinned,
         }
     }
 }
@@ -328,8 +317,6 @@ struct Dispatch {
     arrival: Arrival,
     /// HTTP/1.1 only: where a CONNECT's tunnel gets the socket.
     handoff: Option<Arc<Handoff>>,
-    /// HTTP/1.1 only: the upstream connection kept between requests (see `pin`).
-    pinned: Option<Arc<Pinned>>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Dispatch {
@@ -342,14 +329,7 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
         let shared = self.shared.clone();
         let arrival = self.arrival.clone();
         let handoff = self.handoff.clone();
-        let pinned = self.pinned.clone();
-        Box::pin(async move {
-            let response = dispatch(request, arrival, shared, in_flight, handoff);
-            Ok(match pinned {
-                Some(pinned) => Pinned::scope(pinned, response).await,
-                None => response.await,
-            })
-        })
+        Box::pin(async move { Ok(dispatch(request, arrival, shared, in_flight, handoff).await) })
     }
 }
 

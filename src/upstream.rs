@@ -1,5 +1,5 @@
 //! Upstream: the seam around S3 I/O (the [`Upstream`] trait), its production implementation
-//! (always-verified HTTPS over the `egress` connector, on the connections of `pool` and `pin`),
+//! (always-verified HTTPS over the `egress` connector, on the connections of `pool`, driven by `exchange`),
 //! and reading S3's small answers.
 
 use std::future::Future;
@@ -18,9 +18,9 @@ use rustls_pki_types::CertificateDer;
 use crate::body::{BoxError, ProxyBody};
 use crate::egress::Connector;
 use crate::egress_proxy::Egress;
+use crate::exchange::{exchange, ExchangeError};
 use crate::logging::chain;
 use crate::outgoing::outgoing;
-use crate::pin::{exchange, ExchangeError, Pinned};
 use crate::pool::{Bounds, DialError, Pools};
 
 pub use crate::egress::ResolveOverrides;
@@ -32,8 +32,6 @@ pub type UpstreamFuture =
 /// Sending a signed request to S3. Tests implement this to inject faults without sockets.
 pub trait Upstream: Send + Sync + 'static {
     /// Sends one request (absolute `https://` URI, signed) and resolves to S3's response head.
-    /// Called inside a client connection's `pin::Pinned::scope`, it may use (and keep) the
-    /// connection that client connection has pinned.
     fn send(&self, request: Request<ProxyBody>) -> UpstreamFuture;
 
     /// The gauge of open connections to S3 (`s3x_proxy_upstream_connections`), if this
@@ -122,7 +120,7 @@ pub struct UpstreamSettings {
 }
 
 /// The production upstream: HTTP/1.1 over rustls, always verified, with a pool of connections
-/// per worker and a connection pinned to each HTTP/1.1 client connection (`pool`, `pin`).
+/// per worker, each request driving the connection it uses (`pool`, `exchange`).
 pub struct HyperUpstream {
     shared: Arc<Shared>,
     connections: IntGauge,
@@ -226,10 +224,9 @@ impl Upstream for HyperUpstream {
                 }
             });
         }
-        let pinned = Pinned::current();
         let upstream = self.shared.clone();
         Box::pin(async move {
-            let response = exchange(&upstream.pools, pinned, request);
+            let response = exchange(&upstream.pools, request);
             // The deadline for S3's answer starts once the request body has been sent.
             let answer_deadline = async {
                 let _ = sent.await;
