@@ -1,7 +1,10 @@
 //! Memory of the release proxy binary holding many open keep-alive client connections: idle
 //! after start, with N silent TCP connections, after one endpoint-mode GET on each of them
-//! (kept open, at most `--in-flight` requests at once), and 2 s later. Prints VmRSS, VmHWM
-//! and open FDs for each phase. Exits 1 if a request fails, never for the figures.
+//! (kept open, at most `--in-flight` requests at once), 2 s later (the client connections have
+//! rested and given their upstream connections to the pools), and once the upstream idle
+//! timeout (`--upstream-idle-timeout`, 3 s here) has closed the pools' idle connections. Prints
+//! VmRSS, VmHWM, open FDs and the proxy's `s3x_proxy_upstream_connections` for each phase.
+//! Exits 1 if a request fails, never for the figures.
 //!
 //! Run with `cargo bench --bench idle_conns -- --connections 1000` (benches/README.md).
 
@@ -20,15 +23,19 @@ mod proxy;
 const BUCKET: &str = "idle--usw2-az1--x-s3";
 const KEY: &str = "small-object";
 const OBJECT_SIZE: usize = 1024;
+/// The proxy's gauge of its connections to S3.
+const UPSTREAM: &str = "s3x_proxy_upstream_connections";
 /// The figure the proxy should stay under (issue: RSS with 1,000 such connections).
 const TARGET_MIB: f64 = 32.0;
-const USAGE: &str =
-    "usage: cargo bench --bench idle_conns -- [--connections N] [--in-flight N] [--log RUST_LOG]";
+const USAGE: &str = "usage: cargo bench --bench idle_conns -- [--connections N] [--in-flight N] \
+                     [--log RUST_LOG] [--upstream-idle-timeout DURATION]";
 
 struct Args {
     connections: usize,
     in_flight: usize,
     rust_log: String,
+    /// The proxy's `--upstream-idle-timeout`, short so the last phase comes soon.
+    upstream_idle_timeout: Duration,
 }
 
 impl Args {
@@ -37,6 +44,7 @@ impl Args {
             connections: 1000,
             in_flight: 32,
             rust_log: "info".into(),
+            upstream_idle_timeout: Duration::from_secs(3),
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -52,6 +60,11 @@ impl Args {
                 "--connections" => args.connections = number(value()).max(1),
                 "--in-flight" => args.in_flight = number(value()).max(1),
                 "--log" => args.rust_log = value(),
+                "--upstream-idle-timeout" => {
+                    let v = value();
+                    args.upstream_idle_timeout = s3x_proxy::config::parse_duration(&v)
+                        .unwrap_or_else(|e| fail(&format!("{v}: {e}")));
+                }
                 // cargo bench passes --bench to harness = false targets.
                 "--bench" => {}
                 "-h" | "--help" => {
@@ -109,7 +122,18 @@ async fn run(args: Args) -> bool {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("emulator-ca.pem"), emulator.ca_pem()).expect("write CA");
     let log_path = dir.path().join("proxy.log");
-    let proxy = proxy::Proxy::start(emulator.addr(), dir.path(), &log_path, &args.rust_log);
+    let idle_timeout = args.upstream_idle_timeout;
+    let extra = [
+        "--upstream-idle-timeout".to_string(),
+        format!("{}ms", idle_timeout.as_millis()),
+    ];
+    let proxy = proxy::Proxy::start_with(
+        emulator.addr(),
+        dir.path(),
+        &log_path,
+        &args.rust_log,
+        &extra,
+    );
     let addr = proxy.proxy;
     eprintln!(
         "idle_conns: {n} connections, {} requests in flight at most, proxy pid {} on {addr}",
@@ -117,10 +141,11 @@ async fn run(args: Args) -> bool {
         proxy.pid()
     );
     let started = Instant::now();
-    let report = |label: &str| {
+    let report = async |label: &str| {
         let s = proxy.sample(label, started.elapsed());
+        let upstream = proxy.metrics().await.sum(UPSTREAM, &[]);
         println!(
-            "{label:<36} RSS {:>6.1} MiB  HWM {:>6.1} MiB  {:>5} FDs  {:>2} threads",
+            "{label:<44} RSS {:>6.1} MiB  HWM {:>6.1} MiB  {:>5} FDs  {:>2} threads  {upstream:>5} upstream",
             s.rss_kib as f64 / 1024.0,
             s.hwm_kib as f64 / 1024.0,
             s.fds,
@@ -129,7 +154,7 @@ async fn run(args: Args) -> bool {
         s
     };
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle = report("1. idle after start");
+    let idle = report("1. idle after start").await;
 
     let object: Vec<u8> = (0..OBJECT_SIZE).map(|i| (i % 251) as u8).collect();
     let put = match TcpStream::connect(addr).await {
@@ -153,7 +178,7 @@ async fn run(args: Args) -> bool {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    report(&format!("2. {n} silent connections"));
+    report(&format!("2. {n} silent connections")).await;
 
     // One GET on each connection, `in_flight` at a time; each connection stays open.
     let mut done = Vec::with_capacity(n);
@@ -183,13 +208,20 @@ async fn run(args: Args) -> bool {
         let message = format!("{} of {n} GETs failed; first: {}", errors.len(), errors[0]);
         return failed(&proxy, &message);
     }
-    let after = report(&format!("3. {n} connections, one GET each"));
+    let after = report(&format!("3. {n} connections, one GET each")).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let settled = report("4. the same, 2 s later");
+    let settled = report("4. the same, 2 s later (rested)").await;
+    // The pools close what has been idle for the timeout, checking once per timeout.
+    tokio::time::sleep(idle_timeout * 2 + Duration::from_secs(1)).await;
+    let label = format!(
+        "5. the same, {:?} later (upstream idle)",
+        idle_timeout * 2 + Duration::from_secs(1)
+    );
+    report(&label).await;
 
     drop(done);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    report("5. 1 s after the clients closed");
+    report("6. 1 s after the clients closed").await;
     let rss = after.rss_kib.max(settled.rss_kib) as f64 / 1024.0;
     println!(
         "idle_conns: {n} connections, one request each: RSS {rss:.1} MiB (target < {TARGET_MIB:.0} MiB)"

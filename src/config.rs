@@ -146,6 +146,20 @@ pub struct Args {
     /// Deadline for S3's response headers once a request is sent.
     #[arg(long, global = true, env = "S3X_PROXY_RESPONSE_HEADER_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
     pub response_header_timeout: Duration,
+    /// Most idle upstream connections kept per S3 host in each pool; there is one pool per
+    /// worker (--workers), so up to N × workers in all. A connection that becomes idle past it
+    /// is closed; 0 keeps none.
+    #[arg(
+        long,
+        global = true,
+        env = "S3X_PROXY_UPSTREAM_MAX_IDLE_PER_HOST",
+        default_value_t = DEFAULT_UPSTREAM_MAX_IDLE_PER_HOST
+    )]
+    pub upstream_max_idle_per_host: usize,
+    /// How long an idle upstream connection is kept before it is closed (it closes between
+    /// this and twice this; more than zero, at most 24h).
+    #[arg(long, global = true, env = "S3X_PROXY_UPSTREAM_IDLE_TIMEOUT", default_value = "15s", value_parser = parse_idle_timeout)]
+    pub upstream_idle_timeout: Duration,
     /// Close a client connection (plain, TLS, h2, or a CONNECT tunnel) with no request in
     /// flight and no bytes moving for this long; a body that stalls this long is cut.
     #[arg(long, global = true, env = "S3X_PROXY_CLIENT_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_idle_timeout)]
@@ -330,8 +344,12 @@ fn parse_idle_timeout(s: &str) -> Result<Duration, String> {
     }
 }
 
-/// The longest `--client-idle-timeout`.
+/// The longest `--client-idle-timeout` and `--upstream-idle-timeout`.
 const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// `--upstream-max-idle-per-host`: one worker alone can serve `perf/run`'s highest
+/// concurrency (256 connections) without closing and reopening upstream connections.
+pub const DEFAULT_UPSTREAM_MAX_IDLE_PER_HOST: usize = 256;
 
 /// Parses a size such as `65536`, `64KiB`, `16MiB` or `1GiB` (bytesize; `KB`/`MB` are powers
 /// of ten).
@@ -454,7 +472,8 @@ impl Config {
                 connect_timeout: args.connect_timeout,
                 egress: upstream_proxy_flag(args)?,
                 header_timeout: args.response_header_timeout,
-                idle_timeout: Duration::from_secs(60),
+                idle_timeout: args.upstream_idle_timeout,
+                max_idle_per_host: args.upstream_max_idle_per_host,
                 pools: workers(args) + 1,
             },
             allow_connect: args

@@ -85,6 +85,7 @@ pub mod egress;
 pub mod egress_proxy;
 pub mod endpoint;
 pub mod error;
+pub mod exchange;
 pub mod identity;
 pub mod keepalive;
 pub mod listing;
@@ -95,6 +96,7 @@ pub mod names;
 pub mod operation;
 pub mod outgoing;
 pub mod policy;
+pub mod pool;
 pub mod proxy;
 pub mod record;
 pub mod redact;
@@ -255,6 +257,7 @@ pub fn pipeline(
     registry: &Registry,
 ) -> Result<proxy::Proxy, StartError> {
     let metrics = metrics::Metrics::new(registry, config.metrics_bucket_label)?;
+    metrics::register_upstream_connections(registry, upstream.connections())?;
     let iam = Arc::new(credentials::IamCredentials::new(config.credentials.clone()));
     let sessions = session::SessionCache::new(
         upstream.clone(),

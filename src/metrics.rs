@@ -26,6 +26,8 @@ pub mod names {
     pub const CONNECTIONS_ACTIVE: &str = "s3x_proxy_connections_active";
     /// Client connections resting between requests, holding no HTTP state.
     pub const CONNECTIONS_IDLE: &str = "s3x_proxy_connections_idle";
+    /// Connections to S3 open now (in use, or idle in a pool).
+    pub const UPSTREAM_CONNECTIONS: &str = "s3x_proxy_upstream_connections";
     /// Requests sent to S3 again, by reason.
     pub const UPSTREAM_RETRIES: &str = "s3x_proxy_upstream_retries_total";
     /// Bodies cut short, by direction.
@@ -247,6 +249,29 @@ impl Metrics {
             self.requests.with_label_values(&[operation, &status]).inc();
         }
     }
+}
+
+/// A new, unregistered `s3x_proxy_upstream_connections` gauge, for an upstream to count its
+/// connections in.
+pub fn upstream_connections_gauge() -> prometheus::Result<IntGauge> {
+    IntGauge::new(
+        names::UPSTREAM_CONNECTIONS,
+        "Connections to S3 open now: in use, or idle in a pool.",
+    )
+}
+
+/// Registers the upstream's gauge of its connections, or (for an upstream that keeps none, as
+/// tests inject) one that stays at zero.
+pub fn register_upstream_connections(
+    registry: &Registry,
+    gauge: Option<IntGauge>,
+) -> prometheus::Result<IntGauge> {
+    let gauge = match gauge {
+        Some(gauge) => gauge,
+        None => upstream_connections_gauge()?,
+    };
+    registry.register(Box::new(gauge.clone()))?;
+    Ok(gauge)
 }
 
 /// Renders the registry in the Prometheus text format.

@@ -1,6 +1,6 @@
-//! Upstream: the seam around S3 I/O (the [`Upstream`] trait), its production implementation (a
-//! pooled, always-verified HTTPS client over the `egress` connector), and reading S3's small
-//! answers.
+//! Upstream: the seam around S3 I/O (the [`Upstream`] trait), its production implementation
+//! (always-verified HTTPS over the `egress` connector, on the connections of `pool`, driven by `exchange`),
+//! and reading S3's small answers.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use http::{Request, Response, Uri};
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use prometheus::IntGauge;
 use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -19,8 +18,10 @@ use rustls_pki_types::CertificateDer;
 use crate::body::{BoxError, ProxyBody};
 use crate::egress::Connector;
 use crate::egress_proxy::Egress;
+use crate::exchange::{exchange, ExchangeError};
 use crate::logging::chain;
 use crate::outgoing::outgoing;
+use crate::pool::{Bounds, DialError, Pools};
 
 pub use crate::egress::ResolveOverrides;
 
@@ -32,6 +33,12 @@ pub type UpstreamFuture =
 pub trait Upstream: Send + Sync + 'static {
     /// Sends one request (absolute `https://` URI, signed) and resolves to S3's response head.
     fn send(&self, request: Request<ProxyBody>) -> UpstreamFuture;
+
+    /// The gauge of open connections to S3 (`s3x_proxy_upstream_connections`), if this
+    /// upstream keeps any.
+    fn connections(&self) -> Option<IntGauge> {
+        None
+    }
 }
 
 /// The largest S3 answer (XML result or error body) the proxy reads into memory.
@@ -104,17 +111,24 @@ pub struct UpstreamSettings {
     pub egress: Option<Egress>,
     /// Deadline for S3's response head once the request is sent.
     pub header_timeout: Duration,
-    /// How long an idle pooled connection is kept.
+    /// How long an idle pooled connection is kept (`--upstream-idle-timeout`).
     pub idle_timeout: Duration,
+    /// Most idle connections per host in each pool (`--upstream-max-idle-per-host`).
+    pub max_idle_per_host: usize,
     /// Connection pools: one per worker thread, plus one for everything else (see `workers`).
     pub pools: usize,
 }
 
-/// The production upstream: hyper-util's pooled client over rustls, HTTP/1.1, always verified.
+/// The production upstream: HTTP/1.1 over rustls, always verified, with a pool of connections
+/// per worker, each request driving the connection it uses (`pool`, `exchange`).
 pub struct HyperUpstream {
-    /// One pool per worker, so that a request and the upstream connection it borrows are
-    /// driven by the same thread; the last serves threads that are not workers.
-    clients: Vec<Client<hyper_rustls::HttpsConnector<Connector>, ProxyBody>>,
+    shared: Arc<Shared>,
+    connections: IntGauge,
+}
+
+/// What every request of a [`HyperUpstream`] needs.
+struct Shared {
+    pools: Pools,
     header_timeout: Duration,
     resolve: Arc<ResolveOverrides>,
 }
@@ -167,44 +181,33 @@ impl HyperUpstream {
             Arc::new(tls.clone()),
             settings.connect_timeout,
         );
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        let dialer = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_only()
             .enable_http1()
             .wrap_connector(dialer);
-        let clients = (0..settings.pools.max(1))
-            .map(|_| {
-                Client::builder(TokioExecutor::new())
-                    // S3's header case (`ETag`, `Content-Length`) rides in the response and
-                    // the client-side HTTP/1.1 connection writes it back: legacy clients (libs3
-                    // 2.0) match header names case-sensitively (DESIGN §3.2).
-                    .http1_preserve_header_case(true)
-                    .pool_idle_timeout(settings.idle_timeout)
-                    .pool_timer(TokioTimer::new())
-                    .timer(TokioTimer::new())
-                    .build(connector.clone())
-            })
-            .collect();
-        Ok(Self {
-            clients,
+        let connections =
+            crate::metrics::upstream_connections_gauge().expect("a valid metric name");
+        let bounds = Bounds {
+            max_idle_per_host: settings.max_idle_per_host,
+            idle_timeout: settings.idle_timeout,
+        };
+        let pools = Pools::new(settings.pools, bounds, dialer, connections.clone());
+        let shared = Shared {
+            pools,
             header_timeout: settings.header_timeout,
             resolve,
+        };
+        Ok(Self {
+            shared: Arc::new(shared),
+            connections,
         })
-    }
-}
-
-impl HyperUpstream {
-    /// The pool of the worker this runs on.
-    fn client(&self) -> &Client<hyper_rustls::HttpsConnector<Connector>, ProxyBody> {
-        let last = self.clients.len() - 1;
-        let index = crate::workers::current().map_or(last, |i| i.min(last));
-        &self.clients[index]
     }
 }
 
 impl Upstream for HyperUpstream {
     fn send(&self, request: Request<ProxyBody>) -> UpstreamFuture {
-        let host = dialed(request.uri(), &self.resolve);
+        let uri = request.uri().clone();
         let (parts, body) = request.into_parts();
         let (body, sent, gate) = outgoing(body);
         let mut request = Request::from_parts(parts, body.boxed_unsync());
@@ -221,13 +224,13 @@ impl Upstream for HyperUpstream {
                 }
             });
         }
-        let response = self.client().request(request);
-        let deadline = self.header_timeout;
+        let upstream = self.shared.clone();
         Box::pin(async move {
+            let response = exchange(&upstream.pools, request);
             // The deadline for S3's answer starts once the request body has been sent.
             let answer_deadline = async {
                 let _ = sent.await;
-                tokio::time::sleep(deadline).await;
+                tokio::time::sleep(upstream.header_timeout).await;
             };
             let result = tokio::select! {
                 result = response => result,
@@ -237,17 +240,18 @@ impl Upstream for HyperUpstream {
                 // S3 answered without asking for the body: it is not sent.
                 gate.abort();
             }
-            match result {
-                Err(e) if e.is_connect() => Err(UpstreamError::Connect {
-                    host,
-                    source: e.into(),
-                }),
-                Err(e) => Err(UpstreamError::Request(e.into())),
-                Ok(response) => {
-                    Ok(response.map(|body| body.map_err(BoxError::from).boxed_unsync()))
-                }
-            }
+            result.map_err(|error| match error {
+                ExchangeError::Dial(DialError(source)) => UpstreamError::Connect {
+                    host: dialed(&uri, &upstream.resolve),
+                    source,
+                },
+                ExchangeError::Request(e) => UpstreamError::Request(e.into()),
+            })
         })
+    }
+
+    fn connections(&self) -> Option<IntGauge> {
+        Some(self.connections.clone())
     }
 }
 

@@ -24,6 +24,17 @@ impl Proxy {
     /// Starts the binary on free loopback ports against the emulator at `emulator`, whose CA
     /// is in `dir/emulator-ca.pem`. Everything it writes goes to `dir` and `log_path`.
     pub fn start(emulator: SocketAddr, dir: &Path, log_path: &Path, rust_log: &str) -> Proxy {
+        Proxy::start_with(emulator, dir, log_path, rust_log, &[])
+    }
+
+    /// [`Proxy::start`] with `extra` flags.
+    pub fn start_with(
+        emulator: SocketAddr,
+        dir: &Path,
+        log_path: &Path,
+        rust_log: &str,
+        extra: &[String],
+    ) -> Proxy {
         let emulator_ca = dir.join("emulator-ca.pem");
         let ca_dir = dir.join("ca");
         let home = dir.join("home");
@@ -61,6 +72,7 @@ impl Proxy {
             .arg(format!("*.amazonaws.com={emulator}"))
             .arg("--upstream-ca")
             .arg(&emulator_ca)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));

@@ -25,6 +25,7 @@ mod limits;
 mod listing;
 mod operate;
 mod operations;
+mod pool;
 mod process;
 mod redaction;
 mod regions;

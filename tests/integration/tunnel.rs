@@ -146,6 +146,52 @@ async fn many_requests_ride_one_h2_tunnel() {
     many_requests_over_one_tunnel(&[b"h2", b"http/1.1"], true).await;
 }
 
+/// Two intercepted tunnels to one host taking turns, one request at a time: how many
+/// upstream connections they opened after the first request (which leaves one).
+async fn upstream_connections_of_two_tunnels_taking_turns(alpn: &[&[u8]], h2: bool) -> u64 {
+    let h = Harness::start(Options {
+        extra_args: ["--workers", "1", "--client-rest-after", "10s"]
+            .map(String::from)
+            .to_vec(),
+        ..Options::default()
+    })
+    .await;
+    let host = zonal_host(BUCKET);
+    let (mut a, _) = tunnel(&h, &host, alpn).await;
+    let (mut b, _) = tunnel(&h, &host, alpn).await;
+    let body = data(1024, 5);
+    let (status, _) = a
+        .send(request(Method::PUT, &host, "/turns", h2, body.clone()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let accepted = h.emulator.connections_accepted();
+    for _ in 0..5 {
+        for sender in [&mut a, &mut b] {
+            let (status, got) = sender
+                .send(request(Method::GET, &host, "/turns", h2, Bytes::new()))
+                .await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(got == body);
+        }
+    }
+    let opened = h.emulator.connections_accepted() - accepted;
+    h.stop().await;
+    opened
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_tunnels_share_the_pool() {
+    // Each request takes the connection the one before gave back: none keeps its own.
+    let opened = upstream_connections_of_two_tunnels_taking_turns(&[b"http/1.1"], false).await;
+    assert_eq!(opened, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_tunnels_share_the_pool() {
+    let opened = upstream_connections_of_two_tunnels_taking_turns(&[b"h2"], true).await;
+    assert_eq!(opened, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_two_parallel_tunnels_all_get_correct_answers() {
     let h = Arc::new(Harness::start(Options::default()).await);

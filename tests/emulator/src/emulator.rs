@@ -227,6 +227,24 @@ impl Emulator {
             .collect()
     }
 
+    /// Connections open now: accepted (TLS handshake or not) and not yet closed.
+    pub fn open_connections(&self) -> u64 {
+        let open = &self.state.connections.open;
+        open.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Connections accepted since the emulator started.
+    pub fn connections_accepted(&self) -> u64 {
+        let accepted = &self.state.connections.accepted;
+        accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Closes every open connection at once, whatever it is doing, as S3 closes connections
+    /// that sat idle (no TLS close_notify: the TCP connection just ends).
+    pub fn cut_connections(&self) {
+        self.state.connections.cut.notify_waiters();
+    }
+
     /// Stops accepting, lets open connections finish for up to a second, then ends them.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {

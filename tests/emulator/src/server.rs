@@ -30,6 +30,9 @@ pub(crate) async fn serve(
                 let _ = tcp.set_nodelay(true);
                 let (acceptor, state, watcher) = (acceptor.clone(), state.clone(), graceful.watcher());
                 conns.spawn(async move {
+                    let counted = state.clone();
+                    let _open = counted.connections.opened();
+                    let cut = counted.connections.cut.notified();
                     let conn = Arc::new(Conn::default());
                     let tcp = AbortableTcp::new(tcp, conn.clone());
                     let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp));
@@ -42,7 +45,11 @@ pub(crate) async fn serve(
                     let mut builder = auto::Builder::new(TokioExecutor::new());
                     builder.http2().adaptive_window(true);
                     let conn = builder.serve_connection(TokioIo::new(tls), svc).into_owned();
-                    let _ = watcher.watch(conn).await;
+                    // Cut: dropped mid-whatever, as a server that closes its idle connections.
+                    tokio::select! {
+                        _ = watcher.watch(conn) => {}
+                        () = cut => {}
+                    }
                 });
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}

@@ -133,11 +133,44 @@ pub(crate) struct State {
     pub seen: Mutex<Log>,
     pub iam: Mutex<IamKeys>,
     pub create_session_in_flight: AtomicU64,
+    /// The client connections: how many are open, how many were accepted, and the signal that
+    /// cuts them all.
+    pub connections: Connections,
     /// Print one line per request to stderr (`S3X_EMULATOR_LOG=1`).
     pub log: bool,
     /// Extensions that make hyper write HTTP/1.1 header names in S3's case (see
     /// `header_case`).
     pub header_case: http::Extensions,
+}
+
+/// Client connections, counted while they are open (see [`Connections::open`]).
+#[derive(Default)]
+pub(crate) struct Connections {
+    pub open: AtomicU64,
+    pub accepted: AtomicU64,
+    /// Notified to close every open connection at once.
+    pub cut: tokio::sync::Notify,
+}
+
+impl Connections {
+    /// Counts a connection just accepted, until the returned guard drops.
+    pub fn opened(&self) -> OpenConnection<'_> {
+        self.accepted
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        OpenConnection(self)
+    }
+}
+
+/// One open connection, counted in [`Connections::open`] until dropped.
+pub(crate) struct OpenConnection<'a>(&'a Connections);
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl State {
@@ -163,6 +196,7 @@ impl State {
                 retired: Vec::new(),
             }),
             create_session_in_flight: AtomicU64::new(0),
+            connections: Connections::default(),
             log: std::env::var("S3X_EMULATOR_LOG").is_ok_and(|v| !v.is_empty() && v != "0"),
             header_case,
             config,
