@@ -1,7 +1,9 @@
 //! What `--checksum` costs: the CPU time to frame 1 GiB as aws-chunked with a CRC-32C or
 //! CRC-64/NVME trailer computed on the way, against passing the same frames through untouched;
-//! and what a bridged `Content-MD5` costs: the MD5 checked on the way, with the CRC-32 trailer
-//! that replaces it.
+//! what a bridged `Content-MD5` costs: the MD5 checked on the way, with the CRC-32 trailer
+//! that replaces it; and what `--access-file` costs on a body: the SHA-256 a client signed as
+//! `x-amz-content-sha256`, checked on the way, and a client's signed chunks decoded with and
+//! without their signatures checked (64 KiB chunks, as the SDKs send them).
 //! One thread, no I/O: the body is 64 KiB slices of a 64 MiB block in memory, as a client's
 //! upload arrives in frames. Prints one row per variant, in CPU time of the thread (from
 //! `/proc/thread-self/schedstat`, so a busy machine slows it less than it slows the wall clock);
@@ -18,6 +20,10 @@ use http_body_util::{BodyExt, StreamBody};
 use s3x_proxy::body::{BoxError, ProxyBody};
 use s3x_proxy::checksum::Computed;
 use s3x_proxy::content_md5::ContentMd5;
+use s3x_proxy::digest::{Expected, Sha256};
+
+#[path = "checksum/signed_chunks.rs"]
+mod signed_chunks;
 
 const GIB: u64 = 1 << 30;
 const FRAME: usize = 64 << 10;
@@ -50,15 +56,15 @@ fn cpu() -> Duration {
     Duration::from_nanos(ns.unwrap_or(0))
 }
 
-/// The CPU time and wall time to frame (or pass through) 1 GiB, checking its MD5 on the way
-/// when `md5` is given.
+/// The CPU time and wall time to frame (or pass through) 1 GiB, checking its digests on the
+/// way when `expected` has any.
 async fn time(
     block: &Bytes,
     computed: Option<Computed>,
-    md5: Option<ContentMd5>,
+    expected: Expected,
 ) -> (Duration, Duration) {
     let (started, cpu_before) = (Instant::now(), cpu());
-    let body = s3x_proxy::content_md5::verify(body(block), md5, Some(GIB));
+    let body = expected.verify(body(block), Some(GIB));
     let body = match computed {
         None => body,
         Some(c) => {
@@ -71,17 +77,35 @@ async fn time(
     (cpu() - cpu_before, started.elapsed())
 }
 
-/// The `Content-MD5` of the 1 GiB body.
-async fn content_md5(block: &Bytes) -> ContentMd5 {
+/// The `Content-MD5` and the SHA-256 of the 1 GiB body.
+async fn digests(block: &Bytes) -> (ContentMd5, Sha256) {
     use base64::Engine;
     use md5::Digest;
     let mut hasher = md5::Md5::new();
+    let mut sha256 = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     let mut body = body(block);
     while let Some(frame) = body.frame().await {
-        hasher.update(frame.unwrap().into_data().unwrap());
+        let data = frame.unwrap().into_data().unwrap();
+        hasher.update(&data);
+        sha256.update(&data);
     }
     let value = base64::engine::general_purpose::STANDARD.encode(hasher.finalize());
-    ContentMd5::parse(value.as_bytes()).unwrap()
+    let hex: String = sha256
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (
+        ContentMd5::parse(value.as_bytes()).unwrap(),
+        Sha256::from_hex(&hex).unwrap(),
+    )
+}
+
+/// The median and range of `runs` (ms), sorted in place.
+fn median(mut ms: Vec<f64>) -> (f64, f64, f64) {
+    ms.sort_by(f64::total_cmp);
+    (ms[ms.len() / 2], ms[0], ms[ms.len() - 1])
 }
 
 fn main() {
@@ -94,25 +118,23 @@ fn main() {
         .into();
     println!("1 GiB in 64 KiB frames, median of {RUNS} runs (min–max), one thread:");
     let mut baseline = 0.0;
-    let md5 = Some(runtime.block_on(content_md5(&block)));
-    for (variant, computed, md5) in [
-        ("pass-through", None, None),
-        ("crc32c", Some(Computed::Crc32c), None),
-        ("crc64nvme", Some(Computed::Crc64Nvme), None),
-        ("crc32", Some(Computed::Crc32), None),
-        ("md5", None, md5),
-        ("md5+crc32", Some(Computed::Crc32), md5),
+    let (md5, sha256) = runtime.block_on(digests(&block));
+    let with = |md5: Option<ContentMd5>, sha256: Option<Sha256>| Expected { md5, sha256 };
+    for (variant, computed, expected) in [
+        ("pass-through", None, Expected::default()),
+        ("crc32c", Some(Computed::Crc32c), Expected::default()),
+        ("crc64nvme", Some(Computed::Crc64Nvme), Expected::default()),
+        ("crc32", Some(Computed::Crc32), Expected::default()),
+        ("md5", None, with(Some(md5), None)),
+        ("md5+crc32", Some(Computed::Crc32), with(Some(md5), None)),
+        ("sha256", None, with(None, Some(sha256))),
     ] {
         let runs: Vec<(Duration, Duration)> = (0..RUNS)
-            .map(|_| runtime.block_on(time(&block, computed, md5)))
+            .map(|_| runtime.block_on(time(&block, computed, expected)))
             .collect();
-        let median = |mut ms: Vec<f64>| {
-            ms.sort_by(f64::total_cmp);
-            (ms[RUNS / 2], ms[0], ms[RUNS - 1])
-        };
         let (cpu, low, high) = median(runs.iter().map(|r| r.0.as_secs_f64() * 1e3).collect());
         let (wall, _, _) = median(runs.iter().map(|r| r.1.as_secs_f64() * 1e3).collect());
-        if computed.is_none() && md5.is_none() {
+        if computed.is_none() && expected.is_empty() {
             baseline = cpu;
             println!(
                 "  {variant:12} CPU {cpu:6.1} ms/GiB ({low:.1}–{high:.1}); wall {wall:6.1} ms"
@@ -125,4 +147,5 @@ fn main() {
             1e3 / cpu,
         );
     }
+    signed_chunks::report(&runtime, &block, RUNS, baseline);
 }

@@ -7,6 +7,8 @@
 #   S3X_LOG=info bash benches/instructions.sh     # with the access line
 #   S3X_BIN=/path/to/s3x-proxy bash benches/instructions.sh   # another build
 #   S3X_ARGS="--workers 1" bash benches/instructions.sh        # extra proxy flags
+#   S3X_CG_DIR=/tmp/cg bash benches/instructions.sh  # keep callgrind's files (cg.N1, cg.N2)
+#                                                  # for callgrind_annotate
 #
 # The emulator (release example) is the upstream, over TLS on loopback; the client is curl,
 # one keep-alive HTTP/1.1 connection, requests one after another (`perf/run`'s c=1 shape, path
@@ -110,6 +112,10 @@ run() {
     echo "instructions.sh: callgrind counted nothing:" >&2
     cat "$work/proxy.$n.log" >&2
     exit 1
+  fi
+  if [ -n "${S3X_CG_DIR:-}" ]; then
+    mkdir -p "$S3X_CG_DIR"
+    cp "$out" "$S3X_CG_DIR/cg.$n"
   fi
 }
 

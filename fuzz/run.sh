@@ -12,7 +12,7 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(route aws_chunked xml query authority copy_source)
+  targets=(route aws_chunked xml query authority copy_source sigv4 signed_chunks)
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -1,8 +1,9 @@
 //! Admit (`--access-file`): who a request comes from, and whether they may do what routing
 //! found, before anything goes upstream. Forward mode and tunnels present
 //! `Proxy-Authorization: Basic` (a tunnel is bound to the client that opened it); endpoint mode
-//! presents the client's own SigV4 signature. A client's own CreateSession in endpoint mode is
-//! answered with session credentials minted for it.
+//! presents the client's own SigV4 signature, which must cover every `x-amz-*` header and says
+//! what the body must hash to (checked later as it streams). A client's own CreateSession in
+//! endpoint mode is answered with session credentials minted for it.
 
 use std::time::SystemTime;
 
@@ -10,27 +11,33 @@ use http::request::Parts;
 use http::{header, Response};
 
 use crate::body::ProxyBody;
-use crate::identity::{requested_mode, AccessControl, AuthError, Principal};
+use crate::identity::{
+    requested_mode, AccessControl, Admission, AuthError, BodyCheck, Principal, Refusal,
+};
 use crate::respond::create_session_answer;
 use crate::route::{Arrival, Route};
 
 /// Who sent the request: the tunnel's client (under the access list in force now), the
 /// `Proxy-Authorization` of a forward-mode request, or the SigV4 signature of an endpoint-mode
-/// one. Runs before routing: 407 before any 403.
+/// one, with what that signature says of the body (a SHA-256, chunk signatures). Runs before
+/// routing, on the request as received: 407 before any 403.
 pub fn identify(
     access: &AccessControl,
     parts: &Parts,
     arrival: &Arrival,
     now: SystemTime,
-) -> Result<Principal, AuthError> {
-    if let Some(principal) = &arrival.identity {
-        return access.refresh(principal);
-    }
-    if forward_mode(parts) {
-        access.authenticate_basic(parts.headers.get(header::PROXY_AUTHORIZATION))
+) -> Result<Admission, Refusal> {
+    let principal = if let Some(principal) = &arrival.identity {
+        access.refresh(principal)?
+    } else if forward_mode(parts) {
+        access.authenticate_basic(parts.headers.get(header::PROXY_AUTHORIZATION))?
     } else {
-        access.verify_sigv4(parts, now)
-    }
+        return access.verify_sigv4(parts, now);
+    };
+    Ok(Admission {
+        principal,
+        body: BodyCheck::None,
+    })
 }
 
 /// A request that names its target as a proxy target (absolute form over HTTP/1.x); h2 and

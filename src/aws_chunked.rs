@@ -3,8 +3,9 @@
 //!
 //! A client signing with `STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]` frames its body as
 //! `hex-size;chunk-signature=<sig>\r\n<data>\r\n` ... `0;chunk-signature=<sig>\r\n`, then optional
-//! trailer lines and an empty line. Its chunk signatures use the client's (fake) key, so the proxy
-//! decodes the framing while streaming. Without a trailer the plain body goes as
+//! trailer lines and an empty line. Its chunk signatures use the client's key, which S3 does not
+//! know, so the proxy decodes the framing while streaming (`decoder`); with `--access-file` it
+//! checks them against the client's key first. Without a trailer the plain body goes as
 //! `UNSIGNED-PAYLOAD`. With a checksum trailer the body is framed again as
 //! `STREAMING-UNSIGNED-PAYLOAD-TRAILER` (`hex-size\r\n<data>\r\n` ... `0\r\n`, the client's
 //! `x-amz-checksum-*` trailer, no `x-amz-trailer-signature`), so S3 verifies the client's checksum.
@@ -19,15 +20,21 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 use crate::body::{BoxError, ClientBodyError, ProxyBody};
 use crate::checksum::{Algorithm, Computed, Hasher};
-use crate::content_md5::{ContentMd5, Verified};
+use crate::digest::{Expected, Verified};
+use crate::identity::ChunkSignatures;
 use crate::sign::Payload;
+
+#[path = "aws_chunked_decoder.rs"]
+mod decoder;
+
+use decoder::Decoder;
 
 /// Longest chunk header or trailer line accepted, CRLF included.
 const MAX_LINE: usize = 4096;
@@ -51,6 +58,12 @@ impl From<MalformedChunks> for ClientBodyError {
     }
 }
 
+impl MalformedChunks {
+    fn new(why: impl Into<String>) -> Self {
+        MalformedChunks(why.into())
+    }
+}
+
 fn malformed<T>(why: impl Into<String>) -> Result<T, MalformedChunks> {
     Err(MalformedChunks(why.into()))
 }
@@ -67,8 +80,12 @@ fn malformed<T>(why: impl Into<String>) -> Result<T, MalformedChunks> {
 ///   `x-amz-decoded-content-length` (which is removed), `aws-chunked` is removed from
 ///   `Content-Encoding` (other codings are kept), and `x-amz-trailer` is removed.
 ///
-/// With `md5` (a bridged `Content-MD5`), the decoded payload is checked against it as it streams
-/// (`content_md5::Verified`): a mismatch fails the body before its last data is framed.
+/// With `expected` digests (a bridged `Content-MD5`), the decoded payload is checked against
+/// them as it streams (`digest::Verified`): a mismatch fails the body before its last data is
+/// framed. With `chunks` (the client's SigV4 was verified), every chunk signature, the final
+/// one's and the trailer's are checked against the client's key, and the body's last data is
+/// held until they are (see `decoder`): a wrong one fails the body with
+/// `AuthError::SignatureDoesNotMatch`.
 ///
 /// Malformed framing, a decoded length other than the declared one, or a declared checksum
 /// trailer that is missing or not a value of its algorithm, fails the body.
@@ -76,7 +93,8 @@ pub fn decode_signed_chunks(
     parts: &mut http::request::Parts,
     body: ProxyBody,
     add: Option<Computed>,
-    md5: Option<ContentMd5>,
+    expected: Expected,
+    chunks: Option<Box<ChunkSignatures>>,
 ) -> Result<(Payload, ProxyBody), MalformedChunks> {
     let headers = &mut parts.headers;
     let declared = headers
@@ -93,14 +111,15 @@ pub fn decode_signed_chunks(
     if let Some(algorithm) = keep {
         decoder = decoder.keeping(algorithm);
     }
-    let add = add.filter(|_| declared > 0);
-    match md5 {
-        Some(md5) => {
-            let verified = Verified::new(decoder, md5, Some(declared));
-            frame_decoded(headers, verified, declared, keep, add)
-        }
-        None => frame_decoded(headers, decoder, declared, keep, add),
+    if let Some(chunks) = chunks {
+        decoder = decoder.checking(chunks);
     }
+    let add = add.filter(|_| declared > 0);
+    if expected.is_empty() {
+        return frame_decoded(headers, decoder, declared, keep, add);
+    }
+    let verified = Verified::new(decoder, expected, Some(declared));
+    frame_decoded(headers, verified, declared, keep, add)
 }
 
 /// The decoded body as it goes upstream: framed again with the kept trailer or the added
@@ -217,245 +236,6 @@ fn strip_aws_chunked(headers: &mut HeaderMap) -> Result<(), MalformedChunks> {
         headers.insert(CONTENT_ENCODING, value);
     }
     Ok(())
-}
-
-/// Where the decoder is in the framing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Reading a chunk header line `hex-size[;ext]*\r\n`.
-    Header,
-    /// Inside a chunk's data; this many bytes remain (never 0).
-    Data(u64),
-    /// Expecting the CRLF after a chunk's data; this many of its bytes were seen.
-    DataEnd(usize),
-    /// After the zero-size chunk: trailer lines (this many so far) until an empty line.
-    Trailer(usize),
-    /// The framing is complete; only the end of the inner body may follow.
-    End,
-    /// Finished or failed; nothing more is produced.
-    Closed,
-}
-
-/// Streams the data of an aws-chunked body. Holds at most one inbound frame plus one partial
-/// header line; data is emitted as zero-copy slices of the inbound frames as soon as it arrives.
-struct Decoder {
-    inner: ProxyBody,
-    state: State,
-    /// The unconsumed rest of the latest inbound data frame.
-    input: Bytes,
-    /// A header or trailer line read so far (bounded by `MAX_LINE`).
-    line: BytesMut,
-    declared: u64,
-    emitted: u64,
-    /// The checksum trailer to keep (the one `x-amz-trailer` declared), and its value once read.
-    keep: Option<Algorithm>,
-    kept: Option<String>,
-}
-
-impl Decoder {
-    fn new(inner: ProxyBody, declared: u64) -> Self {
-        Decoder {
-            inner,
-            state: State::Header,
-            input: Bytes::new(),
-            line: BytesMut::new(),
-            declared,
-            emitted: 0,
-            keep: None,
-            kept: None,
-        }
-    }
-
-    /// Keeps the value of the trailer `algorithm` names (other trailer lines, such as the
-    /// client's `x-amz-trailer-signature`, are dropped); the body fails without it.
-    fn keeping(mut self, algorithm: Algorithm) -> Self {
-        self.keep = Some(algorithm);
-        self
-    }
-
-    /// Notes a trailer line, `name:value`, keeping the value of the declared checksum.
-    fn trailer_line(&mut self, line: &[u8]) -> Result<(), MalformedChunks> {
-        let Some(algorithm) = self.keep else {
-            return Ok(());
-        };
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            return malformed("a trailer line has no colon");
-        };
-        let name = String::from_utf8_lossy(&line[..colon]);
-        if Algorithm::from_header(&name) != Some(algorithm) {
-            return Ok(());
-        }
-        if self.kept.is_some() {
-            return malformed(format!("the trailer {} appears twice", algorithm.header()));
-        }
-        let value = line[colon + 1..].trim_ascii();
-        if value.len() != algorithm.value_len() || !value.iter().all(|&b| is_base64(b)) {
-            return malformed(format!(
-                "the trailer {} is not a base64 {} value",
-                algorithm.header(),
-                algorithm.name()
-            ));
-        }
-        self.kept = Some(String::from_utf8_lossy(value).into_owned());
-        Ok(())
-    }
-
-    /// Consumes `input` until a data slice can be emitted (`Some`) or the input is used up.
-    fn step(&mut self) -> Result<Option<Bytes>, MalformedChunks> {
-        while !self.input.is_empty() {
-            match self.state {
-                State::Header | State::Trailer(_) => {
-                    if self.fill_line()? {
-                        let line = self.line.split();
-                        self.end_line(&line)?;
-                    }
-                }
-                State::Data(remaining) => {
-                    let n = remaining.min(self.input.len() as u64);
-                    let data = self.input.split_to(n as usize);
-                    self.emitted += n;
-                    self.state = match remaining - n {
-                        0 => State::DataEnd(0),
-                        left => State::Data(left),
-                    };
-                    return Ok(Some(data));
-                }
-                State::DataEnd(seen) => {
-                    if self.input[0] != b"\r\n"[seen] {
-                        return malformed("chunk data is not followed by CRLF");
-                    }
-                    self.input.advance(1);
-                    self.state = if seen == 0 {
-                        State::DataEnd(1)
-                    } else {
-                        State::Header
-                    };
-                }
-                State::End => return malformed("data after the final chunk"),
-                State::Closed => self.input.clear(),
-            }
-        }
-        Ok(None)
-    }
-
-    /// Moves input up to and including the next LF into `line`; true once the line is complete.
-    fn fill_line(&mut self) -> Result<bool, MalformedChunks> {
-        let (take, done) = match self.input.iter().position(|&b| b == b'\n') {
-            Some(i) => (i + 1, true),
-            None => (self.input.len(), false),
-        };
-        if self.line.len() + take > MAX_LINE {
-            return malformed(format!(
-                "a chunk header or trailer line is over {MAX_LINE} bytes"
-            ));
-        }
-        self.line.extend_from_slice(&self.input[..take]);
-        self.input.advance(take);
-        Ok(done)
-    }
-
-    /// Acts on a complete header or trailer line.
-    fn end_line(&mut self, line: &[u8]) -> Result<(), MalformedChunks> {
-        let Some(line) = line.strip_suffix(b"\r\n") else {
-            return malformed("a line does not end with CRLF");
-        };
-        self.state = match self.state {
-            State::Header => match parse_size(line)? {
-                0 => State::Trailer(0),
-                size if size > self.declared - self.emitted => {
-                    return malformed(format!(
-                        "chunks exceed the declared decoded length {}",
-                        self.declared
-                    ))
-                }
-                size => State::Data(size),
-            },
-            State::Trailer(_) if line.is_empty() => State::End,
-            State::Trailer(n) if n < MAX_TRAILER_LINES && line.contains(&b':') => {
-                self.trailer_line(line)?;
-                State::Trailer(n + 1)
-            }
-            State::Trailer(_) => return malformed("bad or too many trailer lines"),
-            other => other,
-        };
-        Ok(())
-    }
-
-    /// The inner body ended: the framing must be complete and the length right.
-    fn finish(&mut self) -> Result<(), MalformedChunks> {
-        if self.state != State::End {
-            return malformed("the body ended before the final chunk");
-        }
-        if self.emitted != self.declared {
-            return malformed(format!(
-                "decoded {} bytes but x-amz-decoded-content-length is {}",
-                self.emitted, self.declared
-            ));
-        }
-        match self.keep {
-            Some(algorithm) if self.kept.is_none() => malformed(format!(
-                "the declared trailer {} is missing",
-                algorithm.header()
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    /// Bytes held inside the decoder.
-    #[cfg(test)]
-    fn buffered(&self) -> usize {
-        self.input.len() + self.line.len()
-    }
-}
-
-impl Body for Decoder {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        loop {
-            if this.state == State::Closed {
-                return Poll::Ready(None);
-            }
-            let result = match this.step() {
-                Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
-                Ok(None) => match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
-                    Some(Ok(frame)) => {
-                        // HTTP trailers of the inner body, if any, are ignored.
-                        if let Ok(data) = frame.into_data() {
-                            this.input = data;
-                        }
-                        continue;
-                    }
-                    Some(Err(e)) => Err(e),
-                    None => this.finish().map_err(BoxError::from),
-                },
-                Err(e) => Err(e.into()),
-            };
-            this.state = State::Closed;
-            this.input.clear();
-            return Poll::Ready(result.err().map(Err));
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.state == State::Closed
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self.state {
-            State::Closed => SizeHint::with_exact(0),
-            _ => SizeHint::with_exact(self.declared.saturating_sub(self.emitted)),
-        }
-    }
-}
-
-fn is_base64(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')
 }
 
 /// The data size of each chunk the proxy frames (the last may be shorter).
@@ -632,27 +412,6 @@ impl<S: Source> Body for Encoder<S> {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.left)
-    }
-}
-
-/// Parses the hex size before any `;extension` of a chunk header line.
-fn parse_size(line: &[u8]) -> Result<u64, MalformedChunks> {
-    let digits = line
-        .split(|&b| b == b';')
-        .next()
-        .unwrap_or_default()
-        .trim_ascii();
-    if digits.is_empty() || digits.len() > 16 {
-        return malformed("bad chunk size");
-    }
-    let size = digits.iter().try_fold(0u64, |acc, &b| {
-        let digit = char::from(b).to_digit(16)?;
-        Some(acc << 4 | u64::from(digit))
-    });
-    match size {
-        None => malformed("the chunk size is not hex"),
-        Some(size) if size > MAX_CHUNK_SIZE => malformed("the chunk size is too large"),
-        Some(size) => Ok(size),
     }
 }
 

@@ -220,7 +220,8 @@ fn rewrites_the_head() {
         (TRAILER, "x-amz-checksum-md5"),
         (SDK_CHECKSUM_ALGORITHM, "MD5"),
     ]);
-    let (payload, _) = decode_signed_chunks(&mut parts, empty(), None, None).unwrap();
+    let (payload, _) =
+        decode_signed_chunks(&mut parts, empty(), None, Expected::default(), None).unwrap();
     assert_eq!(
         payload,
         Payload::Unsigned,
@@ -243,7 +244,7 @@ fn rewrites_the_head() {
         (DECODED_LENGTH, "0"),
         (SDK_CHECKSUM_ALGORITHM, "CRC32"),
     ]);
-    decode_signed_chunks(&mut parts, empty(), None, None).unwrap();
+    decode_signed_chunks(&mut parts, empty(), None, Expected::default(), None).unwrap();
     assert_eq!(parts.headers[CONTENT_ENCODING], "gzip,br");
     assert_eq!(parts.headers[CONTENT_LENGTH], "0");
     assert_eq!(parts.headers[SDK_CHECKSUM_ALGORITHM], "CRC32");
@@ -251,7 +252,13 @@ fn rewrites_the_head() {
     for bad in [None, Some("x"), Some("-1"), Some("")] {
         let mut headers = vec![("content-encoding", "aws-chunked")];
         headers.extend(bad.map(|v| (DECODED_LENGTH, v)));
-        let result = decode_signed_chunks(&mut head(&headers), empty(), None, None);
+        let result = decode_signed_chunks(
+            &mut head(&headers),
+            empty(),
+            None,
+            Expected::default(),
+            None,
+        );
         assert!(matches!(result, Err(MalformedChunks(_))), "{bad:?}");
     }
 }
@@ -265,8 +272,14 @@ fn keeps_a_declared_checksum_trailer_in_the_head() {
         (TRAILER, " X-Amz-Checksum-CRC32 "),
         (SDK_CHECKSUM_ALGORITHM, "CRC32"),
     ]);
-    let (payload, body) =
-        decode_signed_chunks(&mut parts, empty(), Some(Computed::Crc32c), None).unwrap();
+    let (payload, body) = decode_signed_chunks(
+        &mut parts,
+        empty(),
+        Some(Computed::Crc32c),
+        Expected::default(),
+        None,
+    )
+    .unwrap();
     assert_eq!(payload, Payload::StreamingUnsignedTrailer);
     let h = &parts.headers;
     assert_eq!(h[CONTENT_ENCODING], "aws-chunked,gzip");
@@ -284,22 +297,35 @@ fn keeps_a_declared_checksum_trailer_in_the_head() {
 
     // Without a trailer, --checksum frames the decoded body with its own.
     let mut parts = head(&[("content-encoding", "aws-chunked"), (DECODED_LENGTH, "10")]);
-    let (payload, _) =
-        decode_signed_chunks(&mut parts, empty(), Some(Computed::Crc64Nvme), None).unwrap();
+    let (payload, _) = decode_signed_chunks(
+        &mut parts,
+        empty(),
+        Some(Computed::Crc64Nvme),
+        Expected::default(),
+        None,
+    )
+    .unwrap();
     assert_eq!(payload, Payload::StreamingUnsignedTrailer);
     assert_eq!(parts.headers[TRAILER], "x-amz-checksum-crc64nvme");
     assert_eq!(parts.headers[CONTENT_ENCODING], "aws-chunked");
     // ... but not an empty one, and not a second checksum trailer.
     let mut parts = head(&[("content-encoding", "aws-chunked"), (DECODED_LENGTH, "0")]);
-    let (payload, _) =
-        decode_signed_chunks(&mut parts, empty(), Some(Computed::Crc64Nvme), None).unwrap();
+    let (payload, _) = decode_signed_chunks(
+        &mut parts,
+        empty(),
+        Some(Computed::Crc64Nvme),
+        Expected::default(),
+        None,
+    )
+    .unwrap();
     assert_eq!(payload, Payload::Unsigned);
     let mut parts = head(&[
         ("content-encoding", "aws-chunked"),
         (DECODED_LENGTH, "10"),
         (TRAILER, "x-amz-checksum-crc32,x-amz-checksum-sha1"),
     ]);
-    let (payload, _) = decode_signed_chunks(&mut parts, empty(), None, None).unwrap();
+    let (payload, _) =
+        decode_signed_chunks(&mut parts, empty(), None, Expected::default(), None).unwrap();
     assert_eq!(payload, Payload::Unsigned);
     assert!(!parts.headers.contains_key(TRAILER));
 }
@@ -434,8 +460,14 @@ async fn reframe(
     if add.is_some() {
         parts.headers.remove(TRAILER);
     }
-    let (payload, body) =
-        decode_signed_chunks(&mut parts, plain(encoded, split), add, None).unwrap();
+    let (payload, body) = decode_signed_chunks(
+        &mut parts,
+        plain(encoded, split),
+        add,
+        Expected::default(),
+        None,
+    )
+    .unwrap();
     assert_eq!(payload, Payload::StreamingUnsignedTrailer);
     let framed = collect_exact(body).await?;
     Ok((parts.headers, framed))
@@ -528,7 +560,14 @@ async fn a_bad_or_missing_client_trailer_fails_the_body() {
         (TRAILER, "x-amz-checksum-crc32"),
     ]);
     let cut = &encoded[..encoded.len() - 20];
-    let (_, mut body) = decode_signed_chunks(&mut parts, plain(cut, || 300), None, None).unwrap();
+    let (_, mut body) = decode_signed_chunks(
+        &mut parts,
+        plain(cut, || 300),
+        None,
+        Expected::default(),
+        None,
+    )
+    .unwrap();
     let mut out = Vec::new();
     let error = loop {
         match body.frame().await.expect("an error before the end") {
@@ -586,8 +625,14 @@ async fn decode_checked(
     )
     .unwrap();
     let mut parts = head(&headers);
-    let (_, mut body) =
-        decode_signed_chunks(&mut parts, plain(&encoded, split), None, Some(md5)).unwrap();
+    let (_, mut body) = decode_signed_chunks(
+        &mut parts,
+        plain(&encoded, split),
+        None,
+        Expected::from(md5),
+        None,
+    )
+    .unwrap();
     let mut out = Vec::new();
     while let Some(frame) = body.frame().await {
         match frame {

@@ -6,14 +6,14 @@ use http::{Response, StatusCode};
 use crate::body::{BodyIdle, ClientBodyError, ProxyBody};
 use crate::budget::OverBudget;
 use crate::compat::CompatError;
-use crate::content_md5::DigestError;
 use crate::create_session::CreateSessionError;
 use crate::credentials::CredentialsUnavailable;
-use crate::identity::AuthError;
+use crate::digest::DigestError;
+use crate::identity::{AuthError, HeadersNotSigned, Refusal};
 use crate::listing::{ListingError, ListingFailed};
 use crate::policy::PolicyError;
 use crate::repeats::RepeatedHeader;
-use crate::respond::error_response;
+use crate::respond::error_response_with;
 use crate::route::RouteError;
 use crate::send::SendError;
 use crate::sign::SignError;
@@ -53,6 +53,9 @@ pub enum ProxyError {
     /// With `--access-file`: the client is unknown, unauthenticated, or not allowed this.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// With `--access-file`: a client's signature leaves `x-amz-*` headers out (403).
+    #[error(transparent)]
+    HeadersNotSigned(#[from] HeadersNotSigned),
     /// A listing the proxy refuses itself (a delimiter other than `/`, bad parameters, or
     /// one that would read too much of a directory to answer).
     #[error(transparent)]
@@ -75,6 +78,15 @@ impl From<ListingFailed> for ProxyError {
             ListingFailed::Send(e) => e.into(),
             ListingFailed::Upstream(e) => e.into(),
             ListingFailed::Sign(e) => e.into(),
+        }
+    }
+}
+
+impl From<Refusal> for ProxyError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Auth(e) => e.into(),
+            Refusal::Unsigned(e) => e.into(),
         }
     }
 }
@@ -125,6 +137,9 @@ impl ProxyError {
             ProxyError::Session(e) => return session_reply(e),
             ProxyError::Upstream(e) => upstream_reply(e),
             ProxyError::Auth(e) => (e.status(), e.code(), e.to_string()),
+            ProxyError::HeadersNotSigned(e) => {
+                (StatusCode::FORBIDDEN, "AccessDenied", e.to_string())
+            }
             ProxyError::Listing(e) => (StatusCode::BAD_REQUEST, e.code(), e.to_string()),
             ProxyError::Busy(e) => (StatusCode::SERVICE_UNAVAILABLE, "SlowDown", e.to_string()),
             ProxyError::Compat(e @ CompatError::StorageClass) => (
@@ -151,11 +166,15 @@ impl ProxyError {
     }
 
     /// The client's fault, not S3's, whether the proxy was reading the request body or sending
-    /// it to S3 when it showed: the body stalled ([`BodyIdle`], S3's 400 RequestTimeout), or it
-    /// does not match its `Content-MD5` ([`DigestError`], S3's 400 BadDigest).
+    /// it to S3 when it showed: the body stalled ([`BodyIdle`], S3's 400 RequestTimeout), it
+    /// does not match its `Content-MD5` or signed SHA-256 ([`DigestError`], S3's 400 BadDigest
+    /// or XAmzContentSHA256Mismatch), or a chunk signature is wrong ([`AuthError`], S3's 403
+    /// SignatureDoesNotMatch).
     fn request_body_reply(&self) -> Option<ErrorReply> {
         let (status, code, message) = if let Some(digest) = self.request_body_cause() {
             digest_reply(digest)
+        } else if let Some(auth) = self.request_body_cause::<AuthError>() {
+            (auth.status(), auth.code(), auth.to_string())
         } else if self.request_body_cause::<BodyIdle>().is_some() {
             (
                 StatusCode::BAD_REQUEST,
@@ -182,14 +201,34 @@ impl ProxyError {
         std::iter::successors(Some(cause), |e| e.source()).find_map(|e| e.downcast_ref::<T>())
     }
 
+    /// The elements S3 adds to some errors, after `<Message>`: the headers that were not
+    /// signed, the two SHA-256s that differ (neither is a secret: the client sent the body).
+    pub fn details(&self) -> Vec<(&'static str, String)> {
+        let digest = match self {
+            ProxyError::HeadersNotSigned(e) => return vec![("HeadersNotSigned", e.names.clone())],
+            ProxyError::Digest(e) => Some(e),
+            _ => self.request_body_cause(),
+        };
+        match digest {
+            Some(DigestError::Sha256Mismatch {
+                expected,
+                calculated,
+            }) => vec![
+                ("ClientComputedContentSHA256", expected.clone()),
+                ("S3ComputedContentSHA256", calculated.clone()),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
     /// Turns this error into the S3-style XML response the client receives (a 407 with
     /// `Proxy-Authenticate`).
     pub fn into_response(self, request_id: &str, head_only: bool) -> Response<ProxyBody> {
         let reply = self.reply();
-        let mut response = error_response(
+        let mut response = error_response_with(
             reply.status,
-            &reply.code,
-            &reply.message,
+            (&reply.code, &reply.message),
+            &self.details(),
             request_id,
             head_only,
         );
@@ -225,6 +264,10 @@ fn digest_reply(e: &DigestError) -> (StatusCode, &'static str, String) {
         DigestError::Mismatch { .. } => (
             "BadDigest",
             "The Content-MD5 you specified did not match what we received.",
+        ),
+        DigestError::Sha256Mismatch { .. } => (
+            "XAmzContentSHA256Mismatch",
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
         ),
     };
     (StatusCode::BAD_REQUEST, code, message.into())

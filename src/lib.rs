@@ -17,8 +17,10 @@
 //!        ─► repeats  a header the proxy decides on (Host, Authorization, the copy source, …)
 //!                    sent twice is refused before anything reads it (`repeats`)
 //!        ─► admit    with --access-file, who the client is (Basic in forward mode and CONNECT,
-//!                    its own SigV4 in endpoint mode) and whether it may touch the bucket
-//!                    (`admit`, over the file and verifier of `identity`)
+//!                    its own SigV4 in endpoint mode, which must cover every x-amz-* header)
+//!                    and whether it may touch the bucket (`admit`, over the file and verifier
+//!                    of `identity`); what a SigV4 says of the body (a SHA-256, chunk
+//!                    signatures) is checked as the body streams (`digest`, `aws_chunked`)
 //!        ─► route    which bucket, upstream host, region and S3 operation (`route`, with the
 //!                    validated names of `names`, the hosts of `endpoint`, the decoded query of
 //!                    `uri` and the operation table of `operation`)
@@ -33,8 +35,9 @@
 //!        ─► sign     strip the client's auth and hop-by-hop headers, SigV4 with the session and
 //!                    x-amz-s3session-token (`sign`; `aws_chunked` decodes client-signed chunks
 //!                    and frames bodies with a checksum trailer, `checksum` computes it;
-//!                    `content_md5` checks a Content-MD5 that directory buckets refuse and sends
-//!                    a CRC-32 in its place; bodies held in memory count against
+//!                    `content_md5` bridges a Content-MD5 that directory buckets refuse and sends
+//!                    a CRC-32 in its place, `digest` checks it (and a signed SHA-256) as the
+//!                    body streams; bodies held in memory count against
 //!                    --max-buffered-bytes, `budget`)
 //!        ─► send     sign each attempt and send it through the `upstream` seam (pooled HTTPS,
 //!                    dialed by `egress`: S3 names only, --resolve, an `egress_proxy`; the body
@@ -74,6 +77,7 @@ pub mod copy_source;
 pub mod create_session;
 pub mod credential_egress;
 pub mod credentials;
+pub mod digest;
 pub mod egress;
 pub mod egress_proxy;
 pub mod endpoint;

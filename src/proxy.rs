@@ -12,12 +12,13 @@ use crate::body::{ClientBodyError, DrainRule, ProxyBody};
 use crate::budget::{Budget, Reserved};
 use crate::checksum::{self, Computed};
 use crate::compat::{self, Bridge};
-use crate::content_md5::{self, ContentMd5};
+use crate::content_md5;
 use crate::create_session::SessionKey;
 use crate::credentials::IamCredentials;
+use crate::digest::Expected;
 use crate::endpoint::BucketRegions;
 use crate::error::ProxyError;
-use crate::identity::AccessControl;
+use crate::identity::{AccessControl, BodyCheck, ChunkSignatures};
 use crate::listing::{ListingSettings, Listings, Plan};
 use crate::metrics::Metrics;
 use crate::operation::{Auth, Mode, Operation};
@@ -63,6 +64,14 @@ pub struct Proxy {
     metrics: Metrics,
     request_ids: RequestIds,
     listings: Listings,
+}
+
+/// What the proxy does to a request body on its way: a checksum to add, digests to check
+/// (`digest`), a client's chunk signatures to check (`aws_chunked`).
+struct Checks {
+    add: Option<Computed>,
+    expected: Expected,
+    chunks: Option<Box<ChunkSignatures>>,
 }
 
 /// A request body, ready to send.
@@ -185,9 +194,12 @@ impl Proxy {
     ) -> Result<Response<ProxyBody>, ProxyError> {
         crate::repeats::refuse_repeats(&parts.headers)?;
         let now = std::time::SystemTime::now();
-        let who = match &self.access {
-            Some(access) => Some(admit::identify(access, &parts, arrival, now)?),
-            None => None,
+        let (who, signed_body) = match &self.access {
+            Some(access) => {
+                let admission = admit::identify(access, &parts, arrival, now)?;
+                (Some(admission.principal), admission.body)
+            }
+            None => (None, BodyCheck::None),
         };
         record.client_name = who.as_ref().map(|w| w.name().to_owned());
         let route = route(&parts, arrival, &self.settings.route, &self.regions)?;
@@ -239,8 +251,14 @@ impl Proxy {
                 None,
             ),
         };
+        let (sha256, chunks) = signed_body.split();
+        let checks = Checks {
+            add,
+            expected: Expected { md5, sha256 },
+            chunks,
+        };
         let (payload, body, _held) =
-            prepare_body(&mut parts, body, payload, (add, md5), &self.budget).await?;
+            prepare_body(&mut parts, body, payload, checks, &self.budget).await?;
         let head = Head {
             method: parts.method,
             uri: parts.uri,
@@ -323,28 +341,44 @@ fn object_key(path_and_query: &str) -> Option<String> {
 /// Decides whether the body is kept (small, replayable; held against the budget, returned
 /// with it) or streamed, and rewrites framing the proxy cannot re-sign. With `add` (see
 /// `checksum::to_add` and `content_md5::bridge`), a body that is not empty gets that checksum:
-/// as a header when it is kept, as an aws-chunked trailer computed while it streams. With `md5`
-/// (a bridged `Content-MD5`), a kept body is checked before it is sent, a streamed one as it
-/// streams, a client's aws-chunked body once decoded (`content_md5`).
+/// as a header when it is kept, as an aws-chunked trailer computed while it streams. With
+/// `expected` digests (a bridged `Content-MD5`, a signed `x-amz-content-sha256`), a kept body is
+/// checked before it is sent, a streamed one as it streams, a client's aws-chunked body once
+/// decoded (`digest`); with `chunks`, a client's chunk signatures as it is decoded.
 async fn prepare_body(
     parts: &mut Parts,
     body: ProxyBody,
     payload: Payload,
-    (add, md5): (Option<Computed>, Option<ContentMd5>),
+    checks: Checks,
     budget: &Budget,
 ) -> Result<(Payload, Prepared, Option<Reserved>), ProxyError> {
+    let Checks {
+        add,
+        expected,
+        chunks,
+    } = checks;
     // A client's unsigned aws-chunked body is decoded too when its MD5 is to be checked.
-    let trailer_md5 = md5.is_some() && payload == Payload::StreamingUnsignedTrailer;
+    let trailer_md5 = expected.md5.is_some() && payload == Payload::StreamingUnsignedTrailer;
     if payload == Payload::SignedChunks || trailer_md5 {
-        let (payload, decoded) = crate::aws_chunked::decode_signed_chunks(parts, body, add, md5)
+        let checked = chunks.is_some();
+        let decoded = crate::aws_chunked::decode_signed_chunks(parts, body, add, expected, chunks)
             .map_err(ClientBodyError::from)?;
+        let (payload, decoded) = decoded;
+        if checked && content_length(&parts.headers) == Some(0) {
+            // No data to hold back until the signatures are checked: S3 could take the empty
+            // request before its body is read, so it is read first.
+            crate::body::collect_limited(decoded, 0)
+                .await
+                .map_err(ClientBodyError::Read)?;
+            return Ok((payload, Prepared::Known(OutBody::Kept(Bytes::new())), None));
+        }
         let prepared = Prepared::Known(OutBody::Streaming(Some(decoded)));
         return Ok((payload, prepared, None));
     }
     let length = content_length(&parts.headers);
     let empty = http_body::Body::is_end_stream(&body);
     if length.is_none() && !empty && payload == Payload::Unsigned {
-        let body = content_md5::verify(body, md5, None);
+        let body = expected.verify(body, None);
         return Ok((payload, Prepared::UnknownLength(body), None));
     }
     if empty || length.is_some_and(|n| n <= RETAIN_BODY_LIMIT) {
@@ -352,15 +386,13 @@ async fn prepare_body(
         let kept: Bytes = crate::body::collect_limited(body, RETAIN_BODY_LIMIT as usize)
             .await
             .map_err(ClientBodyError::Read)?;
-        if let Some(md5) = md5 {
-            md5.check(&kept)?;
-        }
+        expected.check(&kept)?;
         if let Some(computed) = add.filter(|_| !kept.is_empty()) {
             checksum::insert_header(&mut parts.headers, computed, &kept);
         }
         return Ok((payload, Prepared::Known(OutBody::Kept(kept)), Some(held)));
     }
-    let body = content_md5::verify(body, md5, length);
+    let body = expected.verify(body, length);
     if let (Some(computed), Some(length)) = (add, length) {
         let framed =
             crate::aws_chunked::encode_with_checksum(&mut parts.headers, body, length, computed)

@@ -106,7 +106,19 @@ pub fn error_response(
     request_id: &str,
     head_only: bool,
 ) -> Response<ProxyBody> {
-    let body = xml::error_body(code, message, request_id);
+    error_response_with(status, (code, message), &[], request_id, head_only)
+}
+
+/// The same, with `details`: elements S3 writes after `<Message>` for some errors
+/// (`<HeadersNotSigned>`, the SHA-256s of `XAmzContentSHA256Mismatch`).
+pub fn error_response_with(
+    status: StatusCode,
+    (code, message): (&str, &str),
+    details: &[(&str, String)],
+    request_id: &str,
+    head_only: bool,
+) -> Response<ProxyBody> {
+    let body = xml::error_body_with(code, message, details, request_id);
     let builder = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/xml")

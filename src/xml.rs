@@ -199,8 +199,23 @@ pub fn parse_error(xml: &str) -> Result<S3ErrorXml, XmlError> {
 
 /// Writes an S3-style error body.
 pub fn error_body(code: &str, message: &str, request_id: &str) -> String {
+    error_body_with(code, message, &[], request_id)
+}
+
+/// The same, with elements S3 adds after `<Message>` for some errors (`(name, text)`; names
+/// are the proxy's own, texts are escaped).
+pub fn error_body_with(
+    code: &str,
+    message: &str,
+    details: &[(&str, String)],
+    request_id: &str,
+) -> String {
+    let mut extra = String::new();
+    for (name, text) in details {
+        extra.push_str(&format!("<{name}>{}</{name}>", escape(text)));
+    }
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><RequestId>{}</RequestId></Error>",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message>{extra}<RequestId>{}</RequestId></Error>",
         escape(code),
         escape(message),
         escape(request_id)

@@ -26,6 +26,7 @@ use http_body_util::BodyExt;
 use libfuzzer_sys::fuzz_target;
 use s3x_proxy::aws_chunked::decode_signed_chunks;
 use s3x_proxy::body::BoxError;
+use s3x_proxy::digest::Expected;
 
 const MAX_LINE: usize = 4096;
 const MAX_CHUNK_SIZE: u64 = 1 << 40;
@@ -208,7 +209,13 @@ fuzz_target!(|data: &[u8]| {
     };
 
     let (mut parts, ()) = request.into_parts();
-    let decoded = decode_signed_chunks(&mut parts, feed.boxed_unsync(), None, None);
+    let decoded = decode_signed_chunks(
+        &mut parts,
+        feed.boxed_unsync(),
+        None,
+        Expected::default(),
+        None,
+    );
     let (declared, mut decoded) = match (declared, decoded) {
         (Some(declared), Ok((payload, decoded))) => {
             assert_eq!(payload, s3x_proxy::sign::Payload::Unsigned);

@@ -77,7 +77,7 @@ fn every_botocore_request_verifies_as_the_client_that_signed_it() {
     for (name, raw) in SIGNED {
         let parts = parse_head(raw);
         let now = signed_at(&parts);
-        let who = control.verify_sigv4(&parts, now);
+        let who = control.verify_principal(&parts, now);
         let who = who.unwrap_or_else(|e| panic!("{name}: {e:?}"));
         assert_eq!(who.name(), "writer", "{name}");
         let via_session = ["04", "05", "06", "10"].contains(&&name[..2]);
@@ -96,7 +96,9 @@ fn every_botocore_request_verifies_as_the_client_that_signed_it() {
 fn the_fixture_session_is_the_one_the_create_session_fixture_gets() {
     let control = control();
     let request = parse_head(SIGNED[3].1);
-    let who = control.verify_sigv4(&request, signed_at(&request)).unwrap();
+    let who = control
+        .verify_principal(&request, signed_at(&request))
+        .unwrap();
     let mode = requested_mode(&request.headers).unwrap();
     let minted_at = SystemTime::UNIX_EPOCH + Duration::from_secs(MINTED_AT);
     let minted = control.create_session(&who, DATA, mode, minted_at).unwrap();
@@ -133,7 +135,7 @@ fn a_changed_botocore_request_does_not_verify() {
         let tampered = raw.replacen("/data--usw2-az1--x-s3", "/data--usw2-az2--x-s3", 1);
         let tampered = tampered.replacen("/gp-bucket", "/gp-bucker", 1);
         let parts = parse_head(&tampered);
-        let result = control.verify_sigv4(&parts, signed_at(&parts));
+        let result = control.verify_principal(&parts, signed_at(&parts));
         assert!(
             matches!(result, Err(AuthError::SignatureDoesNotMatch(_))),
             "{name}: {result:?}"
@@ -146,7 +148,7 @@ fn the_pipeline_checks_pass_for_botocores_requests() {
     let control = control();
     let check = |index: usize, op: Operation, bucket: &str| {
         let parts = parse_head(SIGNED[index].1);
-        let who = control.verify_sigv4(&parts, signed_at(&parts)).unwrap();
+        let who = control.verify_principal(&parts, signed_at(&parts)).unwrap();
         who.may(op, Some(bucket), parts.headers.get("x-amz-copy-source"))
     };
     assert_eq!(check(0, Operation::PutObject, "gp-bucket"), Ok(()));
@@ -161,7 +163,7 @@ fn botocores_default_sigv2_presigned_url_is_refused_as_unsupported() {
     let raw = include_str!("testdata/botocore/08-gp-presigned-get-sigv2.http");
     let parts = parse_head(raw);
     let err = control()
-        .verify_sigv4(&parts, SystemTime::now())
+        .verify_principal(&parts, SystemTime::now())
         .unwrap_err();
     assert_eq!((err.status().as_u16(), err.code()), (400, "InvalidRequest"));
 }

@@ -32,6 +32,9 @@ pub enum AuthError {
     /// A header-signed request without `x-amz-content-sha256` (400 InvalidRequest).
     #[error("Missing required header for this request: x-amz-content-sha256")]
     MissingContentSha256,
+    /// `x-amz-content-sha256` is none of S3's markers and not a SHA-256 (400 InvalidArgument).
+    #[error("x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER, STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD, STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER or a valid sha256 value.")]
+    InvalidContentSha256,
     /// The access key id is not in the access file (403).
     #[error("The AWS Access Key Id you provided does not exist in our records.")]
     InvalidAccessKeyId,
@@ -88,7 +91,9 @@ impl AuthError {
                 StatusCode::BAD_REQUEST
             }
             InvalidToken(_) | ExpiredToken => StatusCode::BAD_REQUEST,
-            InvalidCopySource | InvalidSessionMode => StatusCode::BAD_REQUEST,
+            InvalidCopySource | InvalidSessionMode | InvalidContentSha256 => {
+                StatusCode::BAD_REQUEST
+            }
             Anonymous | InvalidAccessKeyId | SignatureDoesNotMatch(_) | RequestTimeTooSkewed => {
                 StatusCode::FORBIDDEN
             }
@@ -109,7 +114,7 @@ impl AuthError {
             RequestTimeTooSkewed => "RequestTimeTooSkewed",
             InvalidToken(_) => "InvalidToken",
             ExpiredToken => "ExpiredToken",
-            InvalidCopySource | InvalidSessionMode => "InvalidArgument",
+            InvalidCopySource | InvalidSessionMode | InvalidContentSha256 => "InvalidArgument",
             Anonymous | RequestExpired | RequestNotYetValid | AccessDenied(_) => "AccessDenied",
         }
     }
@@ -145,8 +150,29 @@ impl AuthError {
                 "the copy or rename source is not /bucket/key with a valid bucket and a plain key"
             }
             InvalidSessionMode => "x-amz-create-session-mode is not ReadOnly or ReadWrite",
+            InvalidContentSha256 => "x-amz-content-sha256 is neither a marker nor a SHA-256",
         }
     }
+}
+
+/// `x-amz-*` headers a SigV4-signed request carries outside its SignedHeaders: 403
+/// AccessDenied, as S3 answers, naming them in `<HeadersNotSigned>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("There were headers present in the request which were not signed")]
+pub struct HeadersNotSigned {
+    /// The header names, sorted, comma-separated (as S3 lists them).
+    pub names: String,
+}
+
+/// Why a request's own SigV4 signature does not admit it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Unknown key, bad signature, stale, malformed, not allowed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// A valid signature that leaves `x-amz-*` headers out.
+    #[error(transparent)]
+    Unsigned(#[from] HeadersNotSigned),
 }
 
 /// The access file could not be read or is not valid. The message names the file and, when

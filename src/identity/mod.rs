@@ -13,7 +13,10 @@
 //!   content nor its length shows in the timing; an unknown key id costs the same comparison.
 //! - **Endpoint mode** (`sigv4`, `signed`): the client's own SigV4, header or presigned, is
 //!   re-created by aws-sigv4 (the proxy's one signer) from exactly what the client signed, with
-//!   the client's secret, and compared in constant time.
+//!   the client's secret, and compared in constant time. Every `x-amz-*` header must be signed
+//!   (`x-amz-content-sha256` is, as the payload line). What the signature says of the body is
+//!   handed on as a [`BodyCheck`]: a SHA-256 for `digest` to check, or the chain of chunk
+//!   signatures (`chunks`) for `aws_chunked` to check as it decodes.
 //! - **Client sessions** (`session`): the answer to a client's CreateSession is minted
 //!   statelessly: the token is an HMAC (per-process random key) over client, bucket, mode,
 //!   expiry and the client entry's fingerprint; the session secret and key id derive from that
@@ -29,7 +32,7 @@
 //! // forward mode / CONNECT (407 on error, with error.proxy_authenticate()):
 //! let who = access.authenticate_basic(parts.headers.get(PROXY_AUTHORIZATION))?;
 //! // endpoint mode (before stripping the client's auth):
-//! let who = access.verify_sigv4(&parts, SystemTime::now())?;
+//! let Admission { principal: who, body } = access.verify_sigv4(&parts, SystemTime::now())?;
 //! // after routing, before anything goes upstream:
 //! who.may(route.operation, bucket.as_deref(), parts.headers.get("x-amz-copy-source"))?;
 //! // a client's own CreateSession:
@@ -43,6 +46,7 @@
 mod access;
 mod amz_date;
 mod basic;
+mod chunks;
 mod error;
 mod file;
 mod secret;
@@ -60,15 +64,52 @@ use http::{HeaderMap, HeaderValue};
 
 pub use access::{copy_source_bucket, required_access, Principal};
 pub use amz_date::parse_amz_date;
-pub use error::{AccessFileError, AuthError, ProxyAuthFailure, PROXY_AUTHENTICATE};
+pub use chunks::{ChunkSignatures, SIGNATURE_LEN};
+pub use error::{
+    AccessFileError, AuthError, HeadersNotSigned, ProxyAuthFailure, Refusal, PROXY_AUTHENTICATE,
+};
 pub use file::SESSION_KEY_PREFIX;
 pub use file::{Access, AccessList, Client};
 pub use secret::Secret;
 pub use session::{MintedSession, SessionGrant, SessionKey, SESSION_LIFETIME};
 pub use signed::{MAX_PRESIGN_EXPIRES, MAX_SKEW};
 
+use crate::digest::Sha256;
 use crate::operation::Mode;
 use signed::SignedRequest;
+
+/// A request its own SigV4 signature admits: who sent it, and what its body must satisfy.
+#[derive(Debug)]
+pub struct Admission {
+    /// The client (or its session).
+    pub principal: Principal,
+    /// What the signature says of the body.
+    pub body: BodyCheck,
+}
+
+/// What a client's signature says its body is, for the proxy to check as it streams.
+#[derive(Debug, Default)]
+pub enum BodyCheck {
+    /// Nothing to check (`UNSIGNED-PAYLOAD`, an unsigned trailer, or not a SigV4 request).
+    #[default]
+    None,
+    /// The body's SHA-256 (`x-amz-content-sha256`).
+    Sha256(Sha256),
+    /// Chunk signatures (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]`; boxed, as few
+    /// requests carry them).
+    Chunks(Box<ChunkSignatures>),
+}
+
+impl BodyCheck {
+    /// The SHA-256 to check, and the chunk signatures to check.
+    pub fn split(self) -> (Option<Sha256>, Option<Box<ChunkSignatures>>) {
+        match self {
+            BodyCheck::None => (None, None),
+            BodyCheck::Sha256(sha256) => (Some(sha256), None),
+            BodyCheck::Chunks(chunks) => (None, Some(chunks)),
+        }
+    }
+}
 
 /// The current access list and the key that signs session tokens; shared by every connection.
 #[derive(Debug)]
@@ -109,8 +150,9 @@ impl AccessControl {
     }
 
     /// Endpoint mode: the client whose SigV4 signature (header or presigned; its own keys or
-    /// a session minted for it) the request carries. Call it on the request as received.
-    pub fn verify_sigv4(&self, parts: &Parts, now: SystemTime) -> Result<Principal, AuthError> {
+    /// a session minted for it) the request carries, and what its body must then hash to.
+    /// Call it on the request as received. Every `x-amz-*` header must be signed.
+    pub fn verify_sigv4(&self, parts: &Parts, now: SystemTime) -> Result<Admission, Refusal> {
         let signed = SignedRequest::parse(parts)?;
         signed.check_scope(true)?;
         let payload = signed.payload(parts)?;
@@ -118,22 +160,24 @@ impl AccessControl {
         let key_id = signed.credential.access_key_id();
         if let Some(client) = list.by_access_key_id(key_id) {
             signed.check_time(now)?;
-            signed.verify(parts, client.identity(), payload)?;
-            return Ok(Principal::client(client.clone()));
+            let body = signed.admit(parts, client.identity(), payload)?;
+            let principal = Principal::client(client.clone());
+            return Ok(Admission { principal, body });
         }
         if !key_id.starts_with(SESSION_KEY_PREFIX) {
-            return Err(AuthError::InvalidAccessKeyId);
+            return Err(AuthError::InvalidAccessKeyId.into());
         }
         let token = session::token_of(parts, signed.form).ok_or(AuthError::InvalidToken(
             "a session key id without a session token",
         ))?;
         signed.check_time(now)?;
         let opened = session::open(&self.key, &list, &token, key_id, now)?;
-        signed.verify(parts, &opened.identity, payload)?;
-        Ok(Principal {
+        let body = signed.admit(parts, &opened.identity, payload)?;
+        let principal = Principal {
             client: opened.client,
             session: Some(opened.grant),
-        })
+        };
+        Ok(Admission { principal, body })
     }
 
     /// A client's own CreateSession on `bucket`: session credentials bound to it and the
@@ -208,6 +252,8 @@ pub fn requested_mode(headers: &HeaderMap) -> Result<Option<Mode>, AuthError> {
 
 #[cfg(test)]
 mod botocore_tests;
+#[cfg(test)]
+mod props_tests;
 #[cfg(test)]
 mod sigv4_tests;
 #[cfg(test)]

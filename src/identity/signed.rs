@@ -1,15 +1,18 @@
 //! The signature fields of a request (SigV4 `Authorization` header or presigned query), read
-//! without copying where possible, and the checks that need no key: scope, time, payload hash.
+//! without copying where possible, and the checks that need no key: scope, time, payload hash,
+//! unsigned `x-amz-*` headers.
 
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use aws_sigv4::http_request::SignableBody;
 use http::request::Parts;
+use http::HeaderName;
 use percent_encoding::percent_decode_str;
 
 use super::amz_date::parse_amz_date;
 use super::error::AuthError;
+use crate::digest::Sha256;
 
 /// How far `X-Amz-Date` may be from the proxy's clock (S3's RequestTimeTooSkewed bound).
 pub const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
@@ -89,22 +92,42 @@ pub(crate) enum Payload<'a> {
     Unsigned,
     /// `STREAMING-UNSIGNED-PAYLOAD-TRAILER`.
     StreamingUnsignedTrailer,
-    /// `STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER`.
+    /// `STREAMING-AWS4-HMAC-SHA256-PAYLOAD`: chunks signed with the client's key.
+    StreamingSigned,
+    /// `STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER`: the same, and a signed trailer.
     StreamingSignedTrailer,
-    /// Any other `x-amz-content-sha256` value (a SHA-256, `STREAMING-AWS4-HMAC-SHA256-PAYLOAD`).
-    Hash(&'a str),
+    /// The SHA-256 of the body, as sent (64 hex digits) and read.
+    Sha256(&'a str, Sha256),
     /// A body to hash (the test suite's requests, which carry no `x-amz-content-sha256`).
     #[cfg_attr(not(test), allow(dead_code))]
     Body(&'a [u8]),
 }
 
+const STREAMING_SIGNED: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
+
 impl<'a> Payload<'a> {
+    /// Reads an `x-amz-content-sha256` value: one of S3's markers or a SHA-256 (S3 also
+    /// knows the SigV4a markers, which the proxy does not verify: refused like any other).
+    fn parse(value: &'a str) -> Result<Self, AuthError> {
+        Ok(match value {
+            "UNSIGNED-PAYLOAD" => Payload::Unsigned,
+            "STREAMING-UNSIGNED-PAYLOAD-TRAILER" => Payload::StreamingUnsignedTrailer,
+            STREAMING_SIGNED => Payload::StreamingSigned,
+            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" => Payload::StreamingSignedTrailer,
+            hash => Payload::Sha256(
+                hash,
+                Sha256::from_hex(hash).ok_or(AuthError::InvalidContentSha256)?,
+            ),
+        })
+    }
+
     pub(super) fn signable(self) -> SignableBody<'a> {
         match self {
             Payload::Unsigned => SignableBody::UnsignedPayload,
             Payload::StreamingUnsignedTrailer => SignableBody::StreamingUnsignedPayloadTrailer,
+            Payload::StreamingSigned => SignableBody::Precomputed(STREAMING_SIGNED.to_owned()),
             Payload::StreamingSignedTrailer => SignableBody::StreamingSignedPayloadTrailer,
-            Payload::Hash(hash) => SignableBody::Precomputed(hash.to_owned()),
+            Payload::Sha256(hash, _) => SignableBody::Precomputed(hash.to_owned()),
             Payload::Body(bytes) => SignableBody::Bytes(bytes),
         }
     }
@@ -268,24 +291,49 @@ impl<'a> SignedRequest<'a> {
     }
 
     /// The payload hash S3 signs: `x-amz-content-sha256` (a hash, `UNSIGNED-PAYLOAD` or a
-    /// `STREAMING-*` marker) for header signatures, `UNSIGNED-PAYLOAD` for presigned URLs.
+    /// `STREAMING-*` marker), required with header signatures; for presigned URLs the same
+    /// when the header is present, else `UNSIGNED-PAYLOAD` (botocore's rule, and S3's).
+    /// Either way the value is the canonical request's last line, so the signature covers it
+    /// whether or not SignedHeaders names it.
     pub fn payload<'p>(&self, parts: &'p Parts) -> Result<Payload<'p>, AuthError> {
-        if self.form == Form::Query {
-            return Ok(Payload::Unsigned);
-        }
-        let value = parts
+        let mut values = parts.headers.get_all(CONTENT_SHA256).iter();
+        let value = match (values.next(), values.next()) {
+            (None, _) if self.form == Form::Query => return Ok(Payload::Unsigned),
+            (None, _) => return Err(AuthError::MissingContentSha256),
+            (Some(_), Some(_)) => return Err(self.malformed("x-amz-content-sha256 is repeated")),
+            (Some(value), None) => value,
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| AuthError::InvalidContentSha256)?;
+        Payload::parse(value)
+    }
+
+    /// Every `x-amz-*` header of the request must be among the signed headers (S3's rule),
+    /// but `x-amz-content-sha256`, which the signature covers as its payload line (see
+    /// [`SignedRequest::payload`]). The names of those that are not, sorted, comma-separated.
+    pub fn unsigned_amz_headers(&self, parts: &Parts) -> Option<String> {
+        let mut unsigned: Vec<&str> = parts
             .headers
-            .get("x-amz-content-sha256")
-            .and_then(|v| v.to_str().ok())
-            .ok_or(AuthError::MissingContentSha256)?;
-        Ok(match value {
-            "UNSIGNED-PAYLOAD" => Payload::Unsigned,
-            "STREAMING-UNSIGNED-PAYLOAD-TRAILER" => Payload::StreamingUnsignedTrailer,
-            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" => Payload::StreamingSignedTrailer,
-            other => Payload::Hash(other),
-        })
+            .keys()
+            .map(HeaderName::as_str)
+            .filter(|name| name.starts_with("x-amz-") && *name != CONTENT_SHA256)
+            .filter(|name| {
+                !self
+                    .signed_headers
+                    .split(';')
+                    .any(|signed| signed.eq_ignore_ascii_case(name))
+            })
+            .collect();
+        if unsigned.is_empty() {
+            return None;
+        }
+        unsigned.sort_unstable();
+        Some(unsigned.join(", "))
     }
 }
+
+const CONTENT_SHA256: &str = "x-amz-content-sha256";
 
 fn header_error(reason: &'static str) -> AuthError {
     AuthError::Malformed {

@@ -16,10 +16,41 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use http::request::Parts;
 use subtle::ConstantTimeEq;
 
-use super::error::AuthError;
+use super::chunks::{ChunkSignatures, Scope};
+use super::error::{AuthError, HeadersNotSigned, Refusal};
 use super::signed::{is_param, Form, Payload, SignedRequest};
+use super::BodyCheck;
 
 impl SignedRequest<'_> {
+    /// Verifies the signature with `identity`, refuses `x-amz-*` headers it does not cover,
+    /// and says what the body must then satisfy.
+    pub fn admit(
+        &self,
+        parts: &Parts,
+        identity: &Identity,
+        payload: Payload<'_>,
+    ) -> Result<BodyCheck, Refusal> {
+        self.verify(parts, identity, payload)?;
+        if let Some(names) = self.unsigned_amz_headers(parts) {
+            return Err(HeadersNotSigned { names }.into());
+        }
+        let trailer = match payload {
+            Payload::Sha256(_, sha256) => return Ok(BodyCheck::Sha256(sha256)),
+            Payload::StreamingSigned => false,
+            Payload::StreamingSignedTrailer => true,
+            _ => return Ok(BodyCheck::None),
+        };
+        let scope = Scope {
+            amz_date: &self.amz_date,
+            time: self.time,
+            date: self.credential.date(),
+            region: self.credential.region(),
+            service: self.credential.service(),
+        };
+        let chunks = ChunkSignatures::new(identity, scope, &self.signature, trailer);
+        Ok(BodyCheck::Chunks(Box::new(chunks)))
+    }
+
     /// Recomputes the signature with `identity` (whose secret the client should have used)
     /// and compares it with the client's in constant time.
     pub fn verify(
@@ -85,8 +116,8 @@ impl SignedRequest<'_> {
         Ok(output.into_parts().1)
     }
 
-    /// `(name, value)` for every signed header, every value in order. `host` falls back to the
-    /// URI's authority (h2's `:authority`).
+    /// `(name, value)` for every signed header, every value in order. `host` is the URI's
+    /// authority when it has one (h2's `:authority`, which routing follows), else Host.
     fn signed_header_values<'p>(
         &'p self,
         parts: &'p Parts,
@@ -104,9 +135,18 @@ impl SignedRequest<'_> {
             }
             if name == "host" {
                 host = true;
-                if out.len() == before {
-                    let authority = parts.uri.authority().ok_or(mismatch("no host to verify"))?;
-                    out.push((name, authority.as_str()));
+                // Routing takes the target's authority (h2's `:authority`) over Host, so that
+                // is the host verified; a Host header beside it must name the same one.
+                match parts.uri.authority() {
+                    Some(authority) => {
+                        if out[before..].iter().any(|(_, v)| *v != authority.as_str()) {
+                            return Err(mismatch("Host and the request target differ"));
+                        }
+                        out.truncate(before);
+                        out.push((name, authority.as_str()));
+                    }
+                    None if out.len() == before => return Err(mismatch("no host to verify")),
+                    None => {}
                 }
             } else if out.len() == before {
                 return Err(mismatch("a signed header is not in the request"));

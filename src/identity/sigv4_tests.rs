@@ -38,7 +38,7 @@ fn get(signer: &Signer<'_>) -> Parts {
 
 fn verify(parts: &Parts) -> Result<String, AuthError> {
     control()
-        .verify_sigv4(parts, t0())
+        .verify_principal(parts, t0())
         .map(|p| p.name().to_string())
 }
 
@@ -93,20 +93,38 @@ fn presigned_urls_verify_until_they_expire() {
         presign: Some(Duration::from_secs(600)),
         ..writer()
     };
-    let parts = get(&presign);
+    // aws-sigv4 leaves x-amz-checksum-mode out of a presigned URL's signed headers: a request
+    // that sends it along is one S3 refuses (aws-sdk-rust#1253), and so does the proxy.
+    let with_mode = get(&presign);
+    assert_eq!(
+        control().verify_sigv4(&with_mode, t0()).unwrap_err(),
+        Refusal::Unsigned(HeadersNotSigned {
+            names: "x-amz-checksum-mode".into()
+        })
+    );
+    let parts = presign.sign(
+        "GET",
+        &url("/dir/a%20b%2Bc~d?x-id=GetObject&partNumber=1"),
+        &[("range", "bytes=0-9")],
+        SignableBody::UnsignedPayload,
+    );
     assert!(parts.uri.query().unwrap().contains("X-Amz-Signature="));
     let control = control();
-    let at = |secs: u64| control.verify_sigv4(&parts, t0() + Duration::from_secs(secs));
+    let at = |secs: u64| control.verify_principal(&parts, t0() + Duration::from_secs(secs));
     assert!(at(0).is_ok() && at(600).is_ok());
     assert_eq!(at(601).unwrap_err(), AuthError::RequestExpired);
     assert_eq!(at(601).unwrap_err().to_string(), "Request has expired");
-    let early = control.verify_sigv4(&parts, t0() - Duration::from_secs(16 * 60));
+    let early = control.verify_principal(&parts, t0() - Duration::from_secs(16 * 60));
     assert_eq!(early.unwrap_err(), AuthError::RequestNotYetValid);
     let s3 = Signer {
         service: "s3",
         ..presign
     };
-    assert!(verify(&get(&s3)).is_ok());
+    let mut s3 = s3.sign("GET", &url("/k"), &[], SignableBody::UnsignedPayload);
+    assert!(verify(&s3).is_ok());
+    s3.headers
+        .insert("x-amz-checksum-mode", HeaderValue::from_static("ENABLED"));
+    assert!(verify(&s3).is_err());
 }
 
 #[test]
@@ -190,7 +208,7 @@ fn a_path_signed_canonically_but_sent_less_encoded_verifies() {
 fn header_signatures_must_be_within_fifteen_minutes() {
     let parts = get(&writer());
     let control = control();
-    let at = |now| control.verify_sigv4(&parts, now);
+    let at = |now| control.verify_principal(&parts, now);
     let quarter = Duration::from_secs(15 * 60);
     assert!(at(t0() + quarter).is_ok() && at(t0() - quarter).is_ok());
     for now in [
@@ -359,4 +377,30 @@ fn malformed_presigned_urls_are_refused() {
             "{uri}"
         );
     }
+}
+
+#[test]
+fn the_host_verified_is_the_one_routing_follows() {
+    // h2: the URI carries `:authority`, which routing takes over any Host header.
+    let h2 = Signer {
+        h2: true,
+        ..writer()
+    }
+    .sign("GET", &url("/k"), &[], SignableBody::UnsignedPayload);
+    assert!(verify(&h2).is_ok());
+    let mut same = h2.clone();
+    same.headers.insert("host", HeaderValue::from_static(HOST));
+    assert!(verify(&same).is_ok(), "a Host header that says the same");
+    // Another bucket's host as the target, the signed one left in Host: refused.
+    let other = "other--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com";
+    let mut moved = same.clone();
+    moved.uri = format!("https://{other}/k").parse().unwrap();
+    assert!(matches!(
+        verify(&moved),
+        Err(AuthError::SignatureDoesNotMatch(_))
+    ));
+    // An authority-form target in front of the signed Host header: the same.
+    let mut authority_form = get(&writer());
+    authority_form.uri = "elsewhere.example:443".parse().unwrap();
+    assert!(verify(&authority_form).is_err());
 }

@@ -153,3 +153,21 @@ pub fn parse_head(raw: &str) -> Parts {
     }
     builder.body(()).unwrap().into_parts().0
 }
+
+impl super::AccessControl {
+    /// `verify_sigv4`, for tests about who a request is: its principal, or why it has none
+    /// (unsigned `x-amz-*` headers as `AccessDenied`).
+    pub fn verify_principal(
+        &self,
+        parts: &Parts,
+        now: SystemTime,
+    ) -> Result<super::Principal, super::AuthError> {
+        match self.verify_sigv4(parts, now) {
+            Ok(admission) => Ok(admission.principal),
+            Err(super::Refusal::Auth(e)) => Err(e),
+            Err(super::Refusal::Unsigned(_)) => Err(super::AuthError::AccessDenied(
+                "There were headers present in the request which were not signed",
+            )),
+        }
+    }
+}

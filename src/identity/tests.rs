@@ -34,7 +34,7 @@ fn create_session_request(key_id: &str, secret: &str, mode: Option<&str>) -> Par
 
 /// A client's CreateSession, answered locally.
 fn create_session(control: &AccessControl, request: &Parts) -> Result<MintedSession, AuthError> {
-    let who = control.verify_sigv4(request, t0())?;
+    let who = control.verify_principal(request, t0())?;
     let mode = requested_mode(&request.headers)?;
     control.create_session(&who, DATA, mode, t0())
 }
@@ -59,7 +59,7 @@ fn reload_swaps_the_list_and_keeps_it_when_the_new_file_is_bad() {
     let one = file_with(&FILE[..FILE.find("\n[[client]]\nname = \"reader\"").unwrap()]);
     control.reload(one.path()).unwrap();
     assert_eq!(control.list().len(), 1);
-    let reader = control.verify_sigv4(
+    let reader = control.verify_principal(
         &create_session_request("AKIDREADER", READER_SECRET, None),
         t0(),
     );
@@ -88,7 +88,7 @@ fn a_clients_create_session_is_answered_with_credentials_that_authenticate_as_it
     );
     assert!(put.headers.contains_key("x-amz-s3session-token"));
     let now = t0() + Duration::from_secs(60);
-    let who = control.verify_sigv4(&put, now).unwrap();
+    let who = control.verify_principal(&put, now).unwrap();
     assert_eq!(who.name(), "writer");
     assert_eq!(who.session().unwrap().bucket(), DATA);
     assert_eq!(who.may(Operation::PutObject, Some(DATA), None), Ok(()));
@@ -112,11 +112,11 @@ fn a_clients_create_session_is_answered_with_credentials_that_authenticate_as_it
         .unwrap()
         .contains("x-amz-s3session-token="));
     assert_eq!(
-        control.verify_sigv4(&presigned, now).unwrap().name(),
+        control.verify_principal(&presigned, now).unwrap().name(),
         "writer"
     );
     // After five minutes the session is over; a wrong secret never worked.
-    let late = control.verify_sigv4(&put, t0() + Duration::from_secs(300));
+    let late = control.verify_principal(&put, t0() + Duration::from_secs(300));
     assert_eq!(late.unwrap_err(), AuthError::ExpiredToken);
     let forged = Signer {
         secret: WRITER_SECRET,
@@ -129,13 +129,13 @@ fn a_clients_create_session_is_answered_with_credentials_that_authenticate_as_it
         SignableBody::UnsignedPayload,
     );
     assert!(matches!(
-        control.verify_sigv4(&forged, now),
+        control.verify_principal(&forged, now),
         Err(AuthError::SignatureDoesNotMatch(_))
     ));
     let mut no_token = put.clone();
     no_token.headers.remove("x-amz-s3session-token");
     assert!(matches!(
-        control.verify_sigv4(&no_token, now),
+        control.verify_principal(&no_token, now),
         Err(AuthError::InvalidToken(_))
     ));
 }
@@ -161,7 +161,7 @@ fn session_modes_follow_the_clients_rules() {
         AuthError::InvalidSessionMode
     );
     let writer = control
-        .verify_sigv4(
+        .verify_principal(
             &create_session_request("AKIDWRITER", WRITER_SECRET, None),
             t0(),
         )
@@ -185,7 +185,7 @@ fn session_modes_follow_the_clients_rules() {
         SignableBody::UnsignedPayload,
     );
     let who = control
-        .verify_sigv4(&put, t0() + Duration::from_secs(60))
+        .verify_principal(&put, t0() + Duration::from_secs(60))
         .unwrap();
     assert!(who.may(Operation::PutObject, Some(DATA), None).is_err());
     assert!(who.may(Operation::GetObject, Some(DATA), None).is_ok());
@@ -211,18 +211,18 @@ fn a_reload_that_changes_the_client_ends_its_sessions() {
         SignableBody::UnsignedPayload,
     );
     let now = t0() + Duration::from_secs(60);
-    assert!(control.verify_sigv4(&put, now).is_ok());
+    assert!(control.verify_principal(&put, now).is_ok());
     let unrelated =
         file_with(&FILE.replace("reader-secret-0123456789", "reader-secret-rotated-01"));
     control.reload(unrelated.path()).unwrap();
     assert!(
-        control.verify_sigv4(&put, now).is_ok(),
+        control.verify_principal(&put, now).is_ok(),
         "another client's change"
     );
     let narrowed =
         file_with(&FILE.replace("{ bucket = \"gp-*\", access = \"read-write\" },\n", ""));
     control.reload(narrowed.path()).unwrap();
-    let err = control.verify_sigv4(&put, now).unwrap_err();
+    let err = control.verify_principal(&put, now).unwrap_err();
     assert_eq!((err.status().as_u16(), err.code()), (400, "InvalidToken"));
 }
 
@@ -270,7 +270,7 @@ fn no_debug_output_shows_a_secret() {
         SignableBody::UnsignedPayload,
     );
     let who = control
-        .verify_sigv4(&put, t0() + Duration::from_secs(60))
+        .verify_principal(&put, t0() + Duration::from_secs(60))
         .unwrap();
     let shown = format!("{control:?} {who:?} {session:?} {:?}", control.list());
     for secret in [
@@ -335,6 +335,8 @@ fn cost_of_one_header_signature_verification() {
     );
     let get_url = format!("https://{HOST}/dir/key.txt");
     let get = writer.sign("GET", &get_url, &[], SignableBody::UnsignedPayload);
+    // boto3 over plain HTTP signs a GET with the SHA-256 of the empty body.
+    let get_hashed = writer.sign("GET", &get_url, &[], SignableBody::Bytes(b""));
     let request = create_session_request("AKIDWRITER", WRITER_SECRET, None);
     let session = create_session(&control, &request).unwrap();
     let via_session =
@@ -343,15 +345,28 @@ fn cost_of_one_header_signature_verification() {
     let cases = [
         ("PUT, client keys, SHA-256 payload", &put, t0()),
         ("GET, client keys, UNSIGNED-PAYLOAD", &get, t0()),
+        (
+            "GET, client keys, SHA-256 of the empty body",
+            &get_hashed,
+            t0(),
+        ),
         ("GET, minted session", &via_session, later),
     ];
     for (name, parts, now) in cases {
         let each = per_call(|| {
-            let who = control.verify_sigv4(std::hint::black_box(parts), now);
-            std::hint::black_box(who.unwrap());
+            let admitted = control.verify_sigv4(std::hint::black_box(parts), now);
+            std::hint::black_box(admitted.unwrap());
         });
         println!("verify {name}: {each:?}");
     }
+    // The whole check of a boto3 GET: the signature, the unsigned headers, the (empty) body.
+    let each = per_call(|| {
+        let admitted = control.verify_sigv4(std::hint::black_box(&get_hashed), t0());
+        if let BodyCheck::Sha256(sha256) = admitted.unwrap().body {
+            sha256.check(std::hint::black_box(b"")).unwrap();
+        }
+    });
+    println!("verify and check the body of the hashed GET: {each:?}");
     // For scale: the proxy's own upstream signing of the same GET (crate::sign).
     let identity = aws_credential_types::Credentials::new("A", "S", None, None, "t").into();
     let scope = crate::sign::Scope {

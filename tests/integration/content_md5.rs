@@ -4,6 +4,7 @@
 //! always gets its CRC-32; general-purpose buckets keep Content-MD5 as is.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
@@ -12,7 +13,8 @@ use md5::{Digest, Md5};
 use s3x_emulator::{Fault, SeenRequest};
 
 use crate::harness::{
-    assert_metric, data, send_on_new_connection, zonal_host, Harness, Options, Reply, BUCKET,
+    assert_metric, data, eventually, send_on_new_connection, zonal_host, Harness, Options, Reply,
+    BUCKET,
 };
 
 pub fn b64(bytes: &[u8]) -> String {
@@ -165,6 +167,13 @@ async fn a_wrong_content_md5_on_a_streamed_put_stores_nothing() {
     let reply = put(&h, "wrong", &body, WRONG).await;
     assert_bad_digest(&reply);
     assert_eq!(h.emulator.object(BUCKET, "wrong"), None, "nothing stored");
+    // The emulator records the cut upload when it notices the cut, which may be after the
+    // client has its answer.
+    let logged = eventually(Duration::from_secs(10), || async {
+        !seen(&h, "PutObject").is_empty()
+    })
+    .await;
+    assert!(logged, "the emulator saw the cut upload");
     let puts = seen(&h, "PutObject");
     // S3 saw the upload cut short of its end.
     let cut: Vec<_> = puts

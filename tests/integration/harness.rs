@@ -431,3 +431,23 @@ pub fn presign_date() -> String {
     // Drop fractional seconds if any: YYYYMMDDTHHMMSS + Z.
     format!("{}Z", &basic[..15])
 }
+
+/// Polls `condition` until it holds or `within` has passed, and says whether it held: for
+/// waiting on what another task or process does after the client already has its answer (a log
+/// line, the emulator's record of a cut upload). No test depends on how long that takes.
+pub async fn eventually<F, Fut>(within: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -16,6 +16,8 @@ mod errors;
 mod general;
 mod http10;
 mod identities;
+mod identities_sign;
+mod identities_stretch;
 mod keepalive;
 mod layout;
 mod legacy;
