@@ -9,6 +9,8 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
+use crate::access_log::{AccessFormat, Shape};
+
 /// Log line format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -92,8 +94,22 @@ pub fn dispatch(
         .with_writer(crate::redact::Redacting(Batched(writer)))
         .with_ansi(ansi);
     match format {
-        LogFormat::Text => builder.finish().into(),
-        LogFormat::Json => builder.json().flatten_event(true).finish().into(),
+        LogFormat::Text => builder
+            .event_format(AccessFormat::new(
+                tracing_subscriber::fmt::format(),
+                Shape::Text,
+            ))
+            .finish()
+            .into(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .event_format(AccessFormat::new(
+                tracing_subscriber::fmt::format().json().flatten_event(true),
+                Shape::Json,
+            ))
+            .finish()
+            .into(),
     }
 }
 
