@@ -328,6 +328,17 @@ fn the_timestamp_is_the_default_timers() {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+    /// A peer is displayed as std displays a `SocketAddr`, with or without width.
+    #[test]
+    fn peers_display_as_socket_addrs_do(peer in any_peer(), width in 0usize..50) {
+        prop_assert_eq!(Peer(peer).to_string(), peer.to_string());
+        prop_assert_eq!(format!("{:>width$}", Peer(peer)), format!("{peer:>width$}"));
+    }
+}
+
 #[test]
 fn thousandths_are_written_as_debug_writes_them() {
     for n in (0u64..3000).chain([999_999_999_999, 123_456_789_012_345]) {

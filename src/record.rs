@@ -118,7 +118,7 @@ impl Drop for RequestRecord {
         tracing::info!(
             target: "s3x_proxy::access",
             request_id = %self.request_id,
-            peer = %self.peer,
+            peer = %crate::access_log::Peer(self.peer),
             client = self.client_name.as_deref().unwrap_or("-"),
             method = %self.method,
             operation = self.operation,
