@@ -1,6 +1,6 @@
-//! Access log: the formatter of the access line (target [`TARGET`], written by
-//! [`crate::record::RequestRecord`]), in the same bytes as tracing-subscriber's default text and
-//! JSON formatters, without their per-field `write!` machinery.
+//! Access log: the formatter of the access line (target [`TARGET`], written by the request's
+//! record when its response is done), in the same bytes as tracing-subscriber's default text
+//! and JSON formatters, without their per-field `write!` machinery.
 //!
 //! [`AccessFormat`] wraps the default formatter: every other event goes to it unchanged. An
 //! access event is written into a per-thread line buffer: the timestamp from a per-thread prefix
@@ -315,6 +315,10 @@ impl Visit for TextFields<'_> {
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.name(field);
         self.line.push_str(if value { "true" } else { "false" });
+    }
+
+    fn record_error(&mut self, _: &Field, _: &(dyn std::error::Error + 'static)) {
+        self.ok = false; // Written with its sources, sanitized: the default formatter's way.
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {

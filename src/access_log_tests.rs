@@ -303,6 +303,8 @@ proptest! {
             tracing::info!(target: "s3x_proxy::access", f = float, u, i, b, s = text.as_str(), d = ?text, p = %text, "{message}");
             tracing::warn!(target: "s3x_proxy::access", r#type = "x", f = float, "request");
             tracing::error!(target: "s3x_proxy::access", f = float);
+            let error = std::io::Error::other(text.clone());
+            tracing::warn!(target: "s3x_proxy::access", error = &error as &(dyn std::error::Error + 'static), s = text.as_str());
             tracing::info!(target: "s3x_proxy::other", f = float, s = text.as_str(), "{message}");
         }))?;
     }
