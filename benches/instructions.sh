@@ -15,7 +15,9 @@
 # style as there). The proxy runs twice under callgrind, for N1 and N2 requests after the same
 # warm-up; (I(N2) - I(N1)) / (N2 - N1) is one request's share, start-up and the first
 # CreateSession cancelled out. valgrind does not emulate the SHA extensions, so SHA-256 counts
-# more instructions here than it costs on the CPU (callgrind_annotate shows it apart).
+# more instructions here than it costs on the CPU (callgrind_annotate shows it apart). Only
+# user-space instructions count: system calls, wake-ups and context switches are not in the
+# figure. Start-up under valgrind is slow: one call takes 5-10 minutes on a busy 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,8 +67,10 @@ upstream=$(grep -o 'listening on https://[0-9.:]*' "$work/emulator.log" | head -
 key_id=$(grep -o 'AWS_ACCESS_KEY_ID=[^ ]*' "$work/emulator.log" | head -n 1 | cut -d= -f2)
 secret=$(grep -o 'AWS_SECRET_ACCESS_KEY=[^ ]*' "$work/emulator.log" | head -n 1 | cut -d= -f2)
 
-# One run: the proxy under callgrind, a PUT of 1 KiB, N GETs of it on one connection; prints
-# the instructions callgrind collected.
+# One run: the proxy under callgrind, a PUT of 1 KiB, N GETs of it on one connection; sets
+# `collected` to the instructions callgrind counted. Not run in a subshell, so the trap still
+# knows the proxy's pid if something fails half-way.
+collected=
 run() {
   local n=$1 port admin out
   port=$(free_port)
@@ -83,10 +87,16 @@ run() {
     ${S3X_ARGS:-} >"$work/proxy.$n.log" 2>&1 &
   local proxy=$!
   pids+=("$proxy")
+  local up=
   for _ in $(seq 1 600); do
-    curl -s -o /dev/null "http://127.0.0.1:$admin/healthz" && break
+    if curl -s -o /dev/null "http://127.0.0.1:$admin/healthz"; then up=1; break; fi
     sleep 0.2
   done
+  if [ -z "$up" ]; then
+    echo "instructions.sh: the proxy did not come up:" >&2
+    cat "$work/proxy.$n.log" >&2
+    exit 1
+  fi
   local url="http://127.0.0.1:$port/$BUCKET/instructions-1k"
   head -c 1024 /dev/urandom >"$work/object"
   curl -sf -o /dev/null -T "$work/object" "$url"
@@ -97,14 +107,21 @@ run() {
   curl -sf --config "$work/urls.$n"
   kill -TERM "$proxy"
   wait "$proxy" || true
-  grep -h "Collected" "$work/proxy.$n.log" | awk '{print $4}' | tr -d ,
+  collected=$(grep -h "Collected" "$work/proxy.$n.log" | awk '{print $4}' | tr -d ,)
+  if [ -z "$collected" ]; then
+    echo "instructions.sh: callgrind counted nothing:" >&2
+    cat "$work/proxy.$n.log" >&2
+    exit 1
+  fi
   if [ -n "${S3X_CG_DIR:-}" ]; then
     mkdir -p "$S3X_CG_DIR"
     cp "$out" "$S3X_CG_DIR/cg.$n"
   fi
 }
 
-i1=$(run "$N1")
-i2=$(run "$N2")
+run "$N1"
+i1=$collected
+run "$N2"
+i2=$collected
 per=$(( (i2 - i1) / (N2 - N1) ))
 echo "instructions per request (RUST_LOG=$LOG${S3X_ARGS:+, $S3X_ARGS}): $per   (I($N1)=$i1, I($N2)=$i2)"

@@ -10,8 +10,10 @@
 //! - `pipeline_get_warm_session`: `Proxy::handle` for a GetObject, session cached, against an
 //!   upstream that answers 200 with 1 KiB at once (route + policy + session lookup + sign +
 //!   record + metrics + respond), body read to the end; no log subscriber.
-//! - `pipeline_get_warm_session_access_log`: the same with the access log on at `info`,
-//!   formatted as text into a sink.
+//! - `pipeline_get_warm_session_access_log`: the same with the access log on at `info`, through
+//!   the proxy's own logging (`logging::dispatch`: filter, text format, redaction, lines batched
+//!   on the thread as on a worker) to a writer thread that discards them.
+//! - `pipeline_get_warm_session_access_log_json`: the same with `--log-format json`.
 //!
 //! For instruction counts, which do not depend on how busy the machine is:
 //! `S3X_BENCH_SCENARIO=NAME S3X_BENCH_ITERATIONS=N` runs only scenario `NAME`, one warm-up
@@ -28,6 +30,7 @@ use http::{Request, Response};
 use http_body_util::BodyExt;
 use s3x_proxy::body::{full, ProxyBody};
 use s3x_proxy::endpoint::BucketRegions;
+use s3x_proxy::logging::LogFormat;
 use s3x_proxy::route::{route, Arrival};
 use s3x_proxy::upstream::{Upstream, UpstreamFuture};
 
@@ -198,12 +201,23 @@ fn main() {
 
     bench_pipeline("pipeline_get_warm_session", &runtime);
 
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("info")
-        .with_writer(std::io::sink)
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
-        bench_pipeline("pipeline_get_warm_session_access_log", &runtime);
-    });
+    // The access line as the proxy writes it at `info`: its own subscriber (filter, format,
+    // redaction), lines batched on this thread as on a worker and handed to a writer thread
+    // that discards them.
+    for (name, format) in [
+        ("pipeline_get_warm_session_access_log", LogFormat::Text),
+        ("pipeline_get_warm_session_access_log_json", LogFormat::Json),
+    ] {
+        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .lossy(false)
+            .finish(std::io::sink());
+        let filter = s3x_proxy::logging::filter(Some("info"));
+        let dispatch = s3x_proxy::logging::dispatch(format, filter, writer, false);
+        tracing::dispatcher::with_default(&dispatch, || {
+            s3x_proxy::logging::batch_this_thread();
+            bench_pipeline(name, &runtime);
+            s3x_proxy::logging::flush_thread();
+        });
+        drop(guard);
+    }
 }

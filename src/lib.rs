@@ -64,6 +64,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod access_log;
 pub mod admin;
 pub mod admit;
 pub mod aws_chunked;

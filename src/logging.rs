@@ -6,7 +6,10 @@ use std::io::{IsTerminal, Write};
 
 use tracing_appender::non_blocking::NonBlocking;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
+
+use crate::access_log::{AccessFormat, Shape};
 
 /// Log line format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -74,15 +77,40 @@ pub fn init(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
             64 * 1024,
             std::io::stderr(),
         ));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter(rust_log.as_deref()))
-        .with_writer(crate::redact::Redacting(Batched(writer)))
-        .with_ansi(std::io::stderr().is_terminal());
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
+    let ansi = std::io::stderr().is_terminal();
+    dispatch(format, filter(rust_log.as_deref()), writer, ansi).init();
     guard
+}
+
+/// The subscriber [`init`] installs, writing to `writer` (the writer thread's queue).
+pub fn dispatch(
+    format: LogFormat,
+    filter: EnvFilter,
+    writer: NonBlocking,
+    ansi: bool,
+) -> tracing::Dispatch {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(crate::redact::Redacting(Batched(writer)))
+        .with_ansi(ansi);
+    match format {
+        LogFormat::Text => builder
+            .event_format(AccessFormat::new(
+                tracing_subscriber::fmt::format(),
+                Shape::Text,
+            ))
+            .finish()
+            .into(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .event_format(AccessFormat::new(
+                tracing_subscriber::fmt::format().json().flatten_event(true),
+                Shape::Json,
+            ))
+            .finish()
+            .into(),
+    }
 }
 
 /// Lines a thread queues before handing them over regardless.

@@ -118,7 +118,7 @@ impl Drop for RequestRecord {
         tracing::info!(
             target: "s3x_proxy::access",
             request_id = %self.request_id,
-            peer = %self.peer,
+            peer = %crate::access_log::Peer(self.peer),
             client = self.client_name.as_deref().unwrap_or("-"),
             method = %self.method,
             operation = self.operation,
@@ -166,8 +166,28 @@ impl RequestIds {
     /// The next id: 16 hex digits, like S3's.
     pub fn next(&self) -> String {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let mixed =
-            (self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        format!("{mixed:016X}")
+        hex::encode_upper(self.mix(n).to_be_bytes())
+    }
+
+    fn mix(&self, n: u64) -> u64 {
+        (self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_sixteen_uppercase_hex_digits_of_the_mixed_counter() {
+        let ids = RequestIds::new();
+        for n in 0..1000 {
+            assert_eq!(ids.next(), format!("{:016X}", ids.mix(n)));
+        }
+        let small = RequestIds {
+            seed: 0,
+            next: AtomicU64::new(0),
+        };
+        assert_eq!(small.next(), "0000000000000000");
     }
 }
