@@ -16,7 +16,7 @@ use s3x_emulator::{Fault, Target};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::{data, metric, zonal_host, Harness, Options, BUCKET};
+use crate::harness::{data, eventually, metric, zonal_host, Harness, Options, BUCKET};
 
 const GAUGE: &str = "s3x_proxy_upstream_connections";
 
@@ -69,32 +69,32 @@ async fn put(h: &Harness, bucket: &str) {
         .forward(Method::PUT, bucket, "/k", &[], data(1024, 7))
         .await;
     assert_eq!(put.status, StatusCode::OK, "{}", put.text());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while metric(&h.metrics().await, "s3x_proxy_connections_active", &[]) > 0.0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the PUT's connection closes"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let closed = eventually(Duration::from_secs(20), || async {
+        metric(&h.metrics().await, "s3x_proxy_connections_active", &[]) == 0.0
+    })
+    .await;
+    assert!(closed, "the PUT's connection closes");
 }
 
 /// Polls until `check` holds (with the gauge and the emulator's open connections), failing
 /// after 20 s with what it last saw.
 async fn until(h: &Harness, what: &str, check: impl Fn(f64, u64) -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let gauge = metric(&h.metrics().await, GAUGE, &[]);
-        let open = h.emulator.open_connections();
-        if check(gauge, open) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: still {gauge} upstream connections by the gauge, {open} open at the emulator"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let seen = || async {
+        (
+            metric(&h.metrics().await, GAUGE, &[]),
+            h.emulator.open_connections(),
+        )
+    };
+    let held = eventually(Duration::from_secs(20), || async {
+        let (gauge, open) = seen().await;
+        check(gauge, open)
+    })
+    .await;
+    let (gauge, open) = seen().await;
+    assert!(
+        held,
+        "{what}: still {gauge} upstream connections by the gauge, {open} open at the emulator"
+    );
 }
 
 /// Sends one GET on each of `clients` at once, all held in flight together (the emulator
