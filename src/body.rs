@@ -83,6 +83,10 @@ pub struct Counted<K> {
     polled: bool,
     /// Read what is left when dropped before the end (a client's request body).
     drain: Option<DrainRule>,
+    /// Hold a failure back for one poll (see [`Counted::flush_before_failing`]).
+    defer_failure: bool,
+    /// A failure held back: returned on the next poll.
+    failure: Option<BoxError>,
     keep: K,
 }
 
@@ -141,8 +145,22 @@ impl<K> Counted<K> {
             done,
             polled: false,
             drain: None,
+            defer_failure: false,
+            failure: None,
             keep,
         }
+    }
+
+    /// Lets what the body already handed over reach the client before its failure does (a
+    /// response body). hyper's server drops the connection, and with it whatever it still
+    /// buffers, the moment a body fails: when S3 cuts a download, the status line, headers and
+    /// data that arrived in the same read as the cut would never be written, and the client
+    /// would see a connection closed with no answer instead of an answer cut short (which tells
+    /// it the status, the length, and where to resume). Returning `Pending` once (after waking
+    /// itself) makes hyper flush before it polls again and meets the failure.
+    pub fn flush_before_failing(mut self) -> Self {
+        self.defer_failure = true;
+        self
     }
 
     /// Reads what is left of the body, under `rule`, if it is dropped before its end.
@@ -170,6 +188,9 @@ impl<K: Unpin> Body for Counted<K> {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         this.polled = true;
+        if let Some(failure) = this.failure.take() {
+            return Poll::Ready(Some(Err(failure)));
+        }
         let frame = std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx));
         match &frame {
             Some(Ok(f)) => {
@@ -183,14 +204,23 @@ impl<K: Unpin> Body for Counted<K> {
                     this.done = true;
                 }
             }
-            Some(Err(_)) => this.cut(),
+            Some(Err(_)) => {
+                this.cut();
+                if this.defer_failure {
+                    if let Some(Err(failure)) = frame {
+                        this.failure = Some(failure);
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                }
+            }
             None => this.done = true,
         }
         Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.failure.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -333,6 +363,70 @@ mod tests {
         assert!(body.frame().await.unwrap().is_ok());
         drop(tx);
         assert!(body.frame().await.is_none());
+    }
+
+    /// A response whose body hands over `data` and fails in the same poll, served by hyper to
+    /// a hyper client over an in-memory pipe: what the client gets.
+    async fn serve_a_cut_response(deferred: bool) -> Result<(http::StatusCode, usize), String> {
+        use hyper_util::rt::TokioIo;
+        let (client_io, server_io) = tokio::io::duplex(4 << 20);
+        let service = hyper::service::service_fn(move |_req| async move {
+            let frames: Vec<Result<Frame<Bytes>, BoxError>> = vec![
+                Ok(Frame::data(Bytes::from(vec![b'x'; 100_000]))),
+                Err("S3 cut the download".into()),
+            ];
+            let inner = StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
+            let counter = IntCounter::new("bytes", "bytes").unwrap();
+            let cuts = IntCounter::new("cuts", "cuts").unwrap();
+            let counted = Counted::new(inner, counter, cuts, Arc::default(), true, ());
+            let counted = if deferred {
+                counted.flush_before_failing()
+            } else {
+                counted
+            };
+            let response = http::Response::builder()
+                .header("content-length", "1000000")
+                .body(counted)
+                .unwrap();
+            Ok::<_, std::convert::Infallible>(response)
+        });
+        tokio::spawn(
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(server_io), service),
+        );
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(client_io))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let request = http::Request::new(Empty::<Bytes>::new());
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("no answer: {e}"))?;
+        let status = response.status();
+        let mut body = response.into_body();
+        let mut got = 0;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => got += frame.data_ref().map_or(0, |d| d.len()),
+                Err(_) => break,
+            }
+        }
+        Ok((status, got))
+    }
+
+    #[tokio::test]
+    async fn a_response_cut_in_the_same_read_as_its_data_still_reaches_the_client() {
+        let (status, got) = serve_a_cut_response(true).await.unwrap();
+        assert_eq!(status, http::StatusCode::OK);
+        assert_eq!(
+            got, 100_000,
+            "the data before the cut is delivered, then the cut"
+        );
+        // What hyper does without the deferral: the client gets no answer at all. If hyper
+        // ever flushes before dropping a failed connection, this says the deferral can go.
+        let undeferred = serve_a_cut_response(false).await;
+        assert!(undeferred.is_err(), "{undeferred:?}");
     }
 
     #[test]

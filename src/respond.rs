@@ -37,7 +37,8 @@ pub fn finish(
     // The record rides with the body: its access line is written when the body is dropped,
     // after the body has said whether it was cut short.
     response.map(|body| {
-        let counted = Counted::new(body, counter, cuts, tally, body_due, record);
+        let counted =
+            Counted::new(body, counter, cuts, tally, body_due, record).flush_before_failing();
         http_body_util::BodyExt::boxed_unsync(counted)
     })
 }
