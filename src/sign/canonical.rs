@@ -7,9 +7,32 @@ use std::sync::LazyLock;
 
 use aws_sigv4::http_request::SigningSettings;
 use http::header::HOST;
+use http::request::Parts;
 use percent_encoding::{percent_decode, utf8_percent_encode, AsciiSet, CONTROLS};
 
-use super::fast::{Signing, Uncovered, CONTENT_SHA256, DATE};
+/// What the fast path leaves to aws-sigv4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Uncovered {
+    /// The URI is not absolute `https://` with a host.
+    Uri,
+    /// There is no `Host` header.
+    NoHost,
+    /// A header value is not visible ASCII (aws-sigv4's side then refuses it).
+    HeaderValue,
+    /// More headers than the fast path sorts on the stack.
+    TooManyHeaders,
+    /// The query carries presigned-URL parameters.
+    Presigned,
+    /// The time is before 1970 or past 9999.
+    Time,
+    /// The token or the access key cannot go in a header (aws-sigv4's side then refuses).
+    Credentials,
+}
+
+/// The date header aws-sigv4 signs.
+pub(super) const DATE: &str = "x-amz-date";
+/// The payload-hash header aws-sigv4 signs.
+pub(super) const CONTENT_SHA256: &str = "x-amz-content-sha256";
 
 /// Most headers signed on the fast path (the proxy's own requests have about ten).
 pub(super) const MAX_HEADERS: usize = 48;
@@ -156,13 +179,16 @@ impl CanonicalQuery {
 /// leaves out or replaces, then `x-amz-date`, `x-amz-content-sha256` and the token. Returns
 /// how many there are.
 pub(super) fn header_lines<'a>(
-    signing: &'a Signing<'_>,
+    parts: &'a Parts,
+    date_time: &'a [u8],
+    payload_hash: &'a [u8],
+    token: Option<(&'a str, &'a str)>,
     lines: &mut [Line<'a>; MAX_HEADERS + 3],
 ) -> Result<usize, Uncovered> {
     let mut count = 0;
     let mut host = false;
-    let token_name = signing.token.map(|(name, _)| name);
-    for (name, value) in &signing.parts.headers {
+    let token_name = token.map(|(name, _)| name);
+    for (name, value) in &parts.headers {
         let name = name.as_str();
         if EXCLUDED.iter().any(|excluded| excluded == name)
             || name == DATE
@@ -196,9 +222,9 @@ pub(super) fn header_lines<'a>(
         };
         count += 1;
     };
-    add(DATE, signing.date_time);
-    add(CONTENT_SHA256, signing.payload_hash);
-    if let Some((name, value)) = signing.token {
+    add(DATE, date_time);
+    add(CONTENT_SHA256, payload_hash);
+    if let Some((name, value)) = token {
         add(name, value.as_bytes());
     }
     Ok(count)

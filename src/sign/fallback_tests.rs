@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_credential_types::Credentials;
 use http::HeaderValue;
 
-use super::fast::Uncovered;
+use super::canonical::Uncovered;
 use super::fast_tests::{build_parts, headers, Case, DAY};
 use super::{Payload, SignError, Signed, SigningCredentials, TokenHeader};
 

@@ -15,29 +15,11 @@ use http::request::Parts;
 use http::uri::Scheme;
 
 use super::canonical::{header_lines, sort_lines, write_headers, write_signed_headers};
-use super::canonical::{CanonicalQuery, ForLog, MAX_HEADERS, NO_LINE};
+use super::canonical::{CanonicalQuery, ForLog, Uncovered, MAX_HEADERS, NO_LINE};
+use super::canonical::{CONTENT_SHA256, DATE};
 use super::keys::{day_and_time, unix_seconds, DayKey};
 use super::{Payload, Scope, SigningCredentials, TokenHeader};
 use super::{SESSION_TOKEN_HEADER, STREAMING_UNSIGNED_TRAILER};
-
-/// What the fast path leaves to aws-sigv4.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Uncovered {
-    /// The URI is not absolute `https://` with a host.
-    Uri,
-    /// There is no `Host` header.
-    NoHost,
-    /// A header value is not visible ASCII (aws-sigv4's side then refuses it).
-    HeaderValue,
-    /// More headers than the fast path sorts on the stack.
-    TooManyHeaders,
-    /// The query carries presigned-URL parameters.
-    Presigned,
-    /// The time is before 1970 or past 9999.
-    Time,
-    /// The token or the access key cannot go in a header (aws-sigv4's side then refuses).
-    Credentials,
-}
 
 /// One request to sign.
 pub(super) struct Request<'a> {
@@ -50,8 +32,6 @@ pub(super) struct Request<'a> {
 
 const ALGORITHM: &[u8] = b"AWS4-HMAC-SHA256";
 const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
-pub(super) const DATE: &str = "x-amz-date";
-pub(super) const CONTENT_SHA256: &str = "x-amz-content-sha256";
 const X_AMZ_DATE: HeaderName = HeaderName::from_static(DATE);
 const X_AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static(CONTENT_SHA256);
 const X_AMZ_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-amz-security-token");
@@ -214,7 +194,13 @@ impl Buffers {
             return Err(Uncovered::Uri);
         }
         let mut lines = [NO_LINE; MAX_HEADERS + 3];
-        let count = header_lines(signing, &mut lines)?;
+        let count = header_lines(
+            signing.parts,
+            signing.date_time,
+            signing.payload_hash,
+            signing.token,
+            &mut lines,
+        )?;
         let lines = &mut lines[..count];
         sort_lines(lines);
 

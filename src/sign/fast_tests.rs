@@ -9,7 +9,8 @@ use http::request::Parts;
 use http::HeaderValue;
 use proptest::prelude::*;
 
-use super::fast::{self, Uncovered};
+use super::canonical::Uncovered;
+use super::fast;
 use super::{
     sign_at, sign_with_aws_sigv4, strip_client_auth, Payload, Scope, SignError, Signed,
     SigningCredentials, TokenHeader,

@@ -19,7 +19,7 @@ mod canonical;
 mod fast;
 mod keys;
 
-pub(crate) use fast::Uncovered;
+pub(crate) use canonical::Uncovered;
 
 /// Why a request could not be signed; nothing was sent.
 #[derive(Debug, Clone, thiserror::Error)]
