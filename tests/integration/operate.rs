@@ -14,12 +14,12 @@ use crate::harness::{
 };
 use crate::process::ProxyProcess;
 
-/// The metric names in the README's Metric | Type | Labels | Meaning table.
-fn readme_metrics() -> Vec<(String, String, String)> {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    readme
-        .lines()
+/// The metric names in docs/metrics.md's Metric | Type | Labels | Meaning table.
+fn documented_metrics() -> Vec<(String, String, String)> {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/metrics.md"))
+            .unwrap();
+    doc.lines()
         .filter(|l| l.starts_with("| `s3x_proxy_"))
         .map(|l| {
             let cells: Vec<&str> = l.split('|').map(str::trim).collect();
@@ -44,7 +44,7 @@ fn exported(text: &str) -> Vec<(String, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_readme_metrics_table_matches_what_metrics_exports() {
+async fn the_metrics_doc_table_matches_what_metrics_exports() {
     let h = Harness::start(Options::default()).await;
     // A short workload so every labelled family has a series.
     h.forward(Method::PUT, BUCKET, "/m", &[], data(2000, 1))
@@ -56,22 +56,22 @@ async fn the_readme_metrics_table_matches_what_metrics_exports() {
         .await;
     let text = h.metrics().await;
     let exported = exported(&text);
-    let documented = readme_metrics();
+    let documented = documented_metrics();
     assert!(
         documented.len() >= 10,
-        "README has the metrics table: {documented:?}"
+        "docs/metrics.md has the metrics table: {documented:?}"
     );
     let exported_names: BTreeSet<&str> = exported.iter().map(|(n, _)| n.as_str()).collect();
     let documented_names: BTreeSet<&str> = documented.iter().map(|(n, _, _)| n.as_str()).collect();
     assert_eq!(
         exported_names, documented_names,
-        "README table and /metrics list the same metrics"
+        "docs/metrics.md's table and /metrics list the same metrics"
     );
     for (name, kind, labels) in &documented {
         let (_, exported_kind) = exported.iter().find(|(n, _)| n == name).unwrap();
         assert_eq!(
             kind, exported_kind,
-            "{name}: README says {kind}, /metrics says {exported_kind}"
+            "{name}: docs/metrics.md says {kind}, /metrics says {exported_kind}"
         );
         let series = text
             .lines()
@@ -375,11 +375,12 @@ async fn logs_carry_one_json_access_line_per_request_and_never_a_secret() {
 }
 
 #[test]
-fn the_readme_options_table_matches_the_flags() {
+fn the_options_doc_table_matches_the_flags() {
     use clap::CommandFactory;
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let rows: Vec<(String, String)> = readme
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/options.md"))
+            .unwrap();
+    let rows: Vec<(String, String)> = doc
         .lines()
         .filter(|l| l.starts_with("| `--"))
         .map(|l| {
@@ -408,10 +409,10 @@ fn the_readme_options_table_matches_the_flags() {
         let row = rows
             .iter()
             .find(|(f, _)| *f == flag)
-            .unwrap_or_else(|| panic!("README's options table lacks {flag}"));
+            .unwrap_or_else(|| panic!("docs/options.md's table lacks {flag}"));
         assert_eq!(
             row.1, env,
-            "{flag}: README names variable {}, the flag reads {env}",
+            "{flag}: docs/options.md names variable {}, the flag reads {env}",
             row.1
         );
         let expected = format!("S3X_PROXY_{}", long.to_uppercase().replace('-', "_"));
@@ -424,7 +425,7 @@ fn the_readme_options_table_matches_the_flags() {
     for (flag, _) in &rows {
         assert!(
             flags.contains(flag),
-            "README documents {flag}, which does not exist"
+            "docs/options.md documents {flag}, which does not exist"
         );
     }
 }

@@ -50,8 +50,8 @@ async fn s3cmd_lists_gets_and_deletes_through_its_proxy_settings() {
         command.args(args);
         command
     };
-    // s3cmd's own put checks the ETag as an MD5, which a directory bucket's is not (README,
-    // Limits): the objects are put through the proxy directly.
+    // s3cmd's own put checks the ETag as an MD5, which a directory bucket's is not
+    // (docs/limits.md): the objects are put through the proxy directly.
     let body = data(120_000, 7);
     for key in [
         "s3cmd/report-2024.csv",
