@@ -4,9 +4,15 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::harness::{eventually, WAIT};
+
+/// How long a proxy told to stop may take to exit: its drain (`--shutdown-grace`, at most 20 s
+/// in these tests) and then some.
+pub const EXIT: Duration = Duration::from_secs(60);
 
 /// A running proxy process; killed on drop.
 pub struct ProxyProcess {
@@ -15,6 +21,9 @@ pub struct ProxyProcess {
     pub admin: SocketAddr,
     /// Every line the process has written to stderr so far.
     pub log: Arc<Mutex<Vec<String>>>,
+    /// The thread that copies stderr into `log`: it ends once the process has exited and its
+    /// last line is in.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ProxyProcess {
@@ -100,7 +109,7 @@ impl ProxyProcess {
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("listening") {
                     let _ = tx.send(line.clone());
@@ -115,6 +124,7 @@ impl ProxyProcess {
             proxy: unset,
             admin: unset,
             log,
+            reader: Some(reader),
         };
         while process.proxy == unset || process.admin == unset {
             let line = rx
@@ -163,6 +173,34 @@ impl ProxyProcess {
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         self.signal("TERM");
+    }
+
+    /// Sends SIGTERM, then [`ProxyProcess::wait_for_exit`].
+    pub async fn terminate_and_wait(self) -> (ExitStatus, String) {
+        self.terminate();
+        self.wait_for_exit().await
+    }
+
+    /// Waits until the process has exited (within [`EXIT`]) and its last log line is read, and
+    /// returns how it exited and its whole log.
+    pub async fn wait_for_exit(mut self) -> (ExitStatus, String) {
+        let child = &mut self.child;
+        let exited = eventually(EXIT, || {
+            let exited = child.try_wait().unwrap().is_some();
+            async move { exited }
+        })
+        .await;
+        assert!(exited, "the proxy exits:\n{}", self.log_text());
+        let status = self.child.wait().unwrap();
+        let reader = self.reader.take().unwrap();
+        let read = eventually(WAIT, || {
+            let read = reader.is_finished();
+            async move { read }
+        })
+        .await;
+        assert!(read, "stderr ends once the proxy has exited");
+        reader.join().unwrap();
+        (status, self.log_text())
     }
 
     /// Sends a signal by name (`HUP`, `TERM`).
