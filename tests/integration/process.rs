@@ -8,8 +8,6 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::harness::{eventually, WAIT};
-
 /// How long a proxy told to stop may take to exit: its drain (`--shutdown-grace`, at most 20 s
 /// in these tests) and then some.
 pub const EXIT: Duration = Duration::from_secs(60);
@@ -181,26 +179,28 @@ impl ProxyProcess {
         self.wait_for_exit().await
     }
 
-    /// Waits until the process has exited (within [`EXIT`]) and its last log line is read, and
-    /// returns how it exited and its whole log.
+    /// Waits until the process has exited (within [`EXIT`], else it is killed) and its stderr
+    /// has ended, and returns how it exited and its whole log.
     pub async fn wait_for_exit(mut self) -> (ExitStatus, String) {
-        let child = &mut self.child;
-        let exited = eventually(EXIT, || {
-            let exited = child.try_wait().unwrap().is_some();
-            async move { exited }
-        })
-        .await;
-        assert!(exited, "the proxy exits:\n{}", self.log_text());
-        let status = self.child.wait().unwrap();
-        let reader = self.reader.take().unwrap();
-        let read = eventually(WAIT, || {
-            let read = reader.is_finished();
-            async move { read }
-        })
-        .await;
-        assert!(read, "stderr ends once the proxy has exited");
-        reader.join().unwrap();
-        (status, self.log_text())
+        let (pid, log) = (self.child.id(), self.log.clone());
+        let reader = self.reader.take();
+        let exited = tokio::task::spawn_blocking(move || {
+            let status = self.child.wait().unwrap();
+            if let Some(reader) = reader {
+                reader.join().unwrap();
+            }
+            status
+        });
+        let whole = || log.lock().unwrap().join("\n");
+        match tokio::time::timeout(EXIT, exited).await {
+            Ok(status) => (status.unwrap(), whole()),
+            Err(_) => {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+                panic!("the proxy did not exit within {EXIT:?}:\n{}", whole());
+            }
+        }
     }
 
     /// Sends a signal by name (`HUP`, `TERM`).
