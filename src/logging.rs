@@ -193,12 +193,33 @@ mod tests {
     #[error("outer")]
     struct Outer(#[source] std::io::Error);
 
+    /// What the writer thread wrote, and a signal for each write.
     #[derive(Clone, Default)]
-    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    struct Sink(std::sync::Arc<(std::sync::Mutex<Vec<u8>>, std::sync::Condvar)>);
+
+    impl Sink {
+        fn seen(&self) -> String {
+            String::from_utf8(self.0 .0.lock().unwrap().clone()).unwrap()
+        }
+
+        /// Waits (10 s at most) until what was written ends with `end`; returns all of it.
+        fn wait_for(&self, end: &str) -> String {
+            let (written, wrote) = &*self.0;
+            let (written, _) = wrote
+                .wait_timeout_while(
+                    written.lock().unwrap(),
+                    std::time::Duration::from_secs(10),
+                    |w| !w.ends_with(end.as_bytes()),
+                )
+                .unwrap();
+            String::from_utf8(written.clone()).unwrap()
+        }
+    }
 
     impl Write for Sink {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
+            self.0 .0.lock().unwrap().extend_from_slice(buf);
+            self.0 .1.notify_all();
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -213,18 +234,14 @@ mod tests {
             .lossy(false)
             .finish(sink.clone());
         let made = Batched(writer);
-        let seen = || String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
-        std::thread::scope(|scope| {
-            scope.spawn(|| {
-                made.make_writer().write_all(b"direct\n").unwrap();
-            });
-        });
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while seen() != "direct\n" && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        let direct = |line: &str| {
+            std::thread::scope(|scope| {
+                scope.spawn(|| made.make_writer().write_all(line.as_bytes()).unwrap());
+            })
+        };
+        direct("direct\n");
         assert_eq!(
-            seen(),
+            sink.wait_for("direct\n"),
             "direct\n",
             "a thread that does not batch passes lines on"
         );
@@ -233,13 +250,19 @@ mod tests {
                 batch_this_thread();
                 made.make_writer().write_all(b"one\n").unwrap();
                 made.make_writer().write_all(b"two\n").unwrap();
-                std::thread::sleep(std::time::Duration::from_millis(50));
-                assert_eq!(seen(), "direct\n", "queued on the thread until it flushes");
+                // A line passed on after these two is written before them: they are queued on
+                // this thread until it flushes.
+                direct("after\n");
+                assert_eq!(
+                    sink.wait_for("after\n"),
+                    "direct\nafter\n",
+                    "queued on the thread until it flushes"
+                );
                 flush_thread();
             });
         });
         drop(guard); // Flushes the writer thread.
-        assert_eq!(seen(), "direct\none\ntwo\n");
+        assert_eq!(sink.seen(), "direct\nafter\none\ntwo\n");
     }
 
     #[test]

@@ -572,3 +572,7 @@ mod tests {
         assert_eq!(Http::new(idle, None).rest_after(5000), None);
     }
 }
+
+#[cfg(test)]
+#[path = "server_rest_tests.rs"]
+mod rest_tests;

@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::harness::{data, metric, zonal_host, Harness, Options, BUCKET};
+use crate::harness::{data, eventually, metric, zonal_host, Harness, Options, BUCKET, WAIT};
 
 /// The idle timeout every test here runs with.
 pub const IDLE: Duration = Duration::from_millis(300);
@@ -62,25 +62,18 @@ pub async fn assert_closed<S: AsyncRead + Unpin>(
     total
 }
 
-/// Waits, within [`BOUND`], until `s3x_proxy_connections_active` is `n`.
+/// Waits (within [`WAIT`]) until `s3x_proxy_connections_active` is `n`.
 pub async fn wait_for_connections(h: &Harness, n: f64) {
     wait_for_gauge(h, "s3x_proxy_connections_active", n).await;
 }
 
-/// Waits (within [`BOUND`]) until the proxy's gauge `name` reads `n`.
+/// Waits (within [`WAIT`]) until the proxy's gauge `name` reads `n`.
 pub async fn wait_for_gauge(h: &Harness, name: &str, n: f64) {
-    let deadline = Instant::now() + BOUND;
-    loop {
-        let text = h.metrics().await;
-        if metric(&text, name, &[]) == n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name} never became {n}:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let reached = eventually(WAIT, || async {
+        metric(&h.metrics().await, name, &[]) == n
+    })
+    .await;
+    assert!(reached, "{name} never became {n}:\n{}", h.metrics().await);
 }
 
 /// A rustls client trusting the proxy's CA, offering `alpn`.

@@ -180,16 +180,8 @@ async fn get_nowhere(proxy: SocketAddr) -> Reply {
 }
 
 /// Stops the process and returns its whole log.
-async fn final_log(mut proxy: ProxyProcess) -> String {
-    proxy.terminate();
-    proxy.child.wait().unwrap();
-    for _ in 0..200 {
-        if proxy.log_text().contains("exiting") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    proxy.log_text()
+async fn final_log(proxy: ProxyProcess) -> String {
+    proxy.terminate_and_wait().await.1
 }
 
 /// True when `text` has `addr` not followed by another digit (port 80 is not port 8080).

@@ -204,12 +204,7 @@ impl Harness {
     /// Path of the proxy's CA certificate (exists once the proxy has started).
     pub async fn proxy_ca(&self) -> PathBuf {
         let path = self.ca_dir().join("ca.pem");
-        for _ in 0..200 {
-            if path.exists() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually(WAIT, || async { path.exists() }).await;
         path
     }
 
@@ -380,6 +375,20 @@ where
     }
 }
 
+/// A request body fed frame by frame through a channel: the client sends what the test hands
+/// it, when the test says, and holds the body open until the sender is dropped.
+pub fn channel_body() -> (
+    tokio::sync::mpsc::Sender<Bytes>,
+    impl hyper::body::Body<Data = Bytes, Error = std::convert::Infallible> + Send + 'static,
+) {
+    let (sender, frames) = tokio::sync::mpsc::channel::<Bytes>(1);
+    let frames = futures_util::stream::unfold(frames, |mut frames| async move {
+        let data = frames.recv().await?;
+        Some((Ok(http_body::Frame::data(data)), frames))
+    });
+    (sender, http_body_util::StreamBody::new(frames))
+}
+
 /// Deterministic test data.
 pub fn data(len: usize, seed: u64) -> Bytes {
     let mut x = seed
@@ -432,9 +441,15 @@ pub fn presign_date() -> String {
     format!("{}Z", &basic[..15])
 }
 
+/// How long a test waits for something another task or process does (a log line, a gauge, a
+/// file): generous, as the machine may be loaded; a wait that holds returns as soon as it does.
+pub const WAIT: Duration = Duration::from_secs(20);
+
 /// Polls `condition` until it holds or `within` has passed, and says whether it held: for
 /// waiting on what another task or process does after the client already has its answer (a log
-/// line, the emulator's record of a cut upload). No test depends on how long that takes.
+/// line, the emulator's record of a cut upload). No test depends on how long that takes. This is
+/// the one poll loop of the tests: every wait for an event without a channel to wait on goes
+/// through it.
 pub async fn eventually<F, Fut>(within: Duration, mut condition: F) -> bool
 where
     F: FnMut() -> Fut,
@@ -448,6 +463,8 @@ where
         if tokio::time::Instant::now() >= deadline {
             return false;
         }
+        // The poll interval (the one in the tests), not a wait for anything: the loop ends on
+        // the condition or the deadline.
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -12,7 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::clients::{clean, venv};
-use crate::harness::{data, zonal_host, Harness, Options, BUCKET, GP_BUCKET, OTHER_BUCKET};
+use crate::harness::{
+    data, eventually, zonal_host, Harness, Options, BUCKET, GP_BUCKET, OTHER_BUCKET, WAIT,
+};
 
 pub const WRITER: (&str, &str) = ("AKIDWRITER0000001", "writer-secret-0123456789abcdef");
 pub const READER: (&str, &str) = ("AKIDREADER0000001", "reader-secret-0123456789abcdef");
@@ -347,8 +349,15 @@ async fn sighup_reloads_the_file_without_dropping_requests_in_flight_and_no_secr
     let writer_static: &'static str = Box::leak(writer.clone().into_boxed_str());
     let as_writer_static: &'static [(&str, &str)] =
         Box::leak(Box::new([("proxy-authorization", writer_static)]));
+    let gets = || {
+        let counters = emulator.counters();
+        counters.by_operation.get("GetObject").copied().unwrap_or(0)
+    };
+    let before = gets();
     let in_flight = tokio::spawn(send(as_writer_static));
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // In flight: the writer was admitted under the old file and S3 is sending the body.
+    let started = eventually(WAIT, || async { gets() > before }).await;
+    assert!(started, "the download reaches S3");
     // The writer is gone from the new file.
     let text = std::fs::read_to_string(&file).unwrap();
     let without_writer = text
@@ -358,12 +367,11 @@ async fn sighup_reloads_the_file_without_dropping_requests_in_flight_and_no_secr
         .join("[[client]]");
     std::fs::write(&file, without_writer).unwrap();
     proxy.signal("HUP");
-    for _ in 0..100 {
-        if proxy.log_text().contains("reloaded the access file") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let logged = |text: &'static str| {
+        let proxy = &proxy;
+        async move { proxy.log_text().contains(text) }
+    };
+    eventually(WAIT, || logged("reloaded the access file")).await;
     assert!(proxy.log_text().contains("reloaded the access file"));
     let refused = send(as_writer_static).await;
     assert_eq!(
@@ -381,12 +389,7 @@ async fn sighup_reloads_the_file_without_dropping_requests_in_flight_and_no_secr
     // A file that does not parse is logged and the old one kept.
     std::fs::write(&file, "[[client]]\nname = ").unwrap();
     proxy.signal("HUP");
-    for _ in 0..100 {
-        if proxy.log_text().contains("keeping the old one") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually(WAIT, || logged("keeping the old one")).await;
     assert!(
         proxy.log_text().contains("keeping the old one"),
         "{}",
@@ -405,12 +408,7 @@ async fn sighup_reloads_the_file_without_dropping_requests_in_flight_and_no_secr
     // log a moment after the client has read the answer.
     let names_reader =
         |log: &str| log.contains("client=reader") || log.contains("client=\"reader\"");
-    for _ in 0..100 {
-        if names_reader(&proxy.log_text()) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually(WAIT, || async { names_reader(&proxy.log_text()) }).await;
     let log = proxy.log_text();
     assert!(names_reader(&log), "access lines name the client: {log}");
     for secret in [

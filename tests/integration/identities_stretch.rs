@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 
 use crate::content_md5::seen;
-use crate::harness::{data, Harness, Options, Reply, BUCKET};
+use crate::harness::{data, eventually, Harness, Options, Reply, BUCKET, WAIT};
 use crate::identities::{access_file, WRITER};
 use crate::identities_sign::{sha256_hex, Payload, Signed, Tenant};
 
@@ -259,10 +259,7 @@ async fn a_signed_put_replayed_with_another_body_is_refused_and_stores_nothing()
     assert_eq!(h.emulator.object(BUCKET, "large"), None, "nothing stored");
     // S3 saw the upload cut short of its end (the emulator notes it once it sees the cut,
     // which may be a moment after the client has its answer).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while seen(&h, "PutObject").is_empty() && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(WAIT, || async { !seen(&h, "PutObject").is_empty() }).await;
     let cut: Vec<_> = seen(&h, "PutObject")
         .iter()
         .map(|r| (r.status, r.error_code.clone()))

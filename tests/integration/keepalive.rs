@@ -14,10 +14,6 @@ use tokio::time::Instant;
 use crate::bounds::{tls_client, wait_for_gauge, BOUND};
 use crate::harness::{metric, zonal_host, Harness, Options, BUCKET};
 
-/// Longer than it takes an idle connection to rest with `--client-rest-after 10ms` (10 to 30 ms
-/// after a short burst).
-const RESTED: Duration = Duration::from_millis(300);
-
 /// Reads one HTTP/1.1 response with a `Content-Length`: (status line, body).
 async fn read_response<S: AsyncRead + Unpin>(stream: &mut S) -> (String, Vec<u8>) {
     let mut head = Vec::new();
@@ -59,6 +55,14 @@ async fn rested_connection() -> (Harness, TcpStream) {
 }
 
 async fn rested_connection_with(args: &[&str]) -> (Harness, TcpStream) {
+    let h = harness_with_object(args).await;
+    let mut stream = TcpStream::connect(h.proxy).await.unwrap();
+    get_object(&mut stream).await;
+    (h, stream)
+}
+
+/// A harness started with `args`, with the object the tests read.
+async fn harness_with_object(args: &[&str]) -> Harness {
     let h = Harness::start(Options {
         extra_args: args.iter().map(|a| a.to_string()).collect(),
         ..Options::default()
@@ -74,9 +78,7 @@ async fn rested_connection_with(args: &[&str]) -> (Harness, TcpStream) {
         )
         .await;
     assert_eq!(put.status, 200, "{}", put.text());
-    let mut stream = TcpStream::connect(h.proxy).await.unwrap();
-    get_object(&mut stream).await;
-    (h, stream)
+    h
 }
 
 /// GETs the object on `stream` and checks the answer.
@@ -99,11 +101,11 @@ async fn an_idle_connection_rests_and_serves_its_next_request() {
         1.0,
         "a resting connection is still open"
     );
+    // Each request wakes it (hyper's state comes back for it), and it rests again after.
     for _ in 0..3 {
         get_object(&mut stream).await;
-        tokio::time::sleep(RESTED).await;
+        wait_for_idle(&h, 1.0).await;
     }
-    wait_for_idle(&h, 1.0).await;
     drop(stream);
     wait_for_idle(&h, 0.0).await;
     crate::bounds::wait_for_connections(&h, 0.0).await;
@@ -113,12 +115,14 @@ async fn an_idle_connection_rests_and_serves_its_next_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_head_split_across_a_rest_and_pipelined_requests_are_served() {
     let (h, mut stream) = rested_connection().await;
-    // Half a head, then a pause long enough for the connection to rest: the half hyper had read
-    // must be read again by the next hyper connection.
+    // Half a head wakes a resting connection; the other half is then read by the hyper
+    // connection that woke for the first. (A head that a turn of hyper read half of before it
+    // rested is handed to the next one: `server_rest_tests.rs`, on tokio's paused clock.)
+    wait_for_idle(&h, 1.0).await;
     let request = get("rest/object");
     let (first, second) = request.split_at(request.len() / 2);
     stream.write_all(first.as_bytes()).await.unwrap();
-    tokio::time::sleep(RESTED).await;
+    wait_for_idle(&h, 0.0).await;
     stream.write_all(second.as_bytes()).await.unwrap();
     let (status, body) = read_response(&mut stream).await;
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
@@ -205,32 +209,47 @@ async fn the_drain_closes_a_resting_connection_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn by_default_a_connection_rests_after_a_second_and_0s_keeps_it_busy() {
-    let (h, mut stream) = rested_connection_with(&[]).await;
-    tokio::time::sleep(RESTED).await;
-    assert_eq!(
-        metric(&h.metrics().await, "s3x_proxy_connections_idle", &[]),
-        0.0,
-        "rested before --client-rest-after (1s)"
+    let h = harness_with_object(&[]).await;
+    let mut stream = TcpStream::connect(h.proxy).await.unwrap();
+    let sent = Instant::now();
+    get_object(&mut stream).await;
+    wait_for_idle(&h, 1.0).await;
+    // It rests once it has been quiet for a whole `--client-rest-after` (1 s) period.
+    assert!(
+        sent.elapsed() >= Duration::from_secs(1),
+        "rested {:?} after its request, before --client-rest-after (1s)",
+        sent.elapsed()
     );
-    wait_for_idle(&h, 1.0).await; // within BOUND (5 s)
     get_object(&mut stream).await;
     h.stop().await;
 
-    let (h, mut stream) = rested_connection_with(&["--client-rest-after", "0s"]).await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let text = h.metrics().await;
-    assert_eq!(
-        metric(&text, "s3x_proxy_connections_idle", &[]),
-        0.0,
-        "{text}"
-    );
-    assert_eq!(
-        metric(&text, "s3x_proxy_connections_active", &[]),
-        1.0,
-        "{text}"
-    );
+    // With `0s` it never rests: it stays with hyper until the idle timeout closes it.
+    let h =
+        harness_with_object(&["--client-rest-after", "0s", "--client-idle-timeout", "3s"]).await;
+    let mut stream = TcpStream::connect(h.proxy).await.unwrap();
     get_object(&mut stream).await;
+    let closed = crate::harness::eventually(crate::harness::WAIT, || async {
+        let text = h.metrics().await;
+        assert_eq!(
+            metric(&text, "s3x_proxy_connections_idle", &[]),
+            0.0,
+            "rested with --client-rest-after 0s: {text}"
+        );
+        closed_by_the_proxy(&stream)
+    })
+    .await;
+    assert!(closed, "the idle timeout closes it");
     h.stop().await;
+}
+
+/// Whether the proxy has closed `stream` (nothing left to read but its end).
+fn closed_by_the_proxy(stream: &TcpStream) -> bool {
+    match stream.try_read(&mut [0u8; 1]) {
+        Ok(0) => true,
+        Ok(_) => panic!("bytes from the proxy without a request"),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+        Err(_) => true,
+    }
 }
 
 /// With more than `server::CROWDED` (256) client connections open, a connection that starts

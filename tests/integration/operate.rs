@@ -2,7 +2,8 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -10,7 +11,8 @@ use http_body_util::BodyExt;
 use s3x_emulator::{Config as EmulatorConfig, Emulator, Fault};
 
 use crate::harness::{
-    assert_metric, data, metric, send_http1, zonal_host, Harness, Options, BUCKET,
+    assert_metric, channel_body, data, eventually, metric, send_http1, send_on_new_connection,
+    zonal_host, Harness, Options, BUCKET, WAIT,
 };
 use crate::process::ProxyProcess;
 
@@ -160,17 +162,12 @@ async fn health_and_readiness_endpoints_answer() {
     let admin = h.admin.to_string();
     let healthz = send_http1(h.admin, Method::GET, "/healthz", &admin, &[], Bytes::new()).await;
     assert_eq!(healthz.status, StatusCode::OK);
-    let mut ready = StatusCode::SERVICE_UNAVAILABLE;
-    for _ in 0..100 {
-        ready = send_http1(h.admin, Method::GET, "/readyz", &admin, &[], Bytes::new())
-            .await
-            .status;
-        if ready == StatusCode::OK {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(ready, StatusCode::OK, "ready once credentials resolve");
+    let ready = eventually(WAIT, || async {
+        let ready = send_http1(h.admin, Method::GET, "/readyz", &admin, &[], Bytes::new()).await;
+        ready.status == StatusCode::OK
+    })
+    .await;
+    assert!(ready, "ready once credentials resolve");
     h.stop().await;
 }
 
@@ -225,52 +222,91 @@ async fn sigterm_lets_a_slow_download_finish_and_refuses_new_connections() {
         .unwrap();
     let response = sender.send_request(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let download =
-        tokio::spawn(async move { response.into_body().collect().await.map(|c| c.to_bytes()) });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The download is under way: its first bytes are in.
+    let mut download = response.into_body();
+    let first = loop {
+        let frame = download.frame().await.unwrap().unwrap();
+        if let Ok(data) = frame.into_data() {
+            break data;
+        }
+    };
+    let download = tokio::spawn(async move {
+        let rest = download.collect().await?.to_bytes();
+        Ok::<_, hyper::Error>([first, rest].concat())
+    });
+    // An upload the client holds open keeps the proxy draining for as long as the checks below
+    // take (the download alone may end first on a loaded machine). Larger than the proxy keeps
+    // for a retry (`proxy::RETAIN_BODY_LIMIT`), so it goes to S3 as it comes.
+    let held = data(256 * 1024, 41);
+    let (upload, uploaded) = held_upload(&proxy, &emulator, held.clone()).await;
     proxy.terminate();
     // Draining: the admin listener stays up and says not ready; the proxy port refuses.
-    let mut refused = false;
-    let mut not_ready = false;
-    for _ in 0..100 {
-        if !not_ready {
-            let admin = proxy.admin.to_string();
-            if let Ok(stream) = tokio::net::TcpStream::connect(proxy.admin).await {
-                drop(stream);
-                let ready = send_http1(
-                    proxy.admin,
-                    Method::GET,
-                    "/readyz",
-                    &admin,
-                    &[],
-                    Bytes::new(),
-                )
-                .await;
-                not_ready = ready.status == StatusCode::SERVICE_UNAVAILABLE;
-            }
-        }
-        refused = refused || tokio::net::TcpStream::connect(proxy.proxy).await.is_err();
-        if refused && not_ready {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let admin = proxy.admin.to_string();
+    let not_ready = eventually(WAIT, || async {
+        let ready = send_http1(
+            proxy.admin,
+            Method::GET,
+            "/readyz",
+            &admin,
+            &[],
+            Bytes::new(),
+        )
+        .await;
+        ready.status == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
     assert!(not_ready, "/readyz turns 503 once shutdown starts");
+    let refused = eventually(WAIT, || async {
+        tokio::net::TcpStream::connect(proxy.proxy).await.is_err()
+    })
+    .await;
     assert!(refused, "new connections are refused while draining");
     let got = download
         .await
         .unwrap()
         .expect("the in-flight download completes");
     assert!(got == body, "the download is complete and intact");
-    let mut proxy = proxy;
-    let status = tokio::task::spawn_blocking(move || {
-        let status = proxy.child.wait().unwrap();
-        (status, proxy.log_text())
-    })
-    .await
-    .unwrap();
-    assert!(status.0.success(), "exits cleanly: {}", status.1);
-    assert!(status.1.contains("drained"), "logs the drain: {}", status.1);
+    upload.send(held.slice(128 * 1024..)).await.unwrap();
+    drop(upload);
+    let uploaded = uploaded.await.unwrap();
+    assert_eq!(uploaded.status, StatusCode::OK, "{}", uploaded.text());
+    assert_eq!(
+        emulator.object(BUCKET, "held").as_deref(),
+        Some(&held[..]),
+        "the upload in flight completes too"
+    );
+    let (status, log) = proxy.wait_for_exit().await;
+    assert!(status.success(), "exits cleanly: {log}");
+    assert!(log.contains("drained"), "logs the drain: {log}");
+}
+
+/// Starts a PUT of `body` to BUCKET/held through `proxy` and sends its first 128 KiB: the
+/// client holds the rest (send it, then drop the sender). Returns once S3 has the request.
+async fn held_upload(
+    proxy: &ProxyProcess,
+    emulator: &Emulator,
+    body: Bytes,
+) -> (
+    tokio::sync::mpsc::Sender<Bytes>,
+    tokio::task::JoinHandle<crate::harness::Reply>,
+) {
+    let puts = || {
+        let counters = emulator.counters();
+        counters.by_operation.get("PutObject").copied().unwrap_or(0)
+    };
+    let before = puts();
+    let (sender, held) = channel_body();
+    let host = zonal_host(BUCKET);
+    let request = http::Request::put(format!("http://{host}/held"))
+        .header("host", &host)
+        .header("content-length", body.len())
+        .body(held)
+        .unwrap();
+    let reply = tokio::spawn(send_on_new_connection(proxy.proxy, request));
+    sender.send(body.slice(..128 * 1024)).await.unwrap();
+    let arrived = eventually(WAIT, || async { puts() > before }).await;
+    assert!(arrived, "the upload reaches S3");
+    (sender, reply)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,7 +345,9 @@ async fn logs_carry_one_json_access_line_per_request_and_never_a_secret() {
     )
     .await;
     assert_eq!(get.status, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Access lines are written once each body is done: they may follow the answers.
+    let access_lines = |log: &str| log.matches("\"target\":\"s3x_proxy::access\"").count();
+    eventually(WAIT, || async { access_lines(&proxy.log_text()) >= 2 }).await;
     let log = proxy.log_text();
     let access: Vec<&str> = log
         .lines()
@@ -365,7 +403,10 @@ async fn logs_carry_one_json_access_line_per_request_and_never_a_secret() {
         Bytes::new(),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually(WAIT, || async {
+        keyless.log_text().contains("s3x_proxy::access")
+    })
+    .await;
     let text = keyless.log_text();
     assert!(text.contains("s3x_proxy::access"), "{text}");
     assert!(
@@ -556,6 +597,10 @@ async fn the_bucket_label_is_opt_in() {
 async fn without_credentials_readyz_says_why_and_the_cause_is_logged_once() {
     let dir = tempfile::tempdir().unwrap();
     let (emulator, emulator_ca) = emulator_with_ca(dir.path()).await;
+    // The chain's only source is an endpoint that has no credentials to give: each time it is
+    // asked is one try of the chain, seen from outside.
+    let (endpoint, asked) = empty_credentials_endpoint().await;
+    let full_uri = format!("http://{endpoint}/v2/credentials");
     let proxy = ProxyProcess::start_with_env(
         emulator.addr(),
         &emulator_ca,
@@ -565,13 +610,13 @@ async fn without_credentials_readyz_says_why_and_the_cause_is_logged_once() {
         &[
             ("AWS_ACCESS_KEY_ID", None),
             ("AWS_SECRET_ACCESS_KEY", None),
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", Some(&full_uri)),
             ("RUST_LOG", None),
         ],
     );
     let admin = proxy.admin.to_string();
-    let mut body = String::new();
-    for _ in 0..200 {
-        let ready = send_http1(
+    let readyz = || {
+        send_http1(
             proxy.admin,
             Method::GET,
             "/readyz",
@@ -579,35 +624,40 @@ async fn without_credentials_readyz_says_why_and_the_cause_is_logged_once() {
             &[],
             Bytes::new(),
         )
-        .await;
+    };
+    let says_why = eventually(WAIT, || async {
+        let ready = readyz().await;
         assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
-        body = ready.text();
-        if body.contains("no AWS credentials yet") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        ready.text().contains("no AWS credentials yet")
+    })
+    .await;
+    let body = readyz().await.text();
     assert!(
-        body.starts_with("not ready: no AWS credentials yet: "),
+        says_why && body.starts_with("not ready: no AWS credentials yet: "),
         "{body}"
     );
-    let request = crate::harness::send_http1(
-        proxy.proxy,
-        Method::GET,
-        &format!("http://{}/k", zonal_host(BUCKET)),
-        &zonal_host(BUCKET),
-        &[],
-        Bytes::new(),
-    )
-    .await;
+    let (host, url) = (
+        zonal_host(BUCKET),
+        format!("http://{}/k", zonal_host(BUCKET)),
+    );
+    let get = || send_http1(proxy.proxy, Method::GET, &url, &host, &[], Bytes::new());
+    let request = get().await;
     assert_eq!(
         (request.status, request.code().as_str()),
         (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable")
     );
     // RUST_LOG is unset, so the default filter applies. The chain is tried again after its
     // 1 s back-off; the same cause is not logged again.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let tried_again = eventually(WAIT, || async { asked.load(Ordering::SeqCst) >= 2 }).await;
+    assert!(tried_again, "the chain is tried again after its back-off");
+    // A request now waits for that try to end, or finds it ended: either way the try has
+    // logged what it logs before this request's access line.
+    let request = get().await;
+    assert_eq!(request.status, StatusCode::SERVICE_UNAVAILABLE);
+    let access_lines = |log: &str| log.matches("s3x_proxy::access").count();
+    eventually(WAIT, || async { access_lines(&proxy.log_text()) >= 2 }).await;
     let log = proxy.log_text();
+    assert_eq!(access_lines(&log), 2, "{log}");
     assert_eq!(
         log.matches("could not load AWS credentials").count(),
         1,
@@ -618,4 +668,28 @@ async fn without_credentials_readyz_says_why_and_the_cause_is_logged_once() {
         "aws-config's own warnings are quiet:\n{log}"
     );
     assert_eq!(emulator.counters().create_session_read_only, 0);
+}
+
+/// A container credentials endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI`) on loopback that has
+/// none to give: it answers every request 404, and counts them.
+async fn empty_credentials_endpoint() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let count = asked.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let count = count.clone();
+            let service = hyper::service::service_fn(move |_request| {
+                count.fetch_add(1, Ordering::SeqCst);
+                let none = http::Response::builder()
+                    .status(StatusCode::NOT_FOUND)
+                    .body(http_body_util::Empty::<Bytes>::new());
+                async { none }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
+        }
+    });
+    (addr, asked)
 }

@@ -4,9 +4,13 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// How long a proxy told to stop may take to exit: its drain (`--shutdown-grace`, at most 20 s
+/// in these tests) and then some.
+pub const EXIT: Duration = Duration::from_secs(60);
 
 /// A running proxy process; killed on drop.
 pub struct ProxyProcess {
@@ -15,6 +19,9 @@ pub struct ProxyProcess {
     pub admin: SocketAddr,
     /// Every line the process has written to stderr so far.
     pub log: Arc<Mutex<Vec<String>>>,
+    /// The thread that copies stderr into `log`: it ends once the process has exited and its
+    /// last line is in.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ProxyProcess {
@@ -100,7 +107,7 @@ impl ProxyProcess {
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("listening") {
                     let _ = tx.send(line.clone());
@@ -115,6 +122,7 @@ impl ProxyProcess {
             proxy: unset,
             admin: unset,
             log,
+            reader: Some(reader),
         };
         while process.proxy == unset || process.admin == unset {
             let line = rx
@@ -163,6 +171,36 @@ impl ProxyProcess {
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         self.signal("TERM");
+    }
+
+    /// Sends SIGTERM, then [`ProxyProcess::wait_for_exit`].
+    pub async fn terminate_and_wait(self) -> (ExitStatus, String) {
+        self.terminate();
+        self.wait_for_exit().await
+    }
+
+    /// Waits until the process has exited (within [`EXIT`], else it is killed) and its stderr
+    /// has ended, and returns how it exited and its whole log.
+    pub async fn wait_for_exit(mut self) -> (ExitStatus, String) {
+        let (pid, log) = (self.child.id(), self.log.clone());
+        let reader = self.reader.take();
+        let exited = tokio::task::spawn_blocking(move || {
+            let status = self.child.wait().unwrap();
+            if let Some(reader) = reader {
+                reader.join().unwrap();
+            }
+            status
+        });
+        let whole = || log.lock().unwrap().join("\n");
+        match tokio::time::timeout(EXIT, exited).await {
+            Ok(status) => (status.unwrap(), whole()),
+            Err(_) => {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+                panic!("the proxy did not exit within {EXIT:?}:\n{}", whole());
+            }
+        }
     }
 
     /// Sends a signal by name (`HUP`, `TERM`).

@@ -5,7 +5,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -210,20 +209,15 @@ async fn h2_tunnel(
     sender
 }
 
-/// Waits until the access lines of the whole workload are out (the writer thread is behind).
-async fn log_after(proxy: &ProxyProcess, access_lines: usize) -> String {
-    for _ in 0..100 {
-        let log = proxy.log_text();
-        if log.matches("s3x_proxy::access").count() >= access_lines {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            return proxy.log_text();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "fewer than {access_lines} access lines:\n{}",
-        proxy.log_text()
+/// Stops the proxy and returns its whole log, which holds at least `access_lines` access lines
+/// (the whole workload's) and everything traced after them.
+async fn final_log(proxy: ProxyProcess, access_lines: usize) -> String {
+    let (_, log) = proxy.terminate_and_wait().await;
+    assert!(
+        log.matches("s3x_proxy::access").count() >= access_lines,
+        "fewer than {access_lines} access lines:\n{log}"
     );
+    log
 }
 
 /// Fails naming the first secret found in `log`.
@@ -275,7 +269,7 @@ async fn full_trace_in_text_and_json_carries_no_secret() {
     for json in [false, true] {
         let proxy = start(&emulator, &ca, dir.path(), json, FULL_TRACE);
         workload(&proxy, &dir.path().join("ca")).await;
-        let log = log_after(&proxy, 8).await;
+        let log = final_log(proxy, 8).await;
         assert_no_secret(&log, &emulator);
         // The log is the full one, so the search above meant something: access lines, hyper's,
         // h2's and rustls' traces, and the canonical requests (the proxy's fast signing path's
@@ -316,7 +310,7 @@ async fn no_aws_sigv4_directive_turns_redaction_off() {
     ] {
         let proxy = start(&emulator, &ca, dir.path(), false, rust_log);
         workload(&proxy, &dir.path().join("ca")).await;
-        let log = log_after(&proxy, 8).await;
+        let log = final_log(proxy, 8).await;
         assert_no_secret(&log, &emulator);
         let sigv4 = log.contains("aws_sigv4::http_request::sign");
         let fast = log.contains("s3x_proxy::sign::fast");

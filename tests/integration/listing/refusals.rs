@@ -1,13 +1,11 @@
 //! What the proxy refuses or bounds (delimiters other than `/`, the scan and page bounds), and
 //! how the bridges are counted (metric, access line).
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use http::{Method, StatusCode};
 
 use super::*;
-use crate::harness::{assert_metric, send_http1, Harness, Options};
+use crate::harness::{assert_metric, eventually, send_http1, Harness, Options, WAIT};
 use crate::process::ProxyProcess;
 
 fn small_scan_bound(config: &mut s3x_proxy::Config) {
@@ -192,22 +190,19 @@ async fn bridged_listings_are_counted_and_named_in_the_access_line() {
 
 /// The access lines of the proxy's log, once `count` are out (the writer thread may be behind).
 async fn access_lines(proxy: &ProxyProcess, count: usize) -> Vec<String> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let lines: Vec<String> = proxy
+    let lines = || -> Vec<String> {
+        proxy
             .log_text()
             .lines()
             .filter(|l| l.contains("\"target\":\"s3x_proxy::access\""))
             .map(str::to_owned)
-            .collect();
-        if lines.len() >= count {
-            return lines;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "fewer than {count} access lines:\n{}",
-            proxy.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+            .collect()
+    };
+    let out = eventually(WAIT, || async { lines().len() >= count }).await;
+    assert!(
+        out,
+        "fewer than {count} access lines:\n{}",
+        proxy.log_text()
+    );
+    lines()
 }
