@@ -429,36 +429,33 @@ mod tests {
         assert!(!kept.contains_key("x-amz-checksum-crc32"));
     }
 
-    #[tokio::test]
-    async fn a_part_reader_past_the_budget_is_refused() {
-        let frames: Vec<Result<http_body::Frame<Bytes>, crate::body::BoxError>> =
-            vec![Ok(http_body::Frame::data(Bytes::from(vec![0u8; 50])))];
+    /// A part reader of a body made of `frames` of data, holding against `budget`.
+    fn part_reader(frames: Vec<Vec<u8>>, budget: &Budget) -> PartReader {
+        let frames = frames
+            .into_iter()
+            .map(|f| Ok::<_, crate::body::BoxError>(http_body::Frame::data(Bytes::from(f))));
         let body =
             http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
-        let budget = Budget::new(40);
-        let mut reader = PartReader {
+        PartReader {
             body,
             carry: BytesMut::new(),
             ended: false,
             held: budget.reserve(0).unwrap(),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_part_reader_past_the_budget_is_refused() {
+        let budget = Budget::new(40);
+        let mut reader = part_reader(vec![vec![0u8; 50]], &budget);
         assert!(matches!(reader.next(100).await, Err(UploadError::Busy(_))));
     }
 
     #[tokio::test]
     async fn the_part_reader_cuts_exact_parts_across_frames() {
-        let frames: Vec<Result<http_body::Frame<Bytes>, crate::body::BoxError>> = (0..10)
-            .map(|i| Ok(http_body::Frame::data(Bytes::from(vec![i as u8; 7]))))
-            .collect();
-        let body =
-            http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
         let budget = Budget::new(40);
-        let mut reader = PartReader {
-            body,
-            carry: BytesMut::new(),
-            ended: false,
-            held: budget.reserve(0).unwrap(),
-        };
+        let frames = (0..10).map(|i| vec![i as u8; 7]).collect();
+        let mut reader = part_reader(frames, &budget);
         let (a, end_a) = reader.next(30).await.unwrap();
         assert_eq!(
             budget.used(),
