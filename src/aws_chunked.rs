@@ -28,7 +28,7 @@ use http_body_util::BodyExt;
 use crate::body::{BoxError, ClientBodyError, ProxyBody};
 use crate::checksum::{Algorithm, Computed, Hasher};
 use crate::digest::{Expected, Verified};
-use crate::hooked::{Given, Hook, Hooked, Polled};
+use crate::hooked::{Given, Hook, Hooked, Step};
 use crate::identity::ChunkSignatures;
 use crate::sign::Payload;
 
@@ -373,7 +373,7 @@ impl Framing {
 }
 
 impl<S: Source> Hook<S> for Framing {
-    fn before(&mut self, _: &mut Context<'_>) -> ControlFlow<Polled> {
+    fn before(&mut self, _: &mut Context<'_>) -> Step {
         if let Some(bytes) = self.ready.pop_front() {
             self.left = self.left.saturating_sub(bytes.len() as u64);
             return ControlFlow::Break(Poll::Ready(Some(Ok(Frame::data(bytes)))));
@@ -384,7 +384,7 @@ impl<S: Source> Hook<S> for Framing {
         ControlFlow::Continue(())
     }
 
-    fn frame(&mut self, given: Given, source: &mut S, _: &mut Context<'_>) -> ControlFlow<Polled> {
+    fn frame(&mut self, given: Given, source: &mut S, _: &mut Context<'_>) -> Step {
         let result = match given {
             // HTTP trailers of the inner body, if any, are ignored.
             Some(Ok(frame)) => match frame.into_data() {

@@ -18,7 +18,7 @@ use http_body::{Frame, SizeHint};
 use super::{malformed, MalformedChunks, MAX_CHUNK_SIZE, MAX_LINE, MAX_TRAILER_LINES};
 use crate::body::{BoxError, ProxyBody};
 use crate::checksum::Algorithm;
-use crate::hooked::{Given, Hook, Hooked, Polled};
+use crate::hooked::{Given, Hook, Hooked, Polled, Step};
 use crate::identity::{AuthError, ChunkSignatures, SIGNATURE_LEN};
 
 /// The most trailer bytes kept for a trailer signature's check.
@@ -360,7 +360,7 @@ impl Signatures {
 }
 
 impl Hook<ProxyBody> for Decoding {
-    fn before(&mut self, _: &mut Context<'_>) -> ControlFlow<Polled> {
+    fn before(&mut self, _: &mut Context<'_>) -> Step {
         if self.state == State::Closed {
             return ControlFlow::Break(Poll::Ready(None));
         }
@@ -371,12 +371,7 @@ impl Hook<ProxyBody> for Decoding {
         }
     }
 
-    fn frame(
-        &mut self,
-        given: Given,
-        _: &mut ProxyBody,
-        _: &mut Context<'_>,
-    ) -> ControlFlow<Polled> {
+    fn frame(&mut self, given: Given, _: &mut ProxyBody, _: &mut Context<'_>) -> Step {
         let result = match given {
             Some(Ok(frame)) => {
                 // HTTP trailers of the inner body, if any, are ignored.

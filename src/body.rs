@@ -15,7 +15,7 @@ use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
 use prometheus::IntCounter;
 use tokio::time::{Instant, Sleep};
 
-use crate::hooked::{Given, Hook, Hooked, Polled};
+use crate::hooked::{Given, Hook, Hooked, Polled, Step};
 
 /// Any error a body can fail with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -186,7 +186,7 @@ impl<K> Counting<K> {
 }
 
 impl<K> Hook<ProxyBody> for Counting<K> {
-    fn before(&mut self, _: &mut Context<'_>) -> ControlFlow<Polled> {
+    fn before(&mut self, _: &mut Context<'_>) -> Step {
         self.polled = true;
         match self.failure.take() {
             Some(failure) => ControlFlow::Break(Poll::Ready(Some(Err(failure)))),
@@ -194,12 +194,7 @@ impl<K> Hook<ProxyBody> for Counting<K> {
         }
     }
 
-    fn frame(
-        &mut self,
-        given: Given,
-        inner: &mut ProxyBody,
-        cx: &mut Context<'_>,
-    ) -> ControlFlow<Polled> {
+    fn frame(&mut self, given: Given, inner: &mut ProxyBody, cx: &mut Context<'_>) -> Step {
         match &given {
             Some(Ok(f)) => {
                 if let Some(data) = f.data_ref() {
@@ -270,12 +265,7 @@ struct IdleLimit {
 }
 
 impl Hook<ProxyBody> for IdleLimit {
-    fn frame(
-        &mut self,
-        given: Given,
-        _: &mut ProxyBody,
-        _: &mut Context<'_>,
-    ) -> ControlFlow<Polled> {
+    fn frame(&mut self, given: Given, _: &mut ProxyBody, _: &mut Context<'_>) -> Step {
         self.waiting = false;
         ControlFlow::Break(Poll::Ready(given))
     }

@@ -19,7 +19,7 @@ use http_body_util::BodyExt;
 use md5::{Digest, Md5};
 
 use crate::body::{BoxError, ProxyBody};
-use crate::hooked::{Given, Hook, Hooked, Polled};
+use crate::hooked::{Given, Hook, Hooked, Step};
 
 /// A body that does not match a digest its request declared (the client's fault: 400), or a
 /// `Content-MD5` that cannot be read.
@@ -259,14 +259,14 @@ impl Digests {
 }
 
 impl<B: Body> Hook<B> for Digests {
-    fn before(&mut self, _: &mut Context<'_>) -> ControlFlow<Polled> {
+    fn before(&mut self, _: &mut Context<'_>) -> Step {
         match self.failed {
             true => ControlFlow::Break(Poll::Ready(None)),
             false => ControlFlow::Continue(()),
         }
     }
 
-    fn frame(&mut self, given: Given, inner: &mut B, _: &mut Context<'_>) -> ControlFlow<Polled> {
+    fn frame(&mut self, given: Given, inner: &mut B, _: &mut Context<'_>) -> Step {
         let frame = match given {
             Some(Ok(frame)) => frame,
             None => return ControlFlow::Break(Poll::Ready(self.finish().err().map(Err))),

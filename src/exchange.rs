@@ -22,7 +22,7 @@ use http_body::Body;
 use hyper::body::Incoming;
 
 use crate::body::{BoxError, ProxyBody};
-use crate::hooked::{Given, Hook, Hooked, Polled};
+use crate::hooked::{Given, Hook, Hooked, Polled, Step};
 use crate::pool::{send_on, DialError, Lease, Pools};
 
 /// Why an exchange on a connection failed.
@@ -122,12 +122,7 @@ impl Pulled {
 }
 
 impl Hook<Incoming> for Pulled {
-    fn frame(
-        &mut self,
-        given: Given,
-        body: &mut Incoming,
-        _: &mut Context<'_>,
-    ) -> ControlFlow<Polled> {
+    fn frame(&mut self, given: Given, body: &mut Incoming, _: &mut Context<'_>) -> Step {
         ControlFlow::Break(self.given(given, body))
     }
 

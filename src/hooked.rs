@@ -24,23 +24,21 @@ pub type Given = Option<Result<Frame<Bytes>, BoxError>>;
 /// What one poll of a body answers.
 pub type Polled = Poll<Given>;
 
+/// What a hook says: answer the poll with this (`Break`), or go on (`Continue`).
+pub type Step = ControlFlow<Polled>;
+
 /// What a [`Hooked`] body does around the body `B` it wraps. Every hook has a default that
 /// passes the inner body through as it is.
 pub trait Hook<B: Body> {
     /// First on every poll (and again after [`Hook::frame`] went on): `Break` answers the poll
     /// without polling the inner body.
-    fn before(&mut self, _cx: &mut Context<'_>) -> ControlFlow<Polled> {
+    fn before(&mut self, _cx: &mut Context<'_>) -> Step {
         ControlFlow::Continue(())
     }
 
     /// The inner body gave `given`: `Break` answers the poll, `Continue` takes it in and goes
     /// round again.
-    fn frame(
-        &mut self,
-        given: Given,
-        _inner: &mut B,
-        _cx: &mut Context<'_>,
-    ) -> ControlFlow<Polled> {
+    fn frame(&mut self, given: Given, _inner: &mut B, _cx: &mut Context<'_>) -> Step {
         ControlFlow::Break(Poll::Ready(given))
     }
 
@@ -151,12 +149,7 @@ mod tests {
     }
 
     impl Hook<ProxyBody> for &mut Seen {
-        fn frame(
-            &mut self,
-            given: Given,
-            _: &mut ProxyBody,
-            _: &mut Context<'_>,
-        ) -> ControlFlow<Polled> {
+        fn frame(&mut self, given: Given, _: &mut ProxyBody, _: &mut Context<'_>) -> Step {
             match &given {
                 Some(_) => self.frames += 1,
                 None => self.ended = true,
@@ -184,19 +177,14 @@ mod tests {
     struct Bytewise(Bytes);
 
     impl Hook<ProxyBody> for Bytewise {
-        fn before(&mut self, _: &mut Context<'_>) -> ControlFlow<Polled> {
+        fn before(&mut self, _: &mut Context<'_>) -> Step {
             match self.0.is_empty() {
                 true => ControlFlow::Continue(()),
                 false => ControlFlow::Break(Poll::Ready(Some(Ok(Frame::data(self.0.split_to(1)))))),
             }
         }
 
-        fn frame(
-            &mut self,
-            given: Given,
-            _: &mut ProxyBody,
-            _: &mut Context<'_>,
-        ) -> ControlFlow<Polled> {
+        fn frame(&mut self, given: Given, _: &mut ProxyBody, _: &mut Context<'_>) -> Step {
             match given {
                 Some(Ok(frame)) => {
                     self.0 = frame.into_data().unwrap_or_default();

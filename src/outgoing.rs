@@ -16,7 +16,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::sync::oneshot;
 
 use crate::body::{BoxError, ProxyBody};
-use crate::hooked::{Given, Hook, Hooked, Polled};
+use crate::hooked::{Given, Hook, Hooked, Step};
 
 /// Bodies larger than this (or of unknown size) wait for `100 Continue`.
 pub const EXPECT_CONTINUE_OVER: u64 = 64 * 1024;
@@ -117,7 +117,7 @@ impl Gated {
 }
 
 impl Hook<ProxyBody> for Gated {
-    fn before(&mut self, cx: &mut Context<'_>) -> ControlFlow<Polled> {
+    fn before(&mut self, cx: &mut Context<'_>) -> Step {
         match self.poll_gate(cx) {
             Poll::Pending => ControlFlow::Break(Poll::Pending),
             Poll::Ready(false) => ControlFlow::Break(Poll::Ready(Some(Err(AnsweredEarly.into())))),
@@ -125,12 +125,7 @@ impl Hook<ProxyBody> for Gated {
         }
     }
 
-    fn frame(
-        &mut self,
-        given: Given,
-        inner: &mut ProxyBody,
-        _: &mut Context<'_>,
-    ) -> ControlFlow<Polled> {
+    fn frame(&mut self, given: Given, inner: &mut ProxyBody, _: &mut Context<'_>) -> Step {
         if given.is_none() || inner.is_end_stream() {
             self.mark_sent();
         }
