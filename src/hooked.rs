@@ -16,7 +16,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use crate::body::BoxError;
+/// Any error a body can fail with (`body::BoxError`, spelled out: `body` builds on this module).
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A frame, an error, or the end (`None`): what a body gives.
 pub type Given = Option<Result<Frame<Bytes>, BoxError>>;
