@@ -17,8 +17,8 @@
 //! never stores a truncated object.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::ops::ControlFlow;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH};
@@ -28,6 +28,7 @@ use http_body_util::BodyExt;
 use crate::body::{BoxError, ClientBodyError, ProxyBody};
 use crate::checksum::{Algorithm, Computed, Hasher};
 use crate::digest::{Expected, Verified};
+use crate::hooked::{Given, Hook, Hooked, Step};
 use crate::identity::ChunkSignatures;
 use crate::sign::Payload;
 
@@ -133,13 +134,13 @@ fn frame_decoded<S: Source>(
 ) -> Result<(Payload, ProxyBody), MalformedChunks> {
     if let Some(algorithm) = keep {
         let encoder = Encoder::new(decoded, declared, algorithm, None);
-        frame_headers(headers, declared, algorithm, encoder.left)?;
+        frame_headers(headers, declared, algorithm, encoder.hook().left)?;
         return Ok((Payload::StreamingUnsignedTrailer, encoder.boxed_unsync()));
     }
     if let Some(computed) = add {
         let algorithm = computed.algorithm();
         let encoder = Encoder::new(decoded, declared, algorithm, Some(Hasher::new(computed)));
-        frame_headers(headers, declared, algorithm, encoder.left)?;
+        frame_headers(headers, declared, algorithm, encoder.hook().left)?;
         return Ok((Payload::StreamingUnsignedTrailer, encoder.boxed_unsync()));
     }
     strip_aws_chunked(headers)?;
@@ -170,7 +171,7 @@ pub fn encode_with_checksum(
 ) -> Result<ProxyBody, MalformedChunks> {
     let algorithm = computed.algorithm();
     let encoder = Encoder::new(body, length, algorithm, Some(Hasher::new(computed)));
-    frame_headers(headers, length, algorithm, encoder.left)?;
+    frame_headers(headers, length, algorithm, encoder.hook().left)?;
     Ok(encoder.boxed_unsync())
 }
 
@@ -269,13 +270,13 @@ impl Source for ProxyBody {}
 
 impl Source for Decoder {
     fn trailer(&mut self) -> Option<String> {
-        self.kept.take()
+        self.hook_mut().kept.take()
     }
 }
 
 impl<S: Source> Source for Verified<S> {
     fn trailer(&mut self) -> Option<String> {
-        self.get_mut().trailer()
+        self.inner_mut().trailer()
     }
 }
 
@@ -283,12 +284,14 @@ impl<S: Source> Source for Verified<S> {
 /// a checksum trailer: computed here (`hasher`) or the source's own. Each chunk header is written
 /// ahead of its data, which passes through as the same (zero-copy) slices, so the encoder holds
 /// no more than one inbound frame plus a few header bytes.
-struct Encoder<S> {
-    inner: S,
+type Encoder<S> = Hooked<S, Framing>;
+
+/// The state of an [`Encoder`].
+struct Framing {
     algorithm: Algorithm,
     /// Computes the trailer's value; `None`: the source's trailer is passed on.
     hasher: Option<Hasher>,
-    /// Data bytes still due from `inner`.
+    /// Data bytes still due from the source.
     remaining: u64,
     /// Data bytes still due in the chunk being written.
     chunk_left: u64,
@@ -304,8 +307,7 @@ struct Encoder<S> {
 
 impl<S: Source> Encoder<S> {
     fn new(inner: S, length: u64, algorithm: Algorithm, hasher: Option<Hasher>) -> Self {
-        Encoder {
-            inner,
+        let framing = Framing {
             algorithm,
             hasher,
             remaining: length,
@@ -314,9 +316,12 @@ impl<S: Source> Encoder<S> {
             ready: VecDeque::new(),
             left: framed_len(length, algorithm),
             ended: false,
-        }
+        };
+        Hooked::wrap(inner, framing)
     }
+}
 
+impl Framing {
     /// Frames one inbound data slice.
     fn push(&mut self, mut data: Bytes) -> Result<(), MalformedChunks> {
         if data.len() as u64 > self.remaining {
@@ -343,7 +348,7 @@ impl<S: Source> Encoder<S> {
     }
 
     /// The source ended: the last chunk's CRLF, the final chunk and the trailer.
-    fn finish(&mut self) -> Result<(), MalformedChunks> {
+    fn finish(&mut self, source: &mut impl Source) -> Result<(), MalformedChunks> {
         if self.remaining > 0 {
             return malformed(format!(
                 "the body ended {} bytes short of its declared length",
@@ -352,8 +357,7 @@ impl<S: Source> Encoder<S> {
         }
         let value = match &self.hasher {
             Some(hasher) => hasher.finish(),
-            None => self
-                .inner
+            None => source
                 .trailer()
                 .ok_or_else(|| MalformedChunks("the checksum trailer is missing".into()))?,
         };
@@ -368,49 +372,47 @@ impl<S: Source> Encoder<S> {
     }
 }
 
-impl<S: Source> Body for Encoder<S> {
-    type Data = Bytes;
-    type Error = BoxError;
+impl<S: Source> Hook<S> for Framing {
+    fn before(&mut self, _: &mut Context<'_>) -> Step {
+        if let Some(bytes) = self.ready.pop_front() {
+            self.left = self.left.saturating_sub(bytes.len() as u64);
+            return ControlFlow::Break(Poll::Ready(Some(Ok(Frame::data(bytes)))));
+        }
+        if self.ended {
+            return ControlFlow::Break(Poll::Ready(None));
+        }
+        ControlFlow::Continue(())
+    }
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        loop {
-            if let Some(bytes) = this.ready.pop_front() {
-                this.left = this.left.saturating_sub(bytes.len() as u64);
-                return Poll::Ready(Some(Ok(Frame::data(bytes))));
+    fn frame(&mut self, given: Given, source: &mut S, _: &mut Context<'_>) -> Step {
+        let result = match given {
+            // HTTP trailers of the inner body, if any, are ignored.
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => self.push(data).map_err(BoxError::from),
+                Err(_) => Ok(()),
+            },
+            Some(Err(e)) => Err(e),
+            None => {
+                self.ended = true;
+                self.finish(source).map_err(BoxError::from)
             }
-            if this.ended {
-                return Poll::Ready(None);
-            }
-            let result = match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
-                // HTTP trailers of the inner body, if any, are ignored.
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => this.push(data).map_err(BoxError::from),
-                    Err(_) => Ok(()),
-                },
-                Some(Err(e)) => Err(e),
-                None => {
-                    this.ended = true;
-                    this.finish().map_err(BoxError::from)
-                }
-            };
-            if let Err(e) = result {
-                this.ended = true;
-                this.ready.clear();
-                this.left = 0;
-                return Poll::Ready(Some(Err(e)));
+        };
+        match result {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => {
+                self.ended = true;
+                self.ready.clear();
+                self.left = 0;
+                ControlFlow::Break(Poll::Ready(Some(Err(e))))
             }
         }
     }
 
-    fn is_end_stream(&self) -> bool {
+    fn is_end_stream(&self, _: &S) -> bool {
         self.ended && self.ready.is_empty()
     }
 
-    fn size_hint(&self) -> SizeHint {
+    fn size_hint(&self, _: &S) -> SizeHint {
         SizeHint::with_exact(self.left)
     }
 }

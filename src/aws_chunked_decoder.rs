@@ -9,15 +9,16 @@
 //! length is the decoded length, cannot end before then: a tampered chunk, a forged signature
 //! or a changed trailer makes it fail unfinished, and S3 stores nothing.
 
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::ops::ControlFlow;
+use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http_body::{Body, Frame, SizeHint};
+use http_body::{Frame, SizeHint};
 
 use super::{malformed, MalformedChunks, MAX_CHUNK_SIZE, MAX_LINE, MAX_TRAILER_LINES};
 use crate::body::{BoxError, ProxyBody};
 use crate::checksum::Algorithm;
+use crate::hooked::{Given, Hook, Hooked, Polled, Step};
 use crate::identity::{AuthError, ChunkSignatures, SIGNATURE_LEN};
 
 /// The most trailer bytes kept for a trailer signature's check.
@@ -86,8 +87,10 @@ struct Signatures {
 /// Streams the data of an aws-chunked body. Holds at most one inbound frame plus one partial
 /// header line (and, when it checks signatures, the last data slice until the end and the
 /// trailer lines); data is emitted as zero-copy slices of the inbound frames as it arrives.
-pub(super) struct Decoder {
-    inner: ProxyBody,
+pub(super) type Decoder = Hooked<ProxyBody, Decoding>;
+
+/// The state of a [`Decoder`].
+pub(super) struct Decoding {
     state: State,
     /// The unconsumed rest of the latest inbound data frame.
     input: Bytes,
@@ -106,8 +109,7 @@ pub(super) struct Decoder {
 
 impl Decoder {
     pub(super) fn new(inner: ProxyBody, declared: u64) -> Self {
-        Decoder {
-            inner,
+        let decoding = Decoding {
             state: State::Header,
             input: Bytes::new(),
             line: BytesMut::new(),
@@ -117,19 +119,20 @@ impl Decoder {
             kept: None,
             signatures: None,
             held: None,
-        }
+        };
+        Hooked::wrap(inner, decoding)
     }
 
     /// Keeps the value of the trailer `algorithm` names (other trailer lines, such as the
     /// client's `x-amz-trailer-signature`, are dropped); the body fails without it.
     pub(super) fn keeping(mut self, algorithm: Algorithm) -> Self {
-        self.keep = Some(algorithm);
+        self.hook_mut().keep = Some(algorithm);
         self
     }
 
     /// Checks every chunk signature (and the trailer's) against `chain`.
     pub(super) fn checking(mut self, chain: Box<ChunkSignatures>) -> Self {
-        self.signatures = Some(Signatures {
+        self.hook_mut().signatures = Some(Signatures {
             chain,
             presented: None,
             trailer: Vec::new(),
@@ -139,6 +142,16 @@ impl Decoder {
         self
     }
 
+    /// Bytes held inside the decoder.
+    #[cfg(test)]
+    pub(super) fn buffered(&self) -> usize {
+        let decoding = self.hook();
+        let held = decoding.held.as_ref().map_or(0, Bytes::len);
+        decoding.input.len() + decoding.line.len() + held
+    }
+}
+
+impl Decoding {
     /// Notes a trailer line, `name:value`, keeping the value of the declared checksum.
     fn trailer_line(&mut self, line: &[u8]) -> Result<(), MalformedChunks> {
         let Some(algorithm) = self.keep else {
@@ -305,10 +318,16 @@ impl Decoder {
         }
     }
 
-    /// Bytes held inside the decoder.
-    #[cfg(test)]
-    pub(super) fn buffered(&self) -> usize {
-        self.input.len() + self.line.len() + self.held.as_ref().map_or(0, Bytes::len)
+    /// Decoding has stopped, with `result`: the data held back goes last if the body ended
+    /// well, else the failure.
+    fn close(&mut self, result: Result<(), BoxError>) -> Polled {
+        self.state = State::Closed;
+        self.input.clear();
+        let last = self.held.take().filter(|_| result.is_ok());
+        if let Some(held) = last {
+            return Poll::Ready(Some(Ok(Frame::data(held))));
+        }
+        Poll::Ready(result.err().map(Err))
     }
 }
 
@@ -340,50 +359,38 @@ impl Signatures {
     }
 }
 
-impl Body for Decoder {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        loop {
-            if this.state == State::Closed {
-                return Poll::Ready(None);
-            }
-            let result = match this.step() {
-                Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
-                Ok(None) => match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
-                    Some(Ok(frame)) => {
-                        // HTTP trailers of the inner body, if any, are ignored.
-                        if let Ok(data) = frame.into_data() {
-                            this.input = data;
-                        }
-                        continue;
-                    }
-                    Some(Err(e)) => Err(e),
-                    None => this.finish().map_err(BoxError::from),
-                },
-                Err(e) => Err(e.into()),
-            };
-            this.state = State::Closed;
-            this.input.clear();
-            // The body ended well: the data held back goes last.
-            let last = this.held.take().filter(|_| result.is_ok());
-            if let Some(held) = last {
-                return Poll::Ready(Some(Ok(Frame::data(held))));
-            }
-            return Poll::Ready(result.err().map(Err));
+impl Hook<ProxyBody> for Decoding {
+    fn before(&mut self, _: &mut Context<'_>) -> Step {
+        if self.state == State::Closed {
+            return ControlFlow::Break(Poll::Ready(None));
+        }
+        match self.step() {
+            Ok(Some(data)) => ControlFlow::Break(Poll::Ready(Some(Ok(Frame::data(data))))),
+            Ok(None) => ControlFlow::Continue(()),
+            Err(e) => ControlFlow::Break(self.close(Err(e.into()))),
         }
     }
 
-    fn is_end_stream(&self) -> bool {
+    fn frame(&mut self, given: Given, _: &mut ProxyBody, _: &mut Context<'_>) -> Step {
+        let result = match given {
+            Some(Ok(frame)) => {
+                // HTTP trailers of the inner body, if any, are ignored.
+                if let Ok(data) = frame.into_data() {
+                    self.input = data;
+                }
+                return ControlFlow::Continue(());
+            }
+            Some(Err(e)) => Err(e),
+            None => self.finish().map_err(BoxError::from),
+        };
+        ControlFlow::Break(self.close(result))
+    }
+
+    fn is_end_stream(&self, _: &ProxyBody) -> bool {
         self.state == State::Closed && self.held.is_none()
     }
 
-    fn size_hint(&self) -> SizeHint {
+    fn size_hint(&self, _: &ProxyBody) -> SizeHint {
         let held = self.held.as_ref().map_or(0, |h| h.len() as u64);
         match self.state {
             State::Closed => SizeHint::with_exact(held),

@@ -1,4 +1,6 @@
 //! Tests of `aws_chunked.rs`.
+use std::pin::Pin;
+
 use super::*;
 
 const SIG: &str = "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648";
@@ -592,7 +594,7 @@ async fn the_encoder_streams_in_bounded_memory() {
     );
     let mut total = 0;
     while let Some(frame) = encoder.frame().await {
-        let held: usize = encoder.ready.iter().map(Bytes::len).sum();
+        let held: usize = encoder.hook().ready.iter().map(Bytes::len).sum();
         assert!(held <= (16 << 10) + 16, "{held}");
         total += frame.unwrap().into_data().unwrap().len() as u64;
     }

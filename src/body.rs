@@ -2,6 +2,7 @@
 //! bodies cut short, idle limits, and the errors of a client's request body.
 
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,10 +10,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
 use prometheus::IntCounter;
 use tokio::time::{Instant, Sleep};
+
+use crate::hooked::{Given, Hook, Hooked, Polled, Step};
 
 /// Any error a body can fail with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -72,8 +75,10 @@ pub struct Tally {
 /// A body whose data bytes are counted into `counter` and `tally`. When it fails, or is dropped
 /// before its end, `tally.cut` is set and `cuts` counted. `keep` lives as long as the body and
 /// is dropped after that is known (the access-log record rides on response bodies this way).
-pub struct Counted<K> {
-    inner: ProxyBody,
+pub type Counted<K> = Hooked<ProxyBody, Counting<K>>;
+
+/// What a [`Counted`] body counts with, and what it keeps.
+pub struct Counting<K> {
     counter: IntCounter,
     cuts: IntCounter,
     tally: Arc<Tally>,
@@ -137,8 +142,7 @@ impl<K> Counted<K> {
         keep: K,
     ) -> Self {
         let done = !body_due || inner.is_end_stream();
-        Self {
-            inner,
+        let counting = Counting {
             counter,
             cuts,
             tally,
@@ -148,7 +152,8 @@ impl<K> Counted<K> {
             defer_failure: false,
             failure: None,
             keep,
-        }
+        };
+        Hooked::wrap(inner, counting)
     }
 
     /// Lets what the body already handed over reach the client before its failure does (a
@@ -159,16 +164,18 @@ impl<K> Counted<K> {
     /// it the status, the length, and where to resume). Returning `Pending` once (after waking
     /// itself) makes hyper flush before it polls again and meets the failure.
     pub fn flush_before_failing(mut self) -> Self {
-        self.defer_failure = true;
+        self.hook_mut().defer_failure = true;
         self
     }
 
     /// Reads what is left of the body, under `rule`, if it is dropped before its end.
     pub fn drain_when_abandoned(mut self, rule: DrainRule) -> Self {
-        self.drain = Some(rule);
+        self.hook_mut().drain = Some(rule);
         self
     }
+}
 
+impl<K> Counting<K> {
     fn cut(&mut self) {
         if !self.done {
             self.done = true;
@@ -178,65 +185,55 @@ impl<K> Counted<K> {
     }
 }
 
-impl<K: Unpin> Body for Counted<K> {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        this.polled = true;
-        if let Some(failure) = this.failure.take() {
-            return Poll::Ready(Some(Err(failure)));
+impl<K> Hook<ProxyBody> for Counting<K> {
+    fn before(&mut self, _: &mut Context<'_>) -> Step {
+        self.polled = true;
+        match self.failure.take() {
+            Some(failure) => ControlFlow::Break(Poll::Ready(Some(Err(failure)))),
+            None => ControlFlow::Continue(()),
         }
-        let frame = std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx));
-        match &frame {
+    }
+
+    fn frame(&mut self, given: Given, inner: &mut ProxyBody, cx: &mut Context<'_>) -> Step {
+        match &given {
             Some(Ok(f)) => {
                 if let Some(data) = f.data_ref() {
-                    this.counter.inc_by(data.len() as u64);
-                    this.tally
+                    self.counter.inc_by(data.len() as u64);
+                    self.tally
                         .bytes
                         .fetch_add(data.len() as u64, Ordering::Relaxed);
                 }
-                if this.inner.is_end_stream() {
-                    this.done = true;
+                if inner.is_end_stream() {
+                    self.done = true;
                 }
             }
             Some(Err(_)) => {
-                this.cut();
-                if this.defer_failure {
-                    if let Some(Err(failure)) = frame {
-                        this.failure = Some(failure);
+                self.cut();
+                if self.defer_failure {
+                    if let Some(Err(failure)) = given {
+                        self.failure = Some(failure);
                         cx.waker().wake_by_ref();
-                        return Poll::Pending;
+                        return ControlFlow::Break(Poll::Pending);
                     }
                 }
             }
-            None => this.done = true,
+            None => self.done = true,
         }
-        Poll::Ready(frame)
+        ControlFlow::Break(Poll::Ready(given))
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.failure.is_none() && self.inner.is_end_stream()
+    fn is_end_stream(&self, inner: &ProxyBody) -> bool {
+        self.failure.is_none() && inner.is_end_stream()
     }
 
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl<K> Drop for Counted<K> {
-    fn drop(&mut self) {
-        if self.done || self.inner.is_end_stream() {
+    fn dropped(&mut self, inner: &mut ProxyBody) {
+        if self.done || inner.is_end_stream() {
             return;
         }
         self.cut();
         if let Some(rule) = self.drain {
             if self.polled || !rule.awaits_continue {
-                drain(std::mem::replace(&mut self.inner, empty()));
+                drain(std::mem::replace(inner, empty()));
             }
         }
         let _ = &self.keep;
@@ -252,63 +249,48 @@ pub struct BodyIdle(pub Duration);
 /// counts: a reader that is slow to ask (backpressure) does not make the body idle. The clock
 /// is read once per wait, not per frame, and no timer exists until the first wait.
 pub fn idle_limited(body: ProxyBody, idle: Duration) -> ProxyBody {
-    IdleLimited {
-        inner: body,
+    let limit = IdleLimit {
         idle,
         timer: None,
         waiting: false,
-    }
-    .boxed_unsync()
+    };
+    Hooked::wrap(body, limit).boxed_unsync()
 }
 
-struct IdleLimited {
-    inner: ProxyBody,
+struct IdleLimit {
     idle: Duration,
     timer: Option<Pin<Box<Sleep>>>,
     /// The reader is waiting, and `timer` is armed for this wait.
     waiting: bool,
 }
 
-impl Body for IdleLimited {
-    type Data = Bytes;
-    type Error = BoxError;
+impl Hook<ProxyBody> for IdleLimit {
+    fn frame(&mut self, given: Given, _: &mut ProxyBody, _: &mut Context<'_>) -> Step {
+        self.waiting = false;
+        ControlFlow::Break(Poll::Ready(given))
+    }
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
-            this.waiting = false;
-            return Poll::Ready(frame);
-        }
-        let idle = this.idle;
-        let timer = this
+    fn pending(&mut self, _: &mut ProxyBody, cx: &mut Context<'_>) -> Polled {
+        let idle = self.idle;
+        let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
-        if !this.waiting {
+        if !self.waiting {
             // A new wait starts the clock; frames that are ready in a row never get here.
             timer.as_mut().reset(Instant::now() + idle);
-            this.waiting = true;
+            self.waiting = true;
         }
         match timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(BodyIdle(this.idle).into()))),
+            Poll::Ready(()) => Poll::Ready(Some(Err(BodyIdle(self.idle).into()))),
             Poll::Pending => Poll::Pending,
         }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body::Frame;
     use http_body_util::StreamBody;
     use tokio::sync::mpsc;
 

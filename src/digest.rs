@@ -9,17 +9,17 @@
 //! body of unknown length fails as it ends, before the multipart upload it became completes
 //! (`unknown_length`). The failure travels in the body's error chain and `error` finds it there.
 
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::ops::ControlFlow;
+use std::task::{Context, Poll};
 
 use aws_lc_rs::digest::{self as lc, SHA256};
 use base64::Engine;
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use http_body_util::BodyExt;
 use md5::{Digest, Md5};
 
 use crate::body::{BoxError, ProxyBody};
+use crate::hooked::{Given, Hook, Hooked, Step};
 
 /// A body that does not match a digest its request declared (the client's fault: 400), or a
 /// `Content-MD5` that cannot be read.
@@ -219,8 +219,10 @@ impl Hashers {
 /// check happens as the frame that completes it arrives, before that frame is passed on;
 /// without, when the body ends (or says it has ended). On a mismatch it fails with
 /// [`DigestError`] in place of the frame or the end, and yields nothing after.
-pub struct Verified<B> {
-    inner: B,
+pub type Verified<B> = Hooked<B, Digests>;
+
+/// What a [`Verified`] body checks, and how far it got.
+pub struct Digests {
     expected: Expected,
     /// The running digests; `None` once checked.
     hashers: Option<Hashers>,
@@ -229,24 +231,21 @@ pub struct Verified<B> {
     failed: bool,
 }
 
-impl<B> Verified<B> {
+impl<B: Body> Verified<B> {
     /// Checks `inner` against `expected`; `length` is its data length when known.
     pub fn new(inner: B, expected: impl Into<Expected>, length: Option<u64>) -> Self {
         let expected = expected.into();
-        Self {
-            inner,
+        let digests = Digests {
             hashers: Some(Hashers::new(&expected)),
             expected,
             remaining: length,
             failed: false,
-        }
+        };
+        Hooked::wrap(inner, digests)
     }
+}
 
-    /// The body inside.
-    pub fn get_mut(&mut self) -> &mut B {
-        &mut self.inner
-    }
-
+impl Digests {
     /// Finishes the digests (once) and compares them.
     fn finish(&mut self) -> Result<(), BoxError> {
         let Some(hashers) = self.hashers.take() else {
@@ -259,51 +258,41 @@ impl<B> Verified<B> {
     }
 }
 
-impl<B> Body for Verified<B>
-where
-    B: Body<Data = Bytes, Error = BoxError> + Unpin,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        if this.failed {
-            return Poll::Ready(None);
+impl<B: Body> Hook<B> for Digests {
+    fn before(&mut self, _: &mut Context<'_>) -> Step {
+        match self.failed {
+            true => ControlFlow::Break(Poll::Ready(None)),
+            false => ControlFlow::Continue(()),
         }
-        let frame = match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+    }
+
+    fn frame(&mut self, given: Given, inner: &mut B, _: &mut Context<'_>) -> Step {
+        let frame = match given {
             Some(Ok(frame)) => frame,
-            None => return Poll::Ready(this.finish().err().map(Err)),
-            error => return Poll::Ready(error),
+            None => return ControlFlow::Break(Poll::Ready(self.finish().err().map(Err))),
+            error => return ControlFlow::Break(Poll::Ready(error)),
         };
-        if let (Some(data), Some(hashers)) = (frame.data_ref(), this.hashers.as_mut()) {
+        if let (Some(data), Some(hashers)) = (frame.data_ref(), self.hashers.as_mut()) {
             hashers.update(data);
-            let last = match this.remaining.as_mut() {
+            let last = match self.remaining.as_mut() {
                 Some(remaining) => {
                     *remaining = remaining.saturating_sub(data.len() as u64);
                     *remaining == 0
                 }
                 None => false,
             };
-            if last || this.inner.is_end_stream() {
-                if let Err(e) = this.finish() {
-                    return Poll::Ready(Some(Err(e)));
+            if last || inner.is_end_stream() {
+                if let Err(e) = self.finish() {
+                    return ControlFlow::Break(Poll::Ready(Some(Err(e))));
                 }
             }
         }
-        Poll::Ready(Some(Ok(frame)))
+        ControlFlow::Break(Poll::Ready(Some(Ok(frame))))
     }
 
-    fn is_end_stream(&self) -> bool {
+    fn is_end_stream(&self, inner: &B) -> bool {
         // Not before the check: an empty body must still be polled to be checked.
-        self.failed || (self.hashers.is_none() && self.inner.is_end_stream())
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.failed || (self.hashers.is_none() && inner.is_end_stream())
     }
 }
 

@@ -1,6 +1,8 @@
 //! Tests of `digest.rs`: Content-MD5 and SHA-256, kept and streamed.
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body::Frame;
 use http_body_util::StreamBody;
 use tokio::sync::mpsc;
 

@@ -17,6 +17,7 @@ use crate::respond::error_response_with;
 use crate::route::RouteError;
 use crate::send::SendError;
 use crate::sign::SignError;
+use crate::unknown_length::UploadError;
 use crate::upstream::UpstreamError;
 
 /// Everything that can stop a request before S3's own answer is relayed.
@@ -98,6 +99,18 @@ impl From<SendError> for ProxyError {
             SendError::Upstream(e) => e.into(),
             SendError::Session(e) => e.into(),
             SendError::Credentials(e) => e.into(),
+        }
+    }
+}
+
+impl From<UploadError> for ProxyError {
+    fn from(error: UploadError) -> Self {
+        match error {
+            UploadError::Busy(e) => e.into(),
+            UploadError::ClientBody(e) => e.into(),
+            UploadError::Sign(e) => e.into(),
+            UploadError::Send(e) => e.into(),
+            UploadError::Upstream(e) => e.into(),
         }
     }
 }

@@ -13,15 +13,16 @@
 //! alone reused 32 (`benches/idle_conns`: 67 MiB against 43 MiB).
 
 use std::future::poll_fn;
+use std::ops::ControlFlow;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
-use bytes::Bytes;
 use http::{Request, Response, Uri};
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use hyper::body::Incoming;
 
 use crate::body::{BoxError, ProxyBody};
+use crate::hooked::{Given, Hook, Hooked, Polled, Step};
 use crate::pool::{send_on, DialError, Lease, Pools};
 
 /// Why an exchange on a connection failed.
@@ -73,7 +74,6 @@ fn origin_form(uri: &Uri) -> Uri {
 /// connection. Once the body has ended the connection goes back to the pool (if it is open and
 /// the pool has room; it is closed otherwise); a body dropped before its end closes it.
 struct Pulled {
-    body: Incoming,
     lease: Option<Lease>,
     ended: bool,
 }
@@ -83,14 +83,13 @@ impl Pulled {
         use http_body_util::BodyExt;
         let ended = body.is_end_stream();
         let mut pulled = Pulled {
-            body,
             lease: Some(lease),
             ended,
         };
         if ended {
             pulled.release();
         }
-        pulled.boxed_unsync()
+        Hooked::wrap(body, pulled).boxed_unsync()
     }
 
     /// The body has ended, or is dropped: the connection goes back, or is closed.
@@ -107,48 +106,42 @@ impl Pulled {
         // Into the pool if it is open (and the pool has room), closed otherwise.
         drop(lease);
     }
-}
 
-impl Body for Pulled {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        let mut frame = Pin::new(&mut this.body).poll_frame(cx);
-        if frame.is_pending() {
-            if let Some(lease) = this.lease.as_mut() {
-                // The connection reads on; the body may have a frame now.
-                let _ = lease.drive(cx);
-                frame = Pin::new(&mut this.body).poll_frame(cx);
-            }
+    /// What the body gave: the connection goes back once it has ended.
+    fn given(&mut self, given: Given, body: &Incoming) -> Polled {
+        match &given {
+            None => self.ended = true,
+            Some(Ok(_)) => self.ended = body.is_end_stream(),
+            Some(Err(_)) => {}
         }
-        match &frame {
-            Poll::Ready(None) => this.ended = true,
-            Poll::Ready(Some(Ok(_))) => this.ended = this.body.is_end_stream(),
-            Poll::Ready(Some(Err(_))) | Poll::Pending => {}
+        if self.ended {
+            self.release();
         }
-        if this.ended {
-            this.release();
-        }
-        frame.map(|f| f.map(|r| r.map_err(BoxError::from)))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.ended || self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        Poll::Ready(given)
     }
 }
 
-impl Drop for Pulled {
-    fn drop(&mut self) {
-        self.ended = self.ended || self.body.is_end_stream();
+impl Hook<Incoming> for Pulled {
+    fn frame(&mut self, given: Given, body: &mut Incoming, _: &mut Context<'_>) -> Step {
+        ControlFlow::Break(self.given(given, body))
+    }
+
+    fn pending(&mut self, body: &mut Incoming, cx: &mut Context<'_>) -> Polled {
+        let Some(lease) = self.lease.as_mut() else {
+            return Poll::Pending;
+        };
+        // The connection reads on; the body may have a frame now.
+        let _ = lease.drive(cx);
+        let given = ready!(Pin::new(&mut *body).poll_frame(cx));
+        self.given(given.map(|r| r.map_err(BoxError::from)), body)
+    }
+
+    fn is_end_stream(&self, body: &Incoming) -> bool {
+        self.ended || body.is_end_stream()
+    }
+
+    fn dropped(&mut self, body: &mut Incoming) {
+        self.ended = self.ended || body.is_end_stream();
         self.release();
     }
 }

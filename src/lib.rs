@@ -59,7 +59,7 @@
 //! `main.rs` only parses flags (`config`), sets up logging (`logging`, which redacts every line
 //! with `redact`) and calls it; `admin` serves /metrics and the probes. Dependencies point one
 //! way: from `server` and `proxy` down through the stages to `upstream`, `sign`, `names` and
-//! `body`.
+//! `body` (with `hooked`, the one skeleton of the bodies that wrap a body).
 // One call is allowed `unsafe`: glibc's `malloc_trim` in `memory::trim_heap`.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
@@ -87,6 +87,7 @@ pub mod egress_proxy;
 pub mod endpoint;
 pub mod error;
 pub mod exchange;
+pub mod hooked;
 pub mod identity;
 pub mod keepalive;
 pub mod listing;

@@ -4,6 +4,8 @@
 //! own answer instead of a reset; and a body none of which was read can be taken back to send
 //! again.
 
+use std::future::Future;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -14,6 +16,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::sync::oneshot;
 
 use crate::body::{BoxError, ProxyBody};
+use crate::hooked::{Given, Hook, Hooked, Step};
 
 /// Bodies larger than this (or of unknown size) wait for `100 Continue`.
 pub const EXPECT_CONTINUE_OVER: u64 = 64 * 1024;
@@ -49,8 +52,10 @@ impl Gate {
 pub struct AnsweredEarly;
 
 /// The body as hyper sends it upstream.
-pub struct Outgoing {
-    inner: ProxyBody,
+pub type Outgoing = Hooked<ProxyBody, Gated>;
+
+/// What an [`Outgoing`] body waits for, and whom it tells once it has been sent.
+pub struct Gated {
     /// Fired once the last frame has been taken (or at once for an empty body).
     sent: Option<oneshot::Sender<()>>,
     /// Waiting for `100 Continue`: the decision, and the fallback timer.
@@ -75,18 +80,17 @@ pub fn outgoing(body: ProxyBody) -> (Outgoing, oneshot::Receiver<()>, Option<Gat
     } else {
         (None, None)
     };
-    let mut outgoing = Outgoing {
-        inner: body,
+    let mut gated = Gated {
         sent: Some(sent_tx),
         waiting,
     };
-    if outgoing.inner.is_end_stream() {
-        outgoing.mark_sent();
+    if body.is_end_stream() {
+        gated.mark_sent();
     }
-    (outgoing, sent_rx, gate)
+    (Hooked::wrap(body, gated), sent_rx, gate)
 }
 
-impl Outgoing {
+impl Gated {
     fn mark_sent(&mut self) {
         if let Some(sent) = self.sent.take() {
             let _ = sent.send(());
@@ -112,35 +116,20 @@ impl Outgoing {
     }
 }
 
-use std::future::Future;
-
-impl Body for Outgoing {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        match this.poll_gate(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(false) => return Poll::Ready(Some(Err(AnsweredEarly.into()))),
-            Poll::Ready(true) => {}
+impl Hook<ProxyBody> for Gated {
+    fn before(&mut self, cx: &mut Context<'_>) -> Step {
+        match self.poll_gate(cx) {
+            Poll::Pending => ControlFlow::Break(Poll::Pending),
+            Poll::Ready(false) => ControlFlow::Break(Poll::Ready(Some(Err(AnsweredEarly.into())))),
+            Poll::Ready(true) => ControlFlow::Continue(()),
         }
-        let frame = std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx));
-        if frame.is_none() || this.inner.is_end_stream() {
-            this.mark_sent();
-        }
-        Poll::Ready(frame)
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+    fn frame(&mut self, given: Given, inner: &mut ProxyBody, _: &mut Context<'_>) -> Step {
+        if given.is_none() || inner.is_end_stream() {
+            self.mark_sent();
+        }
+        ControlFlow::Break(Poll::Ready(given))
     }
 }
 

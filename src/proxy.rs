@@ -274,7 +274,7 @@ impl Proxy {
                 let upload = unknown_length::Upload::new(&self.sender, &self.budget, signer)
                     .with_checksum(add);
                 // Boxed: a multipart upload's state is large and rare (see `dispatch`).
-                Box::pin(upload.send(operation, head, body, payload, record)).await
+                Ok(Box::pin(upload.send(operation, head, body, payload, record)).await?)
             }
         }
     }

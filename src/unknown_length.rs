@@ -14,19 +14,39 @@ use http::{Method, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 
 use crate::body::{full, ClientBodyError, ProxyBody};
-use crate::budget::{Budget, Reserved};
+use crate::budget::{Budget, OverBudget, Reserved};
 use crate::checksum::{self, Computed, Hasher};
-use crate::error::ProxyError;
 use crate::operation::Operation;
 use crate::record::RequestRecord;
-use crate::send::{Head, OutBody, Sender, Signer};
+use crate::send::{Head, OutBody, SendError, Sender, Signer};
 use crate::sign::{Payload, SignError};
 use crate::upstream::{read_answer, UpstreamError};
+use crate::xml::{self, CompleteReply};
 
 /// Size of the first parts; it doubles every 1000 parts up to [`MAX_PART`], so the 10,000
 /// parts S3 allows hold about 500 GiB.
 pub const FIRST_PART: usize = 8 * 1024 * 1024;
 const MAX_PART: usize = 64 * 1024 * 1024;
+
+/// Why a body of unknown length was not sent (`error` says what the client sees of each).
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// Holding the part would pass `--max-buffered-bytes`.
+    #[error(transparent)]
+    Busy(#[from] OverBudget),
+    /// The client's body broke off, or needs a length it does not have.
+    #[error(transparent)]
+    ClientBody(#[from] ClientBodyError),
+    /// A request of the upload could not be signed; it was not sent.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// A request of the upload got no answer from S3 that could be relayed.
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// S3 answered in a way the upload cannot go on from.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
 
 fn part_size(number: usize) -> usize {
     (FIRST_PART << ((number - 1) / 1000).min(3)).min(MAX_PART)
@@ -44,7 +64,7 @@ struct PartReader {
 impl PartReader {
     /// The next part of at most `size` bytes, and whether the body has ended with it. The part
     /// before it must have been sent (its bytes go back to the budget now).
-    async fn next(&mut self, size: usize) -> Result<(Bytes, bool), ProxyError> {
+    async fn next(&mut self, size: usize) -> Result<(Bytes, bool), UploadError> {
         self.held.shrink_to(self.carry.len() as u64);
         while self.carry.len() < size && !self.ended {
             match self.body.frame().await {
@@ -98,7 +118,7 @@ impl<'a> Upload<'a> {
         body: ProxyBody,
         payload: Payload,
         record: &mut RequestRecord,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
+    ) -> Result<Response<ProxyBody>, UploadError> {
         let mut reader = PartReader {
             body,
             carry: BytesMut::new(),
@@ -147,7 +167,7 @@ impl Multipart<'_> {
         first: Bytes,
         mut reader: PartReader,
         record: &mut RequestRecord,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
+    ) -> Result<Response<ProxyBody>, UploadError> {
         let created = self
             .send(
                 Method::POST,
@@ -161,7 +181,7 @@ impl Multipart<'_> {
         if !created.status().is_success() {
             return Ok(failed(created, &text));
         }
-        let Some(upload_id) = element(&text, "UploadId") else {
+        let Some(upload_id) = xml::parse_upload_id(&text) else {
             return Err(no_answer(
                 "CreateMultipartUpload answered without an UploadId",
             ));
@@ -205,7 +225,7 @@ impl Multipart<'_> {
         number: usize,
         part: Bytes,
         record: &mut RequestRecord,
-    ) -> Result<(HeaderValue, Option<String>), Result<Response<ProxyBody>, ProxyError>> {
+    ) -> Result<(HeaderValue, Option<String>), Result<Response<ProxyBody>, UploadError>> {
         let query = format!("partNumber={number}&uploadId={upload_id}");
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_LENGTH, part.len().into());
@@ -233,24 +253,15 @@ impl Multipart<'_> {
         etags: &[(HeaderValue, Option<String>)],
         whole: Option<String>,
         record: &mut RequestRecord,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
+    ) -> Result<Response<ProxyBody>, UploadError> {
         let algorithm = self
             .checksum
             .map(|c| c.algorithm().name())
             .unwrap_or_default();
-        let mut xml = String::from("<CompleteMultipartUpload>");
-        for (i, (etag, sum)) in etags.iter().enumerate() {
-            let etag = quick_xml::escape::escape(etag.to_str().unwrap_or_default());
-            let sum = sum
-                .as_ref()
-                .map(|s| format!("<Checksum{algorithm}>{s}</Checksum{algorithm}>"))
-                .unwrap_or_default();
-            xml.push_str(&format!(
-                "<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag>{sum}</Part>",
-                i + 1
-            ));
-        }
-        xml.push_str("</CompleteMultipartUpload>");
+        let parts = etags
+            .iter()
+            .map(|(etag, sum)| (etag.to_str().unwrap_or_default(), sum.as_deref()));
+        let xml = xml::complete_multipart_body(algorithm, parts);
         let mut headers = HeaderMap::new();
         if let (Some(c), Some(whole)) = (self.checksum, whole) {
             let value = HeaderValue::from_str(&whole).expect("base64 is a valid header value");
@@ -267,11 +278,14 @@ impl Multipart<'_> {
             .send(Method::POST, &query, headers, Bytes::from(xml), record)
             .await?;
         let (done, text) = read_text(done).await?;
-        // CompleteMultipartUpload can fail with 200 and an <Error> body.
-        if !done.status().is_success() || text.contains("<Error>") {
-            self.abort(upload_id, record).await;
-            return Ok(failed(done, &text));
-        }
+        let etag = match xml::parse_complete_multipart(&text) {
+            CompleteReply::Completed { etag } if done.status().is_success() => etag,
+            // An error status, or 200 with an <Error> body (CompleteMultipartUpload can do that).
+            _ => {
+                self.abort(upload_id, record).await;
+                return Ok(failed(done, &text));
+            }
+        };
         let mut response = Response::new(crate::body::empty());
         // Everything S3 said about the object (encryption, KMS key, bucket key, checksums,
         // version): the client asked for a PutObject and gets its answer's headers.
@@ -280,7 +294,7 @@ impl Multipart<'_> {
                 response.headers_mut().append(name, value.clone());
             }
         }
-        if let Some(etag) = element(&text, "ETag").and_then(|e| HeaderValue::from_str(&e).ok()) {
+        if let Some(etag) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
             response.headers_mut().insert(header::ETAG, etag);
         }
         Ok(response)
@@ -311,7 +325,7 @@ impl Multipart<'_> {
         mut headers: HeaderMap,
         body: Bytes,
         record: &mut RequestRecord,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
+    ) -> Result<Response<ProxyBody>, UploadError> {
         let authority = self.uri.authority().map(|a| a.as_str()).unwrap_or_default();
         let uri: Uri = format!("https://{authority}{}?{query}", self.uri.path())
             .parse()
@@ -362,7 +376,7 @@ fn create_headers(mut headers: HeaderMap, checksum: Option<Computed>) -> HeaderM
 
 async fn read_text(
     response: Response<ProxyBody>,
-) -> Result<(Response<ProxyBody>, String), ProxyError> {
+) -> Result<(Response<ProxyBody>, String), UploadError> {
     let (parts, body) = response.into_parts();
     let bytes = read_answer(body).await?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
@@ -380,20 +394,8 @@ fn failed(response: Response<ProxyBody>, text: &str) -> Response<ProxyBody> {
 }
 
 /// S3 answered in a way the conversion cannot go on from (502).
-fn no_answer(what: &'static str) -> ProxyError {
-    ProxyError::Upstream(UpstreamError::Answer(what.into()))
-}
-
-/// The text of the first `<name>` element (S3's multipart replies are flat and small).
-fn element(xml: &str, name: &str) -> Option<String> {
-    let start = xml.find(&format!("<{name}>"))? + name.len() + 2;
-    let end = start + xml[start..].find(&format!("</{name}>"))?;
-    let raw = &xml[start..end];
-    Some(
-        quick_xml::escape::unescape(raw)
-            .map(|s| s.into_owned())
-            .unwrap_or_else(|_| raw.to_owned()),
-    )
+fn no_answer(what: &'static str) -> UploadError {
+    UpstreamError::Answer(what.into()).into()
 }
 
 #[cfg(test)]
@@ -408,13 +410,6 @@ mod tests {
         assert_eq!(part_size(10_000), 64 << 20);
         let total: usize = (1..=10_000).map(part_size).sum();
         assert!(total > 450 << 30, "{total}");
-    }
-
-    #[test]
-    fn reads_multipart_replies() {
-        let xml = r#"<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><UploadId>a&amp;b</UploadId></InitiateMultipartUploadResult>"#;
-        assert_eq!(element(xml, "UploadId").as_deref(), Some("a&b"));
-        assert_eq!(element(xml, "ETag"), None);
     }
 
     #[test]
@@ -434,36 +429,33 @@ mod tests {
         assert!(!kept.contains_key("x-amz-checksum-crc32"));
     }
 
-    #[tokio::test]
-    async fn a_part_reader_past_the_budget_is_refused() {
-        let frames: Vec<Result<http_body::Frame<Bytes>, crate::body::BoxError>> =
-            vec![Ok(http_body::Frame::data(Bytes::from(vec![0u8; 50])))];
+    /// A part reader of a body made of `frames` of data, holding against `budget`.
+    fn part_reader(frames: Vec<Vec<u8>>, budget: &Budget) -> PartReader {
+        let frames = frames
+            .into_iter()
+            .map(|f| Ok::<_, crate::body::BoxError>(http_body::Frame::data(Bytes::from(f))));
         let body =
             http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
-        let budget = Budget::new(40);
-        let mut reader = PartReader {
+        PartReader {
             body,
             carry: BytesMut::new(),
             ended: false,
             held: budget.reserve(0).unwrap(),
-        };
-        assert!(matches!(reader.next(100).await, Err(ProxyError::Busy(_))));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_part_reader_past_the_budget_is_refused() {
+        let budget = Budget::new(40);
+        let mut reader = part_reader(vec![vec![0u8; 50]], &budget);
+        assert!(matches!(reader.next(100).await, Err(UploadError::Busy(_))));
     }
 
     #[tokio::test]
     async fn the_part_reader_cuts_exact_parts_across_frames() {
-        let frames: Vec<Result<http_body::Frame<Bytes>, crate::body::BoxError>> = (0..10)
-            .map(|i| Ok(http_body::Frame::data(Bytes::from(vec![i as u8; 7]))))
-            .collect();
-        let body =
-            http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
         let budget = Budget::new(40);
-        let mut reader = PartReader {
-            body,
-            carry: BytesMut::new(),
-            ended: false,
-            held: budget.reserve(0).unwrap(),
-        };
+        let frames = (0..10).map(|i| vec![i as u8; 7]).collect();
+        let mut reader = part_reader(frames, &budget);
         let (a, end_a) = reader.next(30).await.unwrap();
         assert_eq!(
             budget.used(),

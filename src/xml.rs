@@ -1,10 +1,13 @@
-//! S3 XML: parsing CreateSession results and error bodies, and writing the bodies the proxy sends.
+//! S3 XML, all of it that the proxy reads or writes: CreateSession results, error bodies, the
+//! replies of a multipart upload and listings read; error, CreateSession, location, listing and
+//! CompleteMultipartUpload bodies written. Everything goes through quick-xml (its reader, its
+//! writer and its escaping); no other module searches or builds XML text.
 
 use std::collections::HashMap;
 
 use quick_xml::escape::{escape, resolve_predefined_entity};
-use quick_xml::events::Event;
-use quick_xml::Reader;
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+use quick_xml::{Reader, Writer};
 
 /// The XML could not be read, or lacked a required element.
 #[derive(Debug, thiserror::Error)]
@@ -30,35 +33,37 @@ fn leaf_texts(xml: &str) -> Result<HashMap<String, String>, XmlError> {
             Event::Start(start) => {
                 current = Some((start.local_name().as_ref().to_owned(), String::new()));
             }
-            Event::Text(text) => {
-                if let Some((_, buf)) = current.as_mut() {
-                    buf.push_str(&text.xml10_content());
-                }
-            }
-            Event::CData(data) => {
-                if let Some((_, buf)) = current.as_mut() {
-                    buf.push_str(&data.xml10_content());
-                }
-            }
-            Event::GeneralRef(reference) => {
-                if let Some((_, buf)) = current.as_mut() {
-                    if let Ok(Some(ch)) = reference.resolve_char_ref() {
-                        buf.push(ch);
-                    } else if let Some(s) = resolve_predefined_entity(&reference) {
-                        buf.push_str(s);
-                    }
-                }
-            }
             Event::End(_) => {
                 if let Some((name, text)) = current.take() {
                     out.entry(name).or_insert(text);
                 }
             }
             Event::Eof => break,
-            _ => {}
+            other => {
+                if let Some((_, buf)) = current.as_mut() {
+                    push_content(buf, &other);
+                }
+            }
         }
     }
     Ok(out)
+}
+
+/// Adds the text an event holds (text, CDATA, a character or predefined entity) to `buf`;
+/// other events and unknown entities add nothing.
+fn push_content(buf: &mut String, event: &Event<'_>) {
+    match event {
+        Event::Text(text) => buf.push_str(&text.xml10_content()),
+        Event::CData(data) => buf.push_str(&data.xml10_content()),
+        Event::GeneralRef(reference) => {
+            if let Ok(Some(ch)) = reference.resolve_char_ref() {
+                buf.push(ch);
+            } else if let Some(s) = resolve_predefined_entity(reference) {
+                buf.push_str(s);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// An element of a small document read whole ([`parse_tree`]): its local name, the text
@@ -247,90 +252,161 @@ pub fn location_body(region: &str) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// What a small reply holds, read leniently ([`scan`]).
+struct Scanned {
+    /// An `<Error>` element was opened.
+    error: bool,
+    /// The text of the first element of the name asked for.
+    text: Option<String>,
+}
 
-    // Verbatim from the S3 API reference for CreateSession.
-    const CREATE_SESSION: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
-<CreateSessionResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
-   <Credentials>
-      <SessionToken>TYPE-SESSION-TOKEN</SessionToken>
-      <SecretAccessKey>TYPE-SECRET-ACCESS-KEY</SecretAccessKey>
-      <AccessKeyId>TYPE-ACCESS-KEY-ID</AccessKeyId>
-      <Expiration>2024-01-29T18:53:01Z</Expiration>
-   </Credentials>
-</CreateSessionResult>"#;
-
-    // Shaped as S3 sends them (the request and host ids are S3's own format).
-    const EXPIRED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
-<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message><RequestId>01c6cb7b2e00018c5d18e3b70509a7a1e5d5a6f4</RequestId><HostId>dAz9yTQ2Wr1HN9lJvnhTy0RVc3HPgZQz3WZFcnL1yrI=</HostId></Error>"#;
-
-    const ACCESS_DENIED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
-<Error><Code>AccessDenied</Code><Message>Access Denied &amp; more</Message><RequestId>XYZ</RequestId></Error>"#;
-
-    #[test]
-    fn parses_a_create_session_result() {
-        let c = parse_create_session(CREATE_SESSION).unwrap();
-        assert_eq!(c.session_token, "TYPE-SESSION-TOKEN");
-        assert_eq!(c.secret_access_key, "TYPE-SECRET-ACCESS-KEY");
-        assert_eq!(c.access_key_id, "TYPE-ACCESS-KEY-ID");
-        assert_eq!(c.expiration, "2024-01-29T18:53:01Z");
-        assert!(!format!("{c:?}").contains("TYPE-SECRET"));
-        assert!(!format!("{c:?}").contains("TYPE-SESSION-TOKEN"));
+/// Reads a small reply for the text of its first `name` element and whether it holds an
+/// `<Error>`. S3's multipart replies are flat and small; reading is lenient, as their string
+/// search was before: it stops at the end or at the first fault, keeping what it read.
+fn scan(xml: &str, name: &str) -> Scanned {
+    let mut reader = Reader::from_str(xml);
+    let mut scanned = Scanned {
+        error: false,
+        text: None,
+    };
+    // The text of the `name` element being read.
+    let mut open: Option<String> = None;
+    while let Ok(event) = reader.read_event() {
+        match &event {
+            Event::Start(start) => {
+                let local = start.local_name();
+                scanned.error |= local.as_ref() == "Error";
+                if local.as_ref() == name && scanned.text.is_none() && open.is_none() {
+                    open = Some(String::new());
+                }
+            }
+            Event::End(end) if end.local_name().as_ref() == name => {
+                if let Some(text) = open.take() {
+                    scanned.text = Some(text);
+                }
+            }
+            Event::Eof => break,
+            other => {
+                if let Some(text) = open.as_mut() {
+                    push_content(text, other);
+                }
+            }
+        }
     }
+    scanned
+}
 
-    #[test]
-    fn parses_error_bodies_with_entities() {
-        assert_eq!(parse_error(EXPIRED).unwrap().code, "ExpiredToken");
-        let e = parse_error(ACCESS_DENIED).unwrap();
-        assert_eq!(
-            (e.code.as_str(), e.message.as_str()),
-            ("AccessDenied", "Access Denied & more")
-        );
-    }
+/// The `UploadId` of a CreateMultipartUpload answer.
+pub fn parse_upload_id(xml: &str) -> Option<String> {
+    scan(xml, "UploadId").text
+}
 
-    #[test]
-    fn rejects_truncated_and_incomplete_bodies() {
-        assert!(parse_create_session("<CreateSessionResult><Credentials><SessionToken>x").is_err());
-        assert!(parse_create_session("<CreateSessionResult/>").is_err());
-        assert!(parse_error("<Error><Message>no code</Message></Error>").is_err());
-        assert!(parse_error("not xml at all <<<").is_err());
-    }
+/// What a CompleteMultipartUpload answer says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompleteReply {
+    /// An `<Error>`: CompleteMultipartUpload can fail with status 200.
+    Failed,
+    /// The object was made; its ETag, when the answer gave one.
+    Completed {
+        /// The object's ETag, as S3 wrote it (quoted).
+        etag: Option<String>,
+    },
+}
 
-    #[test]
-    fn a_tree_keeps_order_nesting_and_resolved_text() {
-        let xml = "<?xml version=\"1.0\"?>\n<R xmlns=\"x\"><A>1 &amp; &#x32;</A><B/><C><D> d </D><D><![CDATA[<e>]]></D></C></R>";
-        let root = parse_tree(xml).unwrap();
-        assert_eq!(root.name, "R");
-        let names: Vec<&str> = root.children.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["A", "B", "C"]);
-        assert_eq!(root.child_text("A"), Some("1 & 2"));
-        assert_eq!(root.child_text("B"), Some(""));
-        let texts: Vec<&str> = root
-            .child("C")
-            .unwrap()
-            .children
-            .iter()
-            .map(|d| d.text.as_str())
-            .collect();
-        assert_eq!(texts, [" d ", "<e>"]);
-        assert!(parse_tree("<R><A></R>").is_err());
-        assert!(parse_tree("<R><A>").is_err());
-        assert!(parse_tree("<R>&bogus;</R>").is_err());
-        let deep = format!("{}{}", "<a>".repeat(40), "</a>".repeat(40));
-        assert!(parse_tree(&deep).is_err());
-    }
-
-    #[test]
-    fn written_bodies_escape_and_round_trip() {
-        let body = error_body("InvalidArgument", "bad <header> & value", "REQ1");
-        assert_eq!(parse_error(&body).unwrap().message, "bad <header> & value");
-        let body = create_session_body("AK", "S<", "T&", "2030-01-01T00:00:00Z");
-        let c = parse_create_session(&body).unwrap();
-        assert_eq!(
-            (c.secret_access_key.as_str(), c.session_token.as_str()),
-            ("S<", "T&")
-        );
+/// Reads a CompleteMultipartUpload answer.
+pub fn parse_complete_multipart(xml: &str) -> CompleteReply {
+    let scanned = scan(xml, "ETag");
+    match scanned.error {
+        true => CompleteReply::Failed,
+        false => CompleteReply::Completed { etag: scanned.text },
     }
 }
+
+/// Writes a CompleteMultipartUpload request body: for each part, in order and numbered from 1,
+/// its ETag and, when the upload has a checksum `algorithm` (`CRC32`, ...), its checksum.
+pub fn complete_multipart_body<'a>(
+    algorithm: &str,
+    parts: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Vec<u8> {
+    let checksum = format!("Checksum{algorithm}");
+    let mut w = XmlWriter::bare();
+    w.element("CompleteMultipartUpload", |w| {
+        for (i, (etag, sum)) in parts.into_iter().enumerate() {
+            w.element("Part", |w| {
+                w.text("PartNumber", &(i + 1).to_string());
+                w.text("ETag", etag);
+                if let Some(sum) = sum {
+                    w.text(&checksum, sum);
+                }
+            });
+        }
+    });
+    w.finish()
+}
+
+/// S3's namespace, on the root of the results it sends.
+const S3_NAMESPACE: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
+
+/// A body being written (quick-xml, no indentation, text escaped as [`escape`] does).
+pub struct XmlWriter(Writer<Vec<u8>>);
+
+impl XmlWriter {
+    /// A document that opens as S3's do: `<?xml version="1.0" encoding="UTF-8"?>` and a line
+    /// end. `capacity`: the bytes to make room for.
+    pub fn document(capacity: usize) -> Self {
+        let mut w = XmlWriter(Writer::new(Vec::with_capacity(capacity)));
+        w.event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
+        w.0.get_mut().push(b'\n');
+        w
+    }
+
+    /// A body without a declaration (as the SDKs send request bodies).
+    pub fn bare() -> Self {
+        XmlWriter(Writer::new(Vec::new()))
+    }
+
+    fn event(&mut self, event: Event<'_>) {
+        self.0
+            .write_event(event)
+            .expect("writing into memory cannot fail");
+    }
+
+    /// The root element `name`, in S3's namespace, around what `inner` writes.
+    pub fn s3_root(&mut self, name: &str, inner: impl FnOnce(&mut Self)) {
+        let start = BytesStart::new(name).with_attributes([("xmlns", S3_NAMESPACE)]);
+        self.event(Event::Start(start));
+        inner(self);
+        self.event(Event::End(BytesEnd::new(name)));
+    }
+
+    /// The element `name` around what `inner` writes.
+    pub fn element(&mut self, name: &str, inner: impl FnOnce(&mut Self)) {
+        self.event(Event::Start(BytesStart::new(name)));
+        inner(self);
+        self.event(Event::End(BytesEnd::new(name)));
+    }
+
+    /// The element `name` holding `text`.
+    pub fn text(&mut self, name: &str, text: &str) {
+        self.element(name, |w| w.event(Event::Text(BytesText::new(text))));
+    }
+
+    /// An element read by [`parse_tree`], written back: its text, or its children.
+    pub fn tree(&mut self, element: &Element) {
+        if element.children.is_empty() {
+            return self.text(&element.name, &element.text);
+        }
+        self.element(&element.name, |w| {
+            element.children.iter().for_each(|c| w.tree(c));
+        });
+    }
+
+    /// The bytes written.
+    pub fn finish(self) -> Vec<u8> {
+        self.0.into_inner()
+    }
+}
+
+#[cfg(test)]
+#[path = "xml_tests.rs"]
+mod tests;

@@ -2,11 +2,9 @@
 //! `ListBucketResult` written for the client.
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use quick_xml::events::{BytesDecl, BytesText, Event};
-use quick_xml::Writer;
 
 use super::request::Plan;
-use crate::xml::{parse_tree, Element};
+use crate::xml::{parse_tree, Element, XmlWriter};
 
 /// What `encoding-type=url` leaves as it is: RFC 3986 unreserved characters and `/`, as S3 does.
 const KEY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
@@ -121,92 +119,56 @@ pub enum Next<'a> {
 
 /// Writes the client's `ListBucketResult` (v1 or v2, as the plan says).
 pub fn write(plan: &Plan, entries: &[Entry], next: Next<'_>) -> Vec<u8> {
-    let mut w = Writer::new(Vec::with_capacity(256 + entries.len() * 256));
-    write_result(&mut w, plan, entries, &next).expect("writing into a Vec cannot fail");
-    w.into_inner()
-}
-
-fn write_result(
-    w: &mut Writer<Vec<u8>>,
-    plan: &Plan,
-    entries: &[Entry],
-    next: &Next<'_>,
-) -> std::io::Result<()> {
-    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-    w.get_mut().push(b'\n');
+    let mut w = XmlWriter::document(256 + entries.len() * 256);
     let enc = |s: &str| encode(s, plan.url);
-    w.create_element("ListBucketResult")
-        .with_attribute(("xmlns", "http://s3.amazonaws.com/doc/2006-03-01/"))
-        .write_inner_content(|w| {
-            text(w, "Name", &plan.bucket)?;
-            text(w, "Prefix", &enc(&plan.prefix))?;
-            if plan.v1 {
-                text(w, "Marker", &enc(&plan.marker))?;
-                if let Next::Marker(marker) = next {
-                    text(w, "NextMarker", &enc(marker))?;
-                }
-            } else {
-                if let Some(token) = &plan.token {
-                    text(w, "ContinuationToken", token)?;
-                }
-                if let Next::Token(token) = next {
-                    text(w, "NextContinuationToken", token)?;
-                }
-                text(w, "KeyCount", &entries.len().to_string())?;
+    w.s3_root("ListBucketResult", |w| {
+        w.text("Name", &plan.bucket);
+        w.text("Prefix", &enc(&plan.prefix));
+        if plan.v1 {
+            w.text("Marker", &enc(&plan.marker));
+            if let Next::Marker(marker) = next {
+                w.text("NextMarker", &enc(marker));
             }
-            text(w, "MaxKeys", &plan.max_keys.to_string())?;
-            if plan.delimited {
-                text(w, "Delimiter", &enc("/"))?;
+        } else {
+            if let Some(token) = &plan.token {
+                w.text("ContinuationToken", token);
             }
-            let truncated = !matches!(next, Next::None);
-            text(w, "IsTruncated", if truncated { "true" } else { "false" })?;
-            if let Some(start_after) = &plan.start_after {
-                text(w, "StartAfter", &enc(start_after))?;
+            if let Next::Token(token) = next {
+                w.text("NextContinuationToken", token);
             }
-            if plan.url {
-                text(w, "EncodingType", "url")?;
-            }
-            write_entries(w, entries, &enc)
-        })?;
-    Ok(())
+            w.text("KeyCount", &entries.len().to_string());
+        }
+        w.text("MaxKeys", &plan.max_keys.to_string());
+        if plan.delimited {
+            w.text("Delimiter", &enc("/"));
+        }
+        let truncated = !matches!(next, Next::None);
+        w.text("IsTruncated", if truncated { "true" } else { "false" });
+        if let Some(start_after) = &plan.start_after {
+            w.text("StartAfter", &enc(start_after));
+        }
+        if plan.url {
+            w.text("EncodingType", "url");
+        }
+        write_entries(w, entries, &enc);
+    });
+    w.finish()
 }
 
-fn write_entries(
-    w: &mut Writer<Vec<u8>>,
-    entries: &[Entry],
-    enc: &dyn Fn(&str) -> String,
-) -> std::io::Result<()> {
+fn write_entries(w: &mut XmlWriter, entries: &[Entry], enc: &dyn Fn(&str) -> String) {
     for entry in entries {
         if let Entry::Object(object) = entry {
-            w.create_element("Contents").write_inner_content(|w| {
-                text(w, "Key", &enc(&object.key))?;
-                object.rest.iter().try_for_each(|e| element(w, e))
-            })?;
+            w.element("Contents", |w| {
+                w.text("Key", &enc(&object.key));
+                object.rest.iter().for_each(|e| w.tree(e));
+            });
         }
     }
     for entry in entries {
         if let Entry::Prefix(prefix) = entry {
-            w.create_element("CommonPrefixes")
-                .write_inner_content(|w| text(w, "Prefix", &enc(prefix)))?;
+            w.element("CommonPrefixes", |w| w.text("Prefix", &enc(prefix)));
         }
     }
-    Ok(())
-}
-
-/// Writes an element S3 sent, as it sent it (text, or children).
-fn element(w: &mut Writer<Vec<u8>>, e: &Element) -> std::io::Result<()> {
-    if e.children.is_empty() {
-        return text(w, &e.name, &e.text);
-    }
-    w.create_element(e.name.as_str())
-        .write_inner_content(|w| e.children.iter().try_for_each(|c| element(w, c)))?;
-    Ok(())
-}
-
-fn text(w: &mut Writer<Vec<u8>>, name: &str, value: &str) -> std::io::Result<()> {
-    w.create_element(name)
-        .write_text_content(BytesText::new(value))?;
-    Ok(())
 }
 
 /// `s` as the client asked for it: URL-encoded with `encoding-type=url`.

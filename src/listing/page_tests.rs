@@ -234,3 +234,17 @@ fn a_v2_answer_counts_what_it_returns_and_passes_tokens_through() {
     assert_eq!(text("Marker"), None);
     assert_eq!(text("EncodingType"), None);
 }
+
+#[test]
+fn a_written_page_is_the_same_bytes_as_before_its_writer_moved_to_xml_rs() {
+    let mut plan = plan(false, "photos/&", "", 3);
+    plan.url = true;
+    plan.delimited = true;
+    plan.token = Some("c&t".into());
+    plan.start_after = Some("s<a".into());
+    let entries = parse(V2_DELIMITED).unwrap().entries;
+    let written = write(&plan, &entries, Next::Token("n\"t"));
+    let expected = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>quotes</Name><Prefix>photos/%26</Prefix><ContinuationToken>c&amp;t</ContinuationToken><NextContinuationToken>n&quot;t</NextContinuationToken><KeyCount>3</KeyCount><MaxKeys>3</MaxKeys><Delimiter>/</Delimiter><IsTruncated>true</IsTruncated><StartAfter>s%3Ca</StartAfter><EncodingType>url</EncodingType><Contents><Key>photos/2006/</Key><LastModified>2016-04-30T23:51:29.000Z</LastModified><ETag>&quot;d41d8cd98f00b204e9800998ecf8427e&quot;</ETag><Size>0</Size><StorageClass>STANDARD</StorageClass></Contents><CommonPrefixes><Prefix>photos/2006/February/</Prefix></CommonPrefixes><CommonPrefixes><Prefix>photos/2006/January/</Prefix></CommonPrefixes></ListBucketResult>"#;
+    assert_eq!(String::from_utf8(written).unwrap(), expected);
+}
