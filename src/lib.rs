@@ -109,6 +109,7 @@ pub mod send;
 pub mod server;
 pub mod session;
 pub mod sign;
+pub mod socket;
 pub mod unknown_length;
 pub mod upstream;
 pub mod uri;
