@@ -145,6 +145,23 @@ impl Tap for Bytes {
     }
 }
 
+/// Counts a connection in `s3x_proxy_connections_idle` while it rests, however the wait ends.
+pub struct Resting<'a>(&'a prometheus::IntGauge);
+
+impl<'a> Resting<'a> {
+    /// Counts one more resting connection in `gauge`.
+    pub fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Resting(gauge)
+    }
+}
+
+impl Drop for Resting<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Any client socket, boxed: what a tunnel runs over.
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}

@@ -87,6 +87,8 @@ pub mod egress_proxy;
 pub mod endpoint;
 pub mod error;
 pub mod exchange;
+pub mod handshake;
+pub mod http_settings;
 pub mod identity;
 pub mod keepalive;
 pub mod listing;
@@ -110,6 +112,7 @@ pub mod server;
 pub mod session;
 pub mod sign;
 pub mod socket;
+pub mod tunnel;
 pub mod unknown_length;
 pub mod upstream;
 pub mod uri;
@@ -194,7 +197,7 @@ pub async fn run_with_upstream(
         connections: Arc::new(Semaphore::new(config.max_connections)),
         client_idle: config.client_idle_timeout,
         workers: workers.clone(),
-        http: server::Http::new(config.client_idle_timeout, config.client_rest_after),
+        http: http_settings::Http::new(config.client_idle_timeout, config.client_rest_after),
         memory: memory::Trimmer::new(),
     });
     tokio::spawn(shared.memory.clone().run(memory::trim_heap));
