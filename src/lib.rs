@@ -183,7 +183,7 @@ pub async fn run_with_upstream(
     let proxy = pipeline(&config, upstream, &registry)?;
     let metrics = proxy.metrics().clone();
     let iam = proxy.credentials().clone();
-    let ca = Arc::new(ca::CertificateAuthority::load_or_create(&config.ca_dir)?);
+    let ca = Arc::new(ca::CertificateAuthority::load_or_create(&config.ca_dir).await?);
     let workers = Arc::new(workers::Workers::start(config.workers)?);
     let shared = Arc::new(server::Shared {
         proxy,
