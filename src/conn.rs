@@ -10,15 +10,12 @@
 //! and two per request; the watchdog reads the counters every quarter of the idle timeout.
 
 use std::future::Future;
-use std::io;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use prometheus::IntGauge;
-use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -69,11 +66,6 @@ impl Slot {
             io,
             tap: self.clone(),
         }
-    }
-
-    /// Bytes moved on the client socket.
-    fn moved(&self) {
-        self.progress.fetch_add(1, Relaxed);
     }
 
     /// Marks a request in flight until the returned guard drops (at the response head).
@@ -259,23 +251,9 @@ impl DrainWatch {
 pub type Tracked<I> = Wrapped<I, Arc<Slot>>;
 
 impl Tap for Arc<Slot> {
-    fn poll_read<I: AsyncRead + Unpin>(
-        &mut self,
-        io: &mut I,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = Pin::new(io).poll_read(cx, buf);
-        if matches!(poll, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.moved();
-        }
-        poll
-    }
-
-    fn wrote(&self, n: usize) {
+    fn moved(&self, n: usize) {
         if n > 0 {
-            self.moved();
+            self.progress.fetch_add(1, Relaxed);
         }
     }
 }

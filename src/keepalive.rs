@@ -124,14 +124,9 @@ impl<I: AsyncRead + Unpin> Prefixed<I> {
 
 /// Reads take the bytes in front first; writes go straight to the socket.
 impl Tap for Bytes {
-    fn poll_read<I: AsyncRead + Unpin>(
-        &mut self,
-        io: &mut I,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn read_front(&mut self, buf: &mut ReadBuf<'_>) -> bool {
         if self.is_empty() {
-            return Pin::new(io).poll_read(cx, buf);
+            return false;
         }
         let n = self.len().min(buf.remaining());
         buf.put_slice(&self[..n]);
@@ -141,7 +136,7 @@ impl Tap for Bytes {
             // buffer, 8 KiB or more) for as long as the connection rests.
             *self = Bytes::new();
         }
-        Poll::Ready(Ok(()))
+        true
     }
 }
 

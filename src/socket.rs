@@ -21,30 +21,34 @@ pub struct Wrapped<I, T> {
 
 /// What a [`Wrapped`] socket does besides passing reads and writes through.
 pub trait Tap: Unpin {
-    /// Reads into `buf`: by default straight from `io`.
-    fn poll_read<I: AsyncRead + Unpin>(
-        &mut self,
-        io: &mut I,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(io).poll_read(cx, buf)
+    /// Fills `buf` with bytes the tap holds in front of the socket, if it holds any (by default
+    /// none): `false` sends the read on to the socket.
+    fn read_front(&mut self, buf: &mut ReadBuf<'_>) -> bool {
+        let _ = buf;
+        false
     }
 
-    /// A write to the socket took `n` bytes (perhaps none); by default nothing happens.
-    fn wrote(&self, n: usize) {
+    /// A read or write on the socket moved `n` bytes (perhaps none); by default nothing happens.
+    fn moved(&self, n: usize) {
         let _ = n;
     }
 }
 
 impl<I: AsyncRead + Unpin, T: Tap> AsyncRead for Wrapped<I, T> {
     fn poll_read(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        this.tap.poll_read(&mut this.io, cx, buf)
+        if self.tap.read_front(buf) {
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.io).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = poll {
+            self.tap.moved(buf.filled().len() - before);
+        }
+        poll
     }
 }
 
@@ -81,10 +85,10 @@ impl<I: AsyncWrite + Unpin, T: Tap> AsyncWrite for Wrapped<I, T> {
 }
 
 impl<I, T: Tap> Wrapped<I, T> {
-    /// Tells the tap what a write took.
+    /// Tells the tap what a write moved.
     fn wrote(&self, poll: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
         if let Poll::Ready(Ok(n)) = &poll {
-            self.tap.wrote(*n);
+            self.tap.moved(*n);
         }
         poll
     }
