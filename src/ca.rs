@@ -12,7 +12,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -32,6 +32,8 @@ const CACHE_CAPACITY: u64 = 1024;
 const LEAF_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// How long to wait for a concurrently created CA's certificate to appear next to its key.
 const PEER_CREATE_WAIT: Duration = Duration::from_secs(1);
+/// How often to look for it meanwhile.
+const PEER_CREATE_POLL: Duration = Duration::from_millis(25);
 
 /// Errors from loading, creating or using the CA.
 #[derive(Debug, thiserror::Error)]
@@ -128,8 +130,10 @@ impl CertificateAuthority {
     /// via a temp file linked into place without replacing anything, so a concurrent second
     /// process never sees a half-written key and the first process to publish a key wins).
     /// If both files exist, load them (the dir may be read-only, e.g. a Kubernetes Secret mount).
-    /// If exactly one exists, that's an error explaining what's wrong (don't overwrite).
-    pub fn load_or_create(dir: &Path) -> Result<Self, CaError> {
+    /// If exactly one exists, that's an error explaining what's wrong (don't overwrite), unless
+    /// it is the key and the certificate appears within a second (another process is between
+    /// publishing the two): that wait is on tokio's clock, and blocks no thread.
+    pub async fn load_or_create(dir: &Path) -> Result<Self, CaError> {
         let cert_path = dir.join(CERT_FILE);
         let key_path = dir.join(KEY_FILE);
         let incomplete = |present, missing| CaError::Incomplete {
@@ -142,14 +146,14 @@ impl CertificateAuthority {
             (true, false) => return Err(incomplete(CERT_FILE, KEY_FILE)),
             // Another process may be between publishing the key and the certificate.
             (false, true) => {
-                if !wait_for(&cert_path)? {
+                if !wait_for(&cert_path).await? {
                     return Err(incomplete(KEY_FILE, CERT_FILE));
                 }
             }
             (false, false) => {
                 if create(dir, &cert_path, &key_path)? {
                     tracing::info!(path = %cert_path.display(), "created local CA");
-                } else if !wait_for(&cert_path)? {
+                } else if !wait_for(&cert_path).await? {
                     return Err(incomplete(KEY_FILE, CERT_FILE));
                 }
             }
@@ -378,11 +382,12 @@ fn exists(path: &Path) -> Result<bool, CaError> {
     path.try_exists().map_err(io_err(path))
 }
 
-/// Polls for `path` to appear (a concurrent creator publishing its certificate).
-fn wait_for(path: &Path) -> Result<bool, CaError> {
-    let deadline = Instant::now() + PEER_CREATE_WAIT;
-    while Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(25));
+/// Polls for `path` to appear (a concurrent creator publishing its certificate), for up to
+/// [`PEER_CREATE_WAIT`].
+async fn wait_for(path: &Path) -> Result<bool, CaError> {
+    let deadline = tokio::time::Instant::now() + PEER_CREATE_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(PEER_CREATE_POLL).await;
         if exists(path)? {
             return Ok(true);
         }

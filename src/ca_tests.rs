@@ -36,11 +36,11 @@ fn mint(ca: &CertificateAuthority, host: &str) -> Leaf {
     ca.mint(&[parse_host(host).unwrap()]).unwrap()
 }
 
-#[test]
-fn creates_then_loads_same_ca() {
+#[tokio::test]
+async fn creates_then_loads_same_ca() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("nested/ca");
-    let ca = CertificateAuthority::load_or_create(&dir).unwrap();
+    let ca = CertificateAuthority::load_or_create(&dir).await.unwrap();
     assert_eq!(ca.cert_path(), dir.join("ca.pem"));
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&dir.join("ca-key.pem")), 0o600);
@@ -50,36 +50,42 @@ fn creates_then_loads_same_ca() {
     // No temp files left behind.
     assert_eq!(fs::read_dir(&dir).unwrap().count(), 2);
 
-    let again = CertificateAuthority::load_or_create(&dir).unwrap();
+    let again = CertificateAuthority::load_or_create(&dir).await.unwrap();
     assert_eq!(again.cert_pem(), ca.cert_pem());
     assert_eq!(fs::read(dir.join("ca-key.pem")).unwrap(), key_before);
     // Leaves from either instance chain to the same on-disk root.
     assert!(verify(&ca, &mint(&again, HOST).chain, HOST));
 }
 
-#[test]
-fn loads_from_read_only_dir() {
+#[tokio::test]
+async fn loads_from_read_only_dir() {
     let tmp = tempfile::tempdir().unwrap();
-    let ca = CertificateAuthority::load_or_create(tmp.path()).unwrap();
+    let ca = CertificateAuthority::load_or_create(tmp.path())
+        .await
+        .unwrap();
     fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o500)).unwrap();
-    let again = CertificateAuthority::load_or_create(tmp.path());
+    let again = CertificateAuthority::load_or_create(tmp.path()).await;
     fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o700)).unwrap();
     assert_eq!(again.unwrap().cert_pem(), ca.cert_pem());
 }
 
-#[test]
-fn debug_shows_no_key() {
+#[tokio::test]
+async fn debug_shows_no_key() {
     let tmp = tempfile::tempdir().unwrap();
-    let ca = CertificateAuthority::load_or_create(tmp.path()).unwrap();
+    let ca = CertificateAuthority::load_or_create(tmp.path())
+        .await
+        .unwrap();
     let dbg = format!("{ca:?}");
     assert!(dbg.contains("ca.pem"), "{dbg}");
     assert!(!dbg.contains("BEGIN") && !dbg.contains("key"), "{dbg}");
 }
 
-#[test]
-fn leaves_verify_against_ca_pem() {
+#[tokio::test]
+async fn leaves_verify_against_ca_pem() {
     let tmp = tempfile::tempdir().unwrap();
-    let ca = CertificateAuthority::load_or_create(tmp.path()).unwrap();
+    let ca = CertificateAuthority::load_or_create(tmp.path())
+        .await
+        .unwrap();
     assert!(verify(&ca, &mint(&ca, HOST).chain, HOST));
     assert!(verify(&ca, &mint(&ca, "127.0.0.1").chain, "127.0.0.1"));
     assert!(verify(&ca, &mint(&ca, "[::1]").chain, "::1"));
@@ -94,14 +100,18 @@ fn leaves_verify_against_ca_pem() {
     assert!(!verify(&ca, &mint(&ca, "127.0.0.1").chain, "127.0.0.2"));
     // A different CA's leaf does not verify against this root.
     let tmp2 = tempfile::tempdir().unwrap();
-    let ca2 = CertificateAuthority::load_or_create(tmp2.path()).unwrap();
+    let ca2 = CertificateAuthority::load_or_create(tmp2.path())
+        .await
+        .unwrap();
     assert!(!verify(&ca, &mint(&ca2, HOST).chain, HOST));
 }
 
-#[test]
-fn names_config_covers_all_names() {
+#[tokio::test]
+async fn names_config_covers_all_names() {
     let tmp = tempfile::tempdir().unwrap();
-    let ca = CertificateAuthority::load_or_create(tmp.path()).unwrap();
+    let ca = CertificateAuthority::load_or_create(tmp.path())
+        .await
+        .unwrap();
     let names = ["localhost", "127.0.0.1", "proxy.internal"].map(|n| parse_host(n).unwrap());
     let leaf = ca.mint(&names).unwrap();
     for host in ["localhost", "127.0.0.1", "proxy.internal"] {
@@ -158,7 +168,9 @@ async fn handshake(
 #[tokio::test]
 async fn tls_handshake_negotiates_alpn() {
     let tmp = tempfile::tempdir().unwrap();
-    let ca = CertificateAuthority::load_or_create(tmp.path()).unwrap();
+    let ca = CertificateAuthority::load_or_create(tmp.path())
+        .await
+        .unwrap();
     let config = ca.server_config_for(HOST).unwrap();
     let both: &[&[u8]] = &[b"h2", b"http/1.1"];
     let alpn = handshake(&ca, config.clone(), HOST, both).await.unwrap();
@@ -171,10 +183,14 @@ async fn tls_handshake_negotiates_alpn() {
     assert!(handshake(&ca, ip, "127.0.0.1", both).await.is_ok());
 }
 
-#[test]
-fn concurrent_calls_mint_once() {
+#[tokio::test]
+async fn concurrent_calls_mint_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let ca = Arc::new(CertificateAuthority::load_or_create(tmp.path()).unwrap());
+    let ca = Arc::new(
+        CertificateAuthority::load_or_create(tmp.path())
+            .await
+            .unwrap(),
+    );
     let barrier = Arc::new(std::sync::Barrier::new(32));
     let handles: Vec<_> = (0..32)
         .map(|_| {
@@ -195,10 +211,12 @@ fn concurrent_calls_mint_once() {
     assert_eq!(ca.minted(), 2);
 }
 
-#[test]
-fn invalid_hosts_are_rejected() {
+#[tokio::test]
+async fn invalid_hosts_are_rejected() {
     let tmp = tempfile::tempdir().unwrap();
-    let ca = CertificateAuthority::load_or_create(tmp.path()).unwrap();
+    let ca = CertificateAuthority::load_or_create(tmp.path())
+        .await
+        .unwrap();
     let long = "a".repeat(300);
     let label64 = format!("{}.com", "a".repeat(64));
     for host in [
@@ -242,17 +260,20 @@ fn invalid_hosts_are_rejected() {
     assert!(verify(&ca, &mint(&ca, &max).chain, &max));
 }
 
-#[test]
-fn only_one_file_is_an_error() {
+/// (The clock is paused: a key alone is waited on for a second before it is an error.)
+#[tokio::test(start_paused = true)]
+async fn only_one_file_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
     let good = tmp.path().join("good");
-    CertificateAuthority::load_or_create(&good).unwrap();
+    CertificateAuthority::load_or_create(&good).await.unwrap();
     for (present, missing) in [("ca.pem", "ca-key.pem"), ("ca-key.pem", "ca.pem")] {
         let dir = tmp.path().join(present);
         fs::create_dir(&dir).unwrap();
         let original = fs::read(good.join(present)).unwrap();
         fs::write(dir.join(present), &original).unwrap();
-        let err = CertificateAuthority::load_or_create(&dir).unwrap_err();
+        let err = CertificateAuthority::load_or_create(&dir)
+            .await
+            .unwrap_err();
         assert!(matches!(err, CaError::Incomplete { .. }), "{err}");
         assert!(err.to_string().contains(missing), "{err}");
         assert_eq!(fs::read(dir.join(present)).unwrap(), original);
@@ -260,26 +281,28 @@ fn only_one_file_is_an_error() {
     }
 }
 
-#[test]
-fn mismatched_or_garbage_files_are_rejected() {
+#[tokio::test]
+async fn mismatched_or_garbage_files_are_rejected() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b, c) = (
         tmp.path().join("a"),
         tmp.path().join("b"),
         tmp.path().join("c"),
     );
-    CertificateAuthority::load_or_create(&a).unwrap();
-    CertificateAuthority::load_or_create(&b).unwrap();
+    CertificateAuthority::load_or_create(&a).await.unwrap();
+    CertificateAuthority::load_or_create(&b).await.unwrap();
     fs::copy(a.join("ca-key.pem"), b.join("ca-key.pem")).unwrap();
-    let err = CertificateAuthority::load_or_create(&b).unwrap_err();
+    let err = CertificateAuthority::load_or_create(&b).await.unwrap_err();
     assert!(matches!(&err, CaError::BadPem { path, .. } if path.ends_with("ca-key.pem")));
     fs::create_dir(&c).unwrap();
     fs::write(c.join("ca.pem"), "not a pem").unwrap();
     fs::write(c.join("ca-key.pem"), "not a pem").unwrap();
-    let err = CertificateAuthority::load_or_create(&c).unwrap_err();
+    let err = CertificateAuthority::load_or_create(&c).await.unwrap_err();
     assert!(matches!(&err, CaError::BadPem { path, .. } if path.ends_with("ca.pem")));
 }
 
+/// Eight processes starting at once on an empty directory end up with one CA: each thread
+/// stands for a process, with a runtime of its own.
 #[test]
 fn concurrent_creators_agree() {
     let tmp = tempfile::tempdir().unwrap();
@@ -288,7 +311,12 @@ fn concurrent_creators_agree() {
         .map(|_| {
             let dir = dir.clone();
             std::thread::spawn(move || {
-                CertificateAuthority::load_or_create(&dir).map(|ca| ca.cert_pem().to_owned())
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                    .unwrap();
+                let ca = runtime.block_on(CertificateAuthority::load_or_create(&dir));
+                ca.map(|ca| ca.cert_pem().to_owned())
             })
         })
         .collect();
@@ -300,10 +328,32 @@ fn concurrent_creators_agree() {
     assert_eq!(fs::read_dir(&dir).unwrap().count(), 2);
 }
 
-#[test]
-fn server_config_from_files_round_trip() {
+/// Another process has published the key and not yet the certificate: the second waits for it
+/// (on tokio's clock, paused here) and loads the same CA.
+#[tokio::test(start_paused = true)]
+async fn a_key_without_its_certificate_yet_is_waited_for() {
     let tmp = tempfile::tempdir().unwrap();
-    let ca = CertificateAuthority::load_or_create(&tmp.path().join("ca")).unwrap();
+    let (peer, dir) = (tmp.path().join("peer"), tmp.path().join("ca"));
+    let first = CertificateAuthority::load_or_create(&peer).await.unwrap();
+    fs::create_dir(&dir).unwrap();
+    fs::copy(peer.join(KEY_FILE), dir.join(KEY_FILE)).unwrap();
+    let load = tokio::spawn({
+        let dir = dir.clone();
+        async move { CertificateAuthority::load_or_create(&dir).await }
+    });
+    tokio::time::sleep(PEER_CREATE_WAIT / 2).await;
+    assert!(!load.is_finished(), "it did not wait for the certificate");
+    fs::copy(peer.join(CERT_FILE), dir.join(CERT_FILE)).unwrap();
+    let second = load.await.unwrap().unwrap();
+    assert_eq!(second.cert_pem(), first.cert_pem());
+}
+
+#[tokio::test]
+async fn server_config_from_files_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = CertificateAuthority::load_or_create(&tmp.path().join("ca"))
+        .await
+        .unwrap();
     let leaf = mint(&ca, "localhost");
     let cert_pem: String = leaf
         .chain
@@ -375,18 +425,26 @@ fn is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<CertificateAuthority>();
     check::<CaError>();
+    // `run` loads the CA on its way to serving; its future must stay `Send` (never polled here).
+    fn send<F: Send>(_: F) {}
+    send(CertificateAuthority::load_or_create(Path::new("unused")));
 }
 
 /// `cargo test --release -- --ignored --nocapture timings`
-#[test]
+#[tokio::test]
 #[ignore]
-fn timings() {
+async fn timings() {
+    use std::time::Instant;
     let tmp = tempfile::tempdir().unwrap();
     let start = Instant::now();
-    let ca = CertificateAuthority::load_or_create(tmp.path()).unwrap();
+    let ca = CertificateAuthority::load_or_create(tmp.path())
+        .await
+        .unwrap();
     println!("create CA: {:?}", start.elapsed());
     let start = Instant::now();
-    CertificateAuthority::load_or_create(tmp.path()).unwrap();
+    CertificateAuthority::load_or_create(tmp.path())
+        .await
+        .unwrap();
     println!("load CA: {:?}", start.elapsed());
     let n = 100;
     let start = Instant::now();

@@ -10,17 +10,16 @@
 //! and two per request; the watchdog reads the counters every quarter of the idle timeout.
 
 use std::future::Future;
-use std::io;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use prometheus::IntGauge;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::socket::{Tap, Wrapped};
 
 /// How many watchdog looks make up one idle timeout.
 const LOOKS_PER_TIMEOUT: u32 = 4;
@@ -63,9 +62,9 @@ impl Slot {
 
     /// Wraps the client socket so that the bytes moving on it count as progress.
     pub fn track<I>(self: &Arc<Self>, io: I) -> Tracked<I> {
-        Tracked {
+        Wrapped {
             io,
-            slot: self.clone(),
+            tap: self.clone(),
         }
     }
 
@@ -249,72 +248,13 @@ impl DrainWatch {
 }
 
 /// A client socket whose reads and writes that move bytes count as progress of its [`Slot`].
-pub struct Tracked<I> {
-    io: I,
-    slot: Arc<Slot>,
-}
+pub type Tracked<I> = Wrapped<I, Arc<Slot>>;
 
-impl<I> Tracked<I> {
-    fn moved(&self) {
-        self.slot.progress.fetch_add(1, Relaxed);
-    }
-
-    fn count<T>(
-        &self,
-        poll: Poll<io::Result<T>>,
-        moved: impl FnOnce(&T) -> bool,
-    ) -> Poll<io::Result<T>> {
-        if let Poll::Ready(Ok(value)) = &poll {
-            if moved(value) {
-                self.moved();
-            }
+impl Tap for Arc<Slot> {
+    fn moved(&self, n: usize) {
+        if n > 0 {
+            self.progress.fetch_add(1, Relaxed);
         }
-        poll
-    }
-}
-
-impl<I: AsyncRead + Unpin> AsyncRead for Tracked<I> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut self.io).poll_read(cx, buf);
-        let grew = buf.filled().len() > before;
-        self.count(poll, |()| grew)
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.io).poll_write(cx, buf);
-        self.count(poll, |n| *n > 0)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
-        self.count(poll, |n| *n > 0)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -360,6 +300,24 @@ mod tests {
         drop(slot.begin());
         let never = tokio::time::timeout(Duration::from_secs(3600), slot.rested(None, begun));
         assert!(never.await.is_err());
+    }
+
+    #[tokio::test]
+    async fn reads_and_writes_that_move_bytes_count_as_progress() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let slot = slot();
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut tracked = slot.track(server);
+        let progress = || slot.progress.load(Relaxed);
+        tracked.write_all(b"answer").await.unwrap();
+        assert_eq!(progress(), 1, "a write");
+        client.write_all(b"ask").await.unwrap();
+        let mut read = [0u8; 3];
+        tracked.read_exact(&mut read).await.unwrap();
+        assert_eq!(progress(), 2, "a read");
+        drop(client);
+        assert_eq!(tracked.read(&mut read).await.unwrap(), 0);
+        assert_eq!(progress(), 2, "the end of the stream moves nothing");
     }
 
     #[tokio::test(start_paused = true)]

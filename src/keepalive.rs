@@ -34,6 +34,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 
+use crate::socket::{Tap, Wrapped};
+
 /// What a client connection speaks, from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -46,18 +48,16 @@ pub enum Protocol {
 /// The h2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// A socket with bytes already read from it in front: reads take those first.
-pub struct Prefixed<I> {
-    io: I,
-    prefix: Bytes,
-}
+/// A socket with bytes already read from it in front (its tap): reads take those first.
+pub type Prefixed<I> = Wrapped<I, Bytes>;
 
+// The tap of a `Prefixed` socket is the bytes read ahead.
 impl<I> Prefixed<I> {
     /// `io`, with nothing read ahead yet.
     pub fn new(io: I) -> Self {
-        Prefixed {
+        Wrapped {
             io,
-            prefix: Bytes::new(),
+            tap: Bytes::new(),
         }
     }
 
@@ -66,19 +66,19 @@ impl<I> Prefixed<I> {
         if more.is_empty() {
             return;
         }
-        if self.prefix.is_empty() {
-            self.prefix = more;
+        if self.tap.is_empty() {
+            self.tap = more;
         } else {
-            let mut joined = BytesMut::with_capacity(self.prefix.len() + more.len());
-            joined.extend_from_slice(&self.prefix);
+            let mut joined = BytesMut::with_capacity(self.tap.len() + more.len());
+            joined.extend_from_slice(&self.tap);
             joined.extend_from_slice(&more);
-            self.prefix = joined.freeze();
+            self.tap = joined.freeze();
         }
     }
 
     /// Whether bytes are waiting in front of the socket.
     pub fn has_unread(&self) -> bool {
-        !self.prefix.is_empty()
+        !self.tap.is_empty()
     }
 }
 
@@ -92,7 +92,7 @@ impl<I: AsyncRead + Unpin> Prefixed<I> {
         // Small on purpose: it only has to show the connection is alive; hyper reads the rest.
         let mut first = [0u8; 64];
         let n = self.io.read(&mut first).await?;
-        self.prefix = Bytes::copy_from_slice(&first[..n]);
+        self.tap = Bytes::copy_from_slice(&first[..n]);
         Ok(n > 0)
     }
 
@@ -110,11 +110,11 @@ impl<I: AsyncRead + Unpin> Prefixed<I> {
                 _ => None,
             };
             if n == 0 || decided.is_some() {
-                self.prefix = seen.freeze();
+                self.tap = seen.freeze();
                 // Bytes that end before they tell (a client that closed) are HTTP/1.1's to
                 // refuse.
                 return Ok(match (n, decided) {
-                    (0, _) if self.prefix.is_empty() => None,
+                    (0, _) if self.tap.is_empty() => None,
                     (_, decided) => Some(decided.unwrap_or(Protocol::Http1)),
                 });
             }
@@ -122,54 +122,38 @@ impl<I: AsyncRead + Unpin> Prefixed<I> {
     }
 }
 
-impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix[..n]);
-            self.prefix.advance(n);
-            if self.prefix.is_empty() {
-                // An empty slice would still hold the buffer it was cut from (hyper's read
-                // buffer, 8 KiB or more) for as long as the connection rests.
-                self.prefix = Bytes::new();
-            }
-            return Poll::Ready(Ok(()));
+/// Reads take the bytes in front first; writes go straight to the socket.
+impl Tap for Bytes {
+    fn read_front(&mut self, buf: &mut ReadBuf<'_>) -> bool {
+        if self.is_empty() {
+            return false;
         }
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let n = self.len().min(buf.remaining());
+        buf.put_slice(&self[..n]);
+        self.advance(n);
+        if self.is_empty() {
+            // An empty slice would still hold the buffer it was cut from (hyper's read
+            // buffer, 8 KiB or more) for as long as the connection rests.
+            *self = Bytes::new();
+        }
+        true
     }
 }
 
-impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
+/// Counts a connection in `s3x_proxy_connections_idle` while it rests, however the wait ends.
+pub struct Resting<'a>(&'a prometheus::IntGauge);
 
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+impl<'a> Resting<'a> {
+    /// Counts one more resting connection in `gauge`.
+    pub fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Resting(gauge)
     }
+}
 
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+impl Drop for Resting<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

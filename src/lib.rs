@@ -87,7 +87,9 @@ pub mod egress_proxy;
 pub mod endpoint;
 pub mod error;
 pub mod exchange;
+pub mod handshake;
 pub mod hooked;
+pub mod http_settings;
 pub mod identity;
 pub mod keepalive;
 pub mod listing;
@@ -110,6 +112,8 @@ pub mod send;
 pub mod server;
 pub mod session;
 pub mod sign;
+pub mod socket;
+pub mod tunnel;
 pub mod unknown_length;
 pub mod upstream;
 pub mod uri;
@@ -180,7 +184,7 @@ pub async fn run_with_upstream(
     let proxy = pipeline(&config, upstream, &registry)?;
     let metrics = proxy.metrics().clone();
     let iam = proxy.credentials().clone();
-    let ca = Arc::new(ca::CertificateAuthority::load_or_create(&config.ca_dir)?);
+    let ca = Arc::new(ca::CertificateAuthority::load_or_create(&config.ca_dir).await?);
     let workers = Arc::new(workers::Workers::start(config.workers)?);
     let shared = Arc::new(server::Shared {
         proxy,
@@ -194,7 +198,7 @@ pub async fn run_with_upstream(
         connections: Arc::new(Semaphore::new(config.max_connections)),
         client_idle: config.client_idle_timeout,
         workers: workers.clone(),
-        http: server::Http::new(config.client_idle_timeout, config.client_rest_after),
+        http: http_settings::Http::new(config.client_idle_timeout, config.client_rest_after),
         memory: memory::Trimmer::new(),
     });
     tokio::spawn(shared.memory.clone().run(memory::trim_heap));

@@ -42,12 +42,12 @@ async fn start(cli: Cli) -> Result<(), BoxError> {
     let ca_dir = s3x_proxy::config::ca_dir(&cli.args)?;
     match cli.command {
         Some(Command::Ca) => {
-            let ca = CertificateAuthority::load_or_create(&ca_dir)?;
+            let ca = CertificateAuthority::load_or_create(&ca_dir).await?;
             println!("{}", ca.cert_path().display());
             return Ok(());
         }
         Some(Command::Env) => {
-            let ca = CertificateAuthority::load_or_create(&ca_dir)?;
+            let ca = CertificateAuthority::load_or_create(&ca_dir).await?;
             print!(
                 "{}",
                 s3x_proxy::config::env_lines(&cli.args, ca.cert_path())

@@ -1,5 +1,6 @@
 //! Serve: accept connections (plain or TLS), serve HTTP/1.1 or h2 on them (an HTTP/1.1 one rests
-//! between requests, see `keepalive`), and run the tunnels that CONNECT opens.
+//! between requests, see `keepalive`), and hand each request to the pipeline, or a CONNECT to
+//! `tunnel`; the connection inside an intercepted tunnel is served here too.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -8,25 +9,28 @@ use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::PROXY_AUTHORIZATION;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::server::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
 use crate::body::{idle_limited, BoxError, ProxyBody};
 use crate::ca::CertificateAuthority;
 use crate::conn::{drive, Drain, DrainWatch, Driven, InFlight, Slot, Tracked};
-use crate::connect::{ConnectPolicy, Tunnel};
-use crate::keepalive::{Handoff, Prefixed, Protocol, Upgrade, WithoutShutdown};
+use crate::connect::ConnectPolicy;
+use crate::handshake::handshake;
+use crate::http_settings::Http;
+use crate::keepalive::{BoxIo, Handoff, Prefixed, Protocol, Resting, WithoutShutdown};
 use crate::proxy::Proxy;
 use crate::route::Arrival;
+use crate::tunnel;
 use crate::workers::Workers;
 
 /// State shared by every connection.
@@ -49,6 +53,31 @@ pub struct Shared {
     pub http: Http,
     /// Hands back the heap pages that connections free when they rest or close.
     pub memory: Arc<crate::memory::Trimmer>,
+}
+
+/// What a tunnel needs from the server: the tunnel is spawned by [`dispatch`], and the
+/// connection inside it is served by [`serve_http`].
+impl tunnel::Server for Arc<Shared> {
+    fn proxy(&self) -> &Proxy {
+        &self.proxy
+    }
+
+    fn connect(&self) -> &ConnectPolicy {
+        &self.connect
+    }
+
+    fn ca(&self) -> &CertificateAuthority {
+        &self.ca
+    }
+
+    fn serve(
+        self,
+        io: TlsStream<BoxIo>,
+        arrival: Arrival,
+        slot: Arc<Slot>,
+    ) -> impl Future<Output = ()> + Send {
+        serve_http(io, arrival, self, slot)
+    }
 }
 
 /// Accepts connections until `stop` flips, serving each on its own task. At
@@ -298,22 +327,6 @@ impl<Q: Future<Output = ()>> Open<'_, Q> {
     }
 }
 
-/// Counts a connection in `s3x_proxy_connections_idle` while it rests, however the wait ends.
-struct Resting<'a>(&'a prometheus::IntGauge);
-
-impl<'a> Resting<'a> {
-    fn new(gauge: &'a prometheus::IntGauge) -> Self {
-        gauge.inc();
-        Resting(gauge)
-    }
-}
-
-impl Drop for Resting<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
 /// The service of one client connection: each request is dispatched on a future of its own,
 /// counted in flight until its response head.
 struct Dispatch {
@@ -338,58 +351,6 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
     }
 }
 
-/// HTTP/1.1 and h2 settings: the request head must arrive within the idle timeout, and h2
-/// pings a peer that has gone quiet with requests in flight (an idle h2 connection is closed
-/// by the watchdog before its first ping).
-pub struct Http {
-    h1: http1::Builder,
-    h2: http2::Builder<TokioExecutor>,
-    /// `--client-rest-after` (see `keepalive`); `None`: HTTP/1.1 connections never rest.
-    rest_after: Option<Duration>,
-}
-
-/// Most h2 streams a client may have open on one connection: with `--max-connections`, this
-/// bounds the requests (and their buffers) one client can hold. Bodies held in memory are
-/// bounded by `--max-buffered-bytes` in any case.
-pub const MAX_H2_STREAMS: u32 = 100;
-/// Most bytes of header fields an h2 client may send (h1's read buffer bounds its own at
-/// about 400 KiB).
-const MAX_HEADER_BYTES: u32 = 64 * 1024;
-
-/// Open client connections past which a connection rests after at most [`CROWDED_REST_AFTER`].
-pub const CROWDED: i64 = 256;
-/// The longest `--client-rest-after` when more than [`CROWDED`] client connections are open.
-pub const CROWDED_REST_AFTER: Duration = Duration::from_millis(10);
-
-impl Http {
-    /// How long an HTTP/1.1 connection waits before it rests, with `open` client connections
-    /// open: `--client-rest-after`, or at most [`CROWDED_REST_AFTER`] when more than
-    /// [`CROWDED`] are. A few busy connections keep their buffers for the next request, as
-    /// waking costs CPU; many connections, most of them idle, give theirs back at once, as
-    /// nginx's keep-alive connections do (20 KiB each: 1,000 of them hold 20 MiB). Under load a
-    /// connection is not idle for 10 ms between requests, so it does not rest.
-    pub fn rest_after(&self, open: i64) -> Option<Duration> {
-        let after = self.rest_after?;
-        Some(match open > CROWDED {
-            true => after.min(CROWDED_REST_AFTER),
-            false => after,
-        })
-    }
-
-    /// The settings for `--client-idle-timeout` `idle` and `--client-rest-after` `rest_after`.
-    pub fn new(idle: Duration, rest_after: Option<Duration>) -> Self {
-        let mut h1 = http1::Builder::new();
-        h1.timer(TokioTimer::new()).header_read_timeout(idle);
-        let mut h2 = http2::Builder::new(TokioExecutor::new());
-        h2.timer(TokioTimer::new())
-            .keep_alive_interval(idle * 2)
-            .keep_alive_timeout(idle)
-            .max_concurrent_streams(MAX_H2_STREAMS)
-            .max_header_list_size(MAX_HEADER_BYTES);
-        Http { h1, h2, rest_after }
-    }
-}
-
 type ServiceFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
 
 /// Routes one request: CONNECT opens a tunnel; anything else goes through the pipeline, with
@@ -408,134 +369,13 @@ async fn dispatch(
 ) -> Response<ProxyBody> {
     if request.method() == Method::CONNECT {
         let slot = in_flight.slot().clone();
-        return Box::pin(connect(request, &arrival, shared, slot, handoff)).await;
+        return Box::pin(tunnel::answer(request, &arrival, shared, slot, handoff)).await;
     }
     let idle = shared.client_idle;
     let request =
         request.map(|body| idle_limited(body.map_err(BoxError::from).boxed_unsync(), idle));
     let response = shared.proxy.handle(request, &arrival).await;
     response.map(|body| idle_limited(body, idle))
-}
-
-/// Answers a CONNECT through the same record/response path as every request, and spawns the
-/// tunnel it opens; the tunnel keeps the connection's slot, and gets the socket through
-/// `handoff` (HTTP/1.1) or hyper's upgrade (h2).
-async fn connect(
-    mut request: Request<Incoming>,
-    arrival: &Arrival,
-    shared: Arc<Shared>,
-    slot: Arc<Slot>,
-    handoff: Option<Arc<Handoff>>,
-) -> Response<ProxyBody> {
-    let mut record = shared.proxy.record(request.method(), arrival);
-    record.operation = "CONNECT";
-    if let Err(repeated) = crate::repeats::refuse_repeats(request.headers()) {
-        return shared.proxy.respond(Err(repeated.into()), record);
-    }
-    // With --access-file, a tunnel is opened only for a client of the file, and bound to it.
-    let identity = match shared.proxy.access() {
-        Some(access) => match access.authenticate_basic(request.headers().get(PROXY_AUTHORIZATION))
-        {
-            Ok(principal) => Some(principal),
-            Err(refused) => return shared.proxy.respond(Err(refused.into()), record),
-        },
-        None => None,
-    };
-    record.client_name = identity.as_ref().map(|p| p.name().to_owned());
-    let opened = shared.connect.open(&request, &shared.ca).await;
-    let client = arrival.client;
-    let result = opened.map(|tunnel| {
-        let upgrade = Upgrade::of(&mut request, handoff.as_ref());
-        match tunnel {
-            Tunnel::Intercept { host, acceptor } => {
-                let span = tracing::info_span!("tunnel", %host);
-                let tunnel = Inner {
-                    client,
-                    host,
-                    identity,
-                };
-                let tunnel = intercept(upgrade, tunnel, acceptor, shared.clone(), slot);
-                tokio::spawn(tunnel.instrument(span));
-            }
-            Tunnel::Plain(upstream) => {
-                tokio::spawn(plain_tunnel(upgrade, upstream, slot).in_current_span());
-            }
-        }
-        let mut response = Response::new(crate::body::empty());
-        *response.status_mut() = StatusCode::OK;
-        response
-    });
-    shared.proxy.respond(result, record)
-}
-
-/// Who an intercepted tunnel serves, and for which host.
-struct Inner {
-    client: SocketAddr,
-    host: String,
-    identity: Option<crate::identity::Principal>,
-}
-
-/// Terminates TLS inside the tunnel with a leaf for its host, then serves any number of
-/// requests, as the client that opened it.
-async fn intercept(
-    upgrade: Upgrade,
-    tunnel: Inner,
-    acceptor: TlsAcceptor,
-    shared: Arc<Shared>,
-    slot: Arc<Slot>,
-) {
-    let upgraded = match upgrade.io().await {
-        Ok(upgraded) => upgraded,
-        Err(error) => return tracing::debug!(%error, "CONNECT upgrade failed"),
-    };
-    match handshake(acceptor.accept(upgraded), &slot).await {
-        Ok(tls) => {
-            let arrival = Arrival {
-                client: tunnel.client,
-                tunnel: Some(tunnel.host.into()),
-                identity: tunnel.identity,
-            };
-            serve_http(tls, arrival, shared, slot).await
-        }
-        Err(error) => tracing::debug!(%error, "TLS handshake inside the tunnel failed"),
-    }
-}
-
-/// A client TLS handshake, bounded so a silent or dawdling client cannot hold a connection
-/// open: it must finish within [`TLS_HANDSHAKE_TIMEOUT`], and bytes must keep moving.
-async fn handshake<T>(
-    accept: tokio_rustls::Accept<T>,
-    slot: &Slot,
-) -> std::io::Result<tokio_rustls::server::TlsStream<T>>
-where
-    T: AsyncRead + AsyncWrite + Unpin,
-{
-    tokio::select! {
-        done = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept) => {
-            done.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
-        }
-        () = slot.quiet() => Err(std::io::ErrorKind::TimedOut.into()),
-    }
-}
-
-/// How long a client may take to complete its TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Copies bytes both ways between the client and an allowed host, until either side closes or
-/// no byte has moved for the idle timeout.
-async fn plain_tunnel(upgrade: Upgrade, mut upstream: TcpStream, slot: Arc<Slot>) {
-    let mut client = match upgrade.io().await {
-        Ok(upgraded) => upgraded,
-        Err(error) => return tracing::debug!(%error, "CONNECT upgrade failed"),
-    };
-    tokio::select! {
-        copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
-            if let Err(error) = copied {
-                tracing::debug!(%error, "tunnel closed with an error");
-            }
-        }
-        () = slot.quiet() => tracing::debug!(idle = ?slot.idle_timeout(), "closing an idle tunnel"),
-    }
 }
 
 #[cfg(test)]
@@ -555,21 +395,6 @@ mod tests {
         eprintln!("dispatch future {dispatch} B, serve_tcp future {serve_tcp} B");
         assert!(dispatch <= 5120, "dispatch future is {dispatch} bytes");
         assert!(serve_tcp <= 512, "serve_tcp future is {serve_tcp} bytes");
-    }
-
-    #[test]
-    fn connections_rest_sooner_when_many_are_open() {
-        use super::{Http, CROWDED, CROWDED_REST_AFTER};
-        use std::time::Duration;
-        let idle = Duration::from_secs(60);
-        let second = Http::new(idle, Some(Duration::from_secs(1)));
-        assert_eq!(second.rest_after(1), Some(Duration::from_secs(1)));
-        assert_eq!(second.rest_after(CROWDED), Some(Duration::from_secs(1)));
-        assert_eq!(second.rest_after(CROWDED + 1), Some(CROWDED_REST_AFTER));
-        // A shorter setting stays; `0s` (never) stays never.
-        let short = Http::new(idle, Some(Duration::from_millis(2)));
-        assert_eq!(short.rest_after(5000), Some(Duration::from_millis(2)));
-        assert_eq!(Http::new(idle, None).rest_after(5000), None);
     }
 }
 

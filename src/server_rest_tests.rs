@@ -41,7 +41,11 @@ async fn serve(args: &[&str]) -> Served {
     let proxy = crate::pipeline(&config, Arc::new(Unreachable), &Registry::new()).unwrap();
     let shared = Arc::new(Shared {
         proxy,
-        ca: Arc::new(CertificateAuthority::load_or_create(&config.ca_dir).unwrap()),
+        ca: Arc::new(
+            CertificateAuthority::load_or_create(&config.ca_dir)
+                .await
+                .unwrap(),
+        ),
         connect: ConnectPolicy {
             general_purpose: false,
             allow: Vec::new(),

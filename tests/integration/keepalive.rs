@@ -252,14 +252,14 @@ fn closed_by_the_proxy(stream: &TcpStream) -> bool {
     }
 }
 
-/// With more than `server::CROWDED` (256) client connections open, a connection that starts
+/// With more than `http_settings::CROWDED` (256) client connections open, a connection that starts
 /// being served rests after 10 ms idle whatever `--client-rest-after` says: here an hour, which
 /// no connection would reach during the test without the rule. (A connection already being
 /// served when the crowd came keeps its period: the rule is read when hyper takes it up.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_many_connections_open_idle_ones_rest_at_once() {
     let (h, mut first) = rested_connection_with(&["--client-rest-after", "1h"]).await;
-    let crowded = s3x_proxy::server::CROWDED as usize;
+    let crowded = s3x_proxy::http_settings::CROWDED as usize;
     let mut streams = Vec::new();
     for _ in 0..crowded + 20 {
         streams.push(TcpStream::connect(h.proxy).await.unwrap());

@@ -277,7 +277,9 @@ async fn allow_connect_opens_a_plain_tunnel_to_a_chosen_host() {
 async fn the_tls_listener_serves_an_operators_certificate() {
     // Mint a certificate for "proxy.test" with a throwaway CA, as an operator would bring one.
     let issuer_dir = tempfile::tempdir().unwrap();
-    let issuer = s3x_proxy::ca::CertificateAuthority::load_or_create(issuer_dir.path()).unwrap();
+    let issuer = s3x_proxy::ca::CertificateAuthority::load_or_create(issuer_dir.path())
+        .await
+        .unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(vec!["proxy.test".to_string()]).unwrap();
     params
