@@ -20,13 +20,13 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
+use crate::admit::Arrival;
 use crate::body::{idle_limited, BoxError, ProxyBody};
 use crate::ca::CertificateAuthority;
 use crate::conn::{drive, Drain, DrainWatch, Driven, InFlight, Slot, Tracked};
 use crate::connect::{ConnectPolicy, Tunnel};
 use crate::keepalive::{Handoff, Prefixed, Protocol, Upgrade, WithoutShutdown};
 use crate::proxy::Proxy;
-use crate::route::Arrival;
 use crate::workers::Workers;
 
 /// State shared by every connection.
