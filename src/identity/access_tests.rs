@@ -1,6 +1,7 @@
 use super::*;
 use crate::identity::file::AccessList;
-use crate::identity::testing::{seen, t0, DATA, FILE};
+use crate::identity::testing::{t0, DATA, FILE};
+use crate::identity::tests::seen;
 use std::time::Duration;
 use Operation::*;
 

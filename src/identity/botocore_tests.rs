@@ -7,7 +7,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::testing::{parse_head, seen, DATA, FILE};
+use super::testing::{parse_head, DATA, FILE};
+use super::tests::seen;
 use super::*;
 use crate::operation::Operation;
 

@@ -1,5 +1,5 @@
 //! The errors of client identification and authorisation. The status and S3 code a client sees
-//! for each are decided with every other error's, in `crate::error`.
+//! for each are decided with every other error's, in `error.rs`.
 
 /// Why a request is refused. `Display` is the client-safe message (S3's own wording where S3
 /// has one); [`AuthError::detail`] says more, for the log line only.

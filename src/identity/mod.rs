@@ -41,7 +41,7 @@
 //! // an open tunnel, on each later request: who = access.refresh(&who)?;
 //! ```
 //! Every error is an [`AuthError`] with a client-safe `Display` and a `detail()` for the log;
-//! the status and S3 code a client sees are decided in `crate::error`, with every other error's.
+//! the status and S3 code a client sees are decided in `error.rs`, with every other error's.
 
 mod access;
 mod amz_date;

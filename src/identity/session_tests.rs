@@ -1,5 +1,6 @@
 use super::*;
-use crate::identity::testing::{seen, t0, DATA, FILE};
+use crate::identity::testing::{t0, DATA, FILE};
+use crate::identity::tests::seen;
 
 fn list() -> AccessList {
     AccessList::parse(FILE, "t").unwrap()

@@ -7,7 +7,8 @@ use aws_sigv4::http_request::SignableBody;
 use http::request::Parts;
 use http::HeaderValue;
 
-use super::testing::{seen, t0, Signer, HOST, READER_SECRET, WRITER_SECRET};
+use super::testing::{t0, Signer, HOST, READER_SECRET, WRITER_SECRET};
+use super::tests::seen;
 use super::*;
 
 pub(super) fn control() -> AccessControl {

@@ -171,9 +171,3 @@ impl super::AccessControl {
         }
     }
 }
-
-/// The status and S3 code a client sees for `err`, from the one error mapping (`crate::error`).
-pub fn seen(err: super::AuthError) -> (u16, String) {
-    let reply = crate::error::ProxyError::from(err).reply();
-    (reply.status.as_u16(), reply.code)
-}

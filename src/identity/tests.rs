@@ -9,9 +9,15 @@ use http::request::Parts;
 use http::HeaderValue;
 
 use super::sigv4_tests::control;
-use super::testing::{seen, t0, Signer, DATA, FILE, HOST, READER_SECRET, WRITER_SECRET};
+use super::testing::{t0, Signer, DATA, FILE, HOST, READER_SECRET, WRITER_SECRET};
 use super::*;
 use crate::operation::Operation;
+
+/// The status and S3 code a client sees for `err`, from the one error mapping (`crate::error`).
+pub(super) fn seen(err: AuthError) -> (u16, String) {
+    let reply = crate::error::ProxyError::from(err).reply();
+    (reply.status.as_u16(), reply.code)
+}
 
 fn file_with(text: &str) -> tempfile::NamedTempFile {
     let mut file = tempfile::NamedTempFile::new().unwrap();
