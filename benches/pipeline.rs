@@ -28,10 +28,11 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::BodyExt;
+use s3x_proxy::admit::Arrival;
 use s3x_proxy::body::{full, ProxyBody};
 use s3x_proxy::endpoint::BucketRegions;
 use s3x_proxy::logging::LogFormat;
-use s3x_proxy::route::{route, Arrival};
+use s3x_proxy::route::route;
 use s3x_proxy::upstream::{Upstream, UpstreamFuture};
 
 const HOST: &str = "demo--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com";
@@ -149,14 +150,9 @@ fn main() {
 
     let settings = config().route;
     let learned = BucketRegions::default();
-    let arrival = Arrival {
-        client: "127.0.0.1:40000".parse().unwrap(),
-        tunnel: None,
-        identity: None,
-    };
     let (parts, _) = request().into_parts();
     measure("route_forward_get", 200_000, || {
-        let _ = black_box(route(black_box(&parts), &arrival, &settings, &learned));
+        let _ = black_box(route(black_box(&parts), None, &settings, &learned));
     });
 
     let credentials =

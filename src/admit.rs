@@ -15,7 +15,31 @@ use crate::identity::{
     requested_mode, AccessControl, Admission, AuthError, BodyCheck, Principal, Refusal,
 };
 use crate::respond::create_session_answer;
-use crate::route::{Arrival, Route};
+use crate::route::Route;
+
+/// Where a request came from: the client's address, and whether it arrived directly on a
+/// listener (forward-proxy absolute form or endpoint mode) or inside an intercepted CONNECT
+/// tunnel, whose target host is then the truth.
+#[derive(Clone, Debug)]
+pub struct Arrival {
+    /// The client's address.
+    pub client: std::net::SocketAddr,
+    /// The CONNECT target host (lowercase, without port) of the tunnel the request came through.
+    pub tunnel: Option<std::sync::Arc<str>>,
+    /// With `--access-file`: the client that opened the tunnel (its `Proxy-Authorization`).
+    pub identity: Option<Principal>,
+}
+
+impl Arrival {
+    /// A request straight on a listener.
+    pub fn direct(client: std::net::SocketAddr) -> Self {
+        Self {
+            client,
+            tunnel: None,
+            identity: None,
+        }
+    }
+}
 
 /// Who sent the request: the tunnel's client (under the access list in force now), the
 /// `Proxy-Authorization` of a forward-mode request, or the SigV4 signature of an endpoint-mode

@@ -20,6 +20,9 @@ use crate::sign::SignError;
 use crate::unknown_length::UploadError;
 use crate::upstream::UpstreamError;
 
+/// The `Proxy-Authenticate` value of every 407.
+const PROXY_AUTHENTICATE: &str = "Basic realm=\"s3x-proxy\"";
+
 /// Everything that can stop a request before S3's own answer is relayed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -149,7 +152,7 @@ impl ProxyError {
             ProxyError::Credentials(_) => credentials_reply(),
             ProxyError::Session(e) => return session_reply(e),
             ProxyError::Upstream(e) => upstream_reply(e),
-            ProxyError::Auth(e) => (e.status(), e.code(), e.to_string()),
+            ProxyError::Auth(e) => auth_reply(e),
             ProxyError::HeadersNotSigned(e) => {
                 (StatusCode::FORBIDDEN, "AccessDenied", e.to_string())
             }
@@ -187,7 +190,7 @@ impl ProxyError {
         let (status, code, message) = if let Some(digest) = self.request_body_cause() {
             digest_reply(digest)
         } else if let Some(auth) = self.request_body_cause::<AuthError>() {
-            (auth.status(), auth.code(), auth.to_string())
+            auth_reply(auth)
         } else if self.request_body_cause::<BodyIdle>().is_some() {
             (
                 StatusCode::BAD_REQUEST,
@@ -245,13 +248,11 @@ impl ProxyError {
             request_id,
             head_only,
         );
-        if let ProxyError::Auth(e) = &self {
-            if let Some(challenge) = e.proxy_authenticate() {
-                response.headers_mut().insert(
-                    http::header::PROXY_AUTHENTICATE,
-                    http::HeaderValue::from_static(challenge),
-                );
-            }
+        if let ProxyError::Auth(AuthError::ProxyAuth(_)) = &self {
+            response.headers_mut().insert(
+                http::header::PROXY_AUTHENTICATE,
+                http::HeaderValue::from_static(PROXY_AUTHENTICATE),
+            );
         }
         response
     }
@@ -265,6 +266,35 @@ fn route_reply(e: &RouteError) -> (StatusCode, &'static str, String) {
         }
         _ => (StatusCode::BAD_REQUEST, "InvalidRequest", e.to_string()),
     }
+}
+
+/// A client that is unknown, unauthenticated, or not allowed this: S3's own codes where S3 has
+/// one; a 407 (with [`PROXY_AUTHENTICATE`]) when `Proxy-Authorization` fails.
+fn auth_reply(e: &AuthError) -> (StatusCode, &'static str, String) {
+    use AuthError::*;
+    let (status, code) = match e {
+        ProxyAuth(_) => (
+            StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            "ProxyAuthenticationRequired",
+        ),
+        Malformed { query: false, .. } => (StatusCode::BAD_REQUEST, "AuthorizationHeaderMalformed"),
+        Malformed { query: true, .. } => {
+            (StatusCode::BAD_REQUEST, "AuthorizationQueryParametersError")
+        }
+        UnsupportedSignature | MissingContentSha256 => (StatusCode::BAD_REQUEST, "InvalidRequest"),
+        InvalidToken(_) => (StatusCode::BAD_REQUEST, "InvalidToken"),
+        ExpiredToken => (StatusCode::BAD_REQUEST, "ExpiredToken"),
+        InvalidCopySource | InvalidSessionMode | InvalidContentSha256 => {
+            (StatusCode::BAD_REQUEST, "InvalidArgument")
+        }
+        InvalidAccessKeyId => (StatusCode::FORBIDDEN, "InvalidAccessKeyId"),
+        SignatureDoesNotMatch(_) => (StatusCode::FORBIDDEN, "SignatureDoesNotMatch"),
+        RequestTimeTooSkewed => (StatusCode::FORBIDDEN, "RequestTimeTooSkewed"),
+        Anonymous | RequestExpired | RequestNotYetValid | AccessDenied(_) => {
+            (StatusCode::FORBIDDEN, "AccessDenied")
+        }
+    };
+    (status, code, e.to_string())
 }
 
 /// S3's answers to a `Content-MD5` it cannot take.

@@ -262,3 +262,76 @@ fn the_response_is_s3_xml_with_the_request_id_and_no_body_for_head() {
         "HEAD keeps the length of the body it omits"
     );
 }
+
+#[test]
+fn every_auth_error_maps_to_s3s_status_and_code_and_only_a_407_asks_for_proxy_auth() {
+    use crate::identity::ProxyAuthFailure;
+    let cases: &[(AuthError, u16, &str)] = &[
+        (
+            AuthError::ProxyAuth(ProxyAuthFailure::Missing),
+            407,
+            "ProxyAuthenticationRequired",
+        ),
+        (
+            AuthError::ProxyAuth(ProxyAuthFailure::WrongSecret),
+            407,
+            "ProxyAuthenticationRequired",
+        ),
+        (AuthError::Anonymous, 403, "AccessDenied"),
+        (
+            AuthError::Malformed {
+                query: false,
+                reason: "x",
+            },
+            400,
+            "AuthorizationHeaderMalformed",
+        ),
+        (
+            AuthError::Malformed {
+                query: true,
+                reason: "x",
+            },
+            400,
+            "AuthorizationQueryParametersError",
+        ),
+        (AuthError::UnsupportedSignature, 400, "InvalidRequest"),
+        (AuthError::MissingContentSha256, 400, "InvalidRequest"),
+        (AuthError::InvalidContentSha256, 400, "InvalidArgument"),
+        (AuthError::InvalidAccessKeyId, 403, "InvalidAccessKeyId"),
+        (
+            AuthError::SignatureDoesNotMatch("x"),
+            403,
+            "SignatureDoesNotMatch",
+        ),
+        (AuthError::RequestTimeTooSkewed, 403, "RequestTimeTooSkewed"),
+        (AuthError::RequestExpired, 403, "AccessDenied"),
+        (AuthError::RequestNotYetValid, 403, "AccessDenied"),
+        (AuthError::InvalidToken("x"), 400, "InvalidToken"),
+        (AuthError::ExpiredToken, 400, "ExpiredToken"),
+        (AuthError::AccessDenied("x"), 403, "AccessDenied"),
+        (AuthError::InvalidCopySource, 400, "InvalidArgument"),
+        (AuthError::InvalidSessionMode, 400, "InvalidArgument"),
+    ];
+    for &(error, status, code) in cases {
+        let reply = ProxyError::from(error).reply();
+        assert_eq!(
+            (reply.status.as_u16(), reply.code.as_str()),
+            (status, code),
+            "{error:?}"
+        );
+        assert_eq!(reply.message, error.to_string(), "{error:?}");
+        let response = ProxyError::from(error).into_response("REQ", false);
+        let challenge = response.headers().get(http::header::PROXY_AUTHENTICATE);
+        match status {
+            407 => assert_eq!(challenge.unwrap(), "Basic realm=\"s3x-proxy\""),
+            _ => assert!(challenge.is_none(), "{error:?}"),
+        }
+    }
+    // A chunk signature found wrong while the body streams is the client's 403 too.
+    let chunk = AuthError::SignatureDoesNotMatch("a chunk signature does not match");
+    let reply = ProxyError::from(ClientBodyError::Read(Box::new(chunk))).reply();
+    assert_eq!(
+        (reply.status.as_u16(), reply.code.as_str()),
+        (403, "SignatureDoesNotMatch")
+    );
+}

@@ -208,33 +208,56 @@ impl Operation {
     }
 }
 
+/// What a request's path names, as routing found it on the host it addressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    /// An object key in a bucket.
+    Object,
+    /// A bucket, or a general-purpose host's root (ListBuckets).
+    Bucket,
+    /// A bucket on the control-plane host (`/BUCKET`): a control-plane operation, or
+    /// GetBucketLocation.
+    ControlBucket,
+    /// The control plane's root (`/`): ListDirectoryBuckets.
+    ControlRoot,
+}
+
 /// The facts about a request that decide its operation.
 pub struct RequestShape<'a> {
     /// The HTTP method.
     pub method: &'a Method,
-    /// Whether the request names an object key (a non-empty path after the bucket).
-    pub has_key: bool,
+    /// What the path names.
+    pub resource: Resource,
     /// The query, decoded.
     pub query: &'a Query,
+    /// The one subresource the query names, as [`subresource`] found it.
+    pub subresource: Option<&'static str>,
     /// The request headers.
     pub headers: &'a HeaderMap,
 }
 
-/// Classifies a data-plane (Zonal) request.
+/// Classifies a request: the one place a request's operation is decided (routing calls it
+/// once, with what it found; every later stage reads `Route::operation`).
 pub fn classify(shape: &RequestShape<'_>) -> Operation {
-    if shape.has_key {
-        classify_object(shape, shape.query)
-    } else {
-        classify_bucket(shape.method, shape.query)
+    match shape.resource {
+        Resource::Object => classify_object(shape),
+        Resource::Bucket => classify_bucket(shape),
+        Resource::ControlBucket => match classify_bucket(shape) {
+            op if op.is_control_plane() || op == Operation::GetBucketLocation => op,
+            _ => Operation::Unknown,
+        },
+        Resource::ControlRoot if *shape.method == Method::GET => Operation::ListDirectoryBuckets,
+        Resource::ControlRoot => Operation::Unknown,
     }
 }
 
-fn classify_object(shape: &RequestShape<'_>, q: &Query) -> Operation {
+fn classify_object(shape: &RequestShape<'_>) -> Operation {
     use Operation::*;
+    let q = shape.query;
     let copy = shape.headers.contains_key("x-amz-copy-source");
     // The plain operations below are what a method means with no subresource; a subresource
     // the table does not know (`torrent`, `ACL` in another case) makes the request Unknown.
-    let plain = || subresource(q).ok().flatten().is_none();
+    let plain = || shape.subresource.is_none();
     match *shape.method {
         Method::GET if q.has("uploadId") => ListParts,
         Method::GET if q.has("attributes") => GetObjectAttributes,
@@ -264,10 +287,11 @@ fn classify_object(shape: &RequestShape<'_>, q: &Query) -> Operation {
     }
 }
 
-fn classify_bucket(method: &Method, q: &Query) -> Operation {
+fn classify_bucket(shape: &RequestShape<'_>) -> Operation {
     use Operation::*;
+    let q = shape.query;
     let sub = |name| q.has(name);
-    match *method {
+    match *shape.method {
         Method::GET if q.names_session() => CreateSession,
         Method::GET if sub("location") => GetBucketLocation,
         Method::GET if q.value("list-type") == Some("2") => ListObjectsV2,
@@ -290,7 +314,7 @@ fn classify_bucket(method: &Method, q: &Query) -> Operation {
         _ if sub("acl") => BucketAcl,
         _ if sub("tagging") => BucketTagging,
         Method::POST if sub("delete") => DeleteObjects,
-        Method::HEAD if subresource(q).ok().flatten().is_none() => HeadBucket,
+        Method::HEAD if shape.subresource.is_none() => HeadBucket,
         Method::PUT if q.is_empty() => CreateBucket,
         Method::DELETE if q.is_empty() => DeleteBucket,
         // A plain GET on a bucket is ListObjects (v1); directory buckets only have v2.
@@ -368,18 +392,6 @@ pub fn subresource(q: &Query) -> Result<Option<&'static str>, MixedSubresources>
     Ok(found)
 }
 
-/// Classifies a request to the control-plane host, path-style (`/` or `/BUCKET`).
-pub fn classify_control(method: &Method, has_bucket: bool, q: &Query) -> Operation {
-    match (method, has_bucket) {
-        (&Method::GET, false) => Operation::ListDirectoryBuckets,
-        (_, true) => match classify_bucket(method, q) {
-            op if op.is_control_plane() || op == Operation::GetBucketLocation => op,
-            _ => Operation::Unknown,
-        },
-        _ => Operation::Unknown,
-    }
-}
-
 /// ListObjects takes these parameters; anything else names a subresource we do not know.
 fn has_unknown_subresource(q: &Query) -> bool {
     const LIST_PARAMS: &[&str] = &[
@@ -399,6 +411,19 @@ mod tests {
     use Operation::*;
 
     fn op(method: &str, has_key: bool, query: &str, headers: &[(&str, &str)]) -> Operation {
+        let resource = match has_key {
+            true => Resource::Object,
+            false => Resource::Bucket,
+        };
+        classified(method, resource, query, headers)
+    }
+
+    fn classified(
+        method: &str,
+        resource: Resource,
+        query: &str,
+        headers: &[(&str, &str)],
+    ) -> Operation {
         let mut map = HeaderMap::new();
         for (k, v) in headers {
             map.insert(
@@ -410,8 +435,9 @@ mod tests {
         let query = Query::parse((!query.is_empty()).then_some(query));
         classify(&RequestShape {
             method: &method,
-            has_key,
+            resource,
             query: &query,
+            subresource: subresource(&query).ok().flatten(),
             headers: &map,
         })
     }
@@ -542,16 +568,16 @@ mod tests {
 
     #[test]
     fn control_plane_requests_are_classified_path_style() {
-        let none = Query::default();
+        let control = |method, resource, query| classified(method, resource, query, &[]);
+        use Resource::{ControlBucket, ControlRoot};
+        assert_eq!(control("GET", ControlRoot, ""), ListDirectoryBuckets);
+        assert_eq!(control("PUT", ControlRoot, ""), Unknown);
+        assert_eq!(control("PUT", ControlBucket, ""), CreateBucket);
         assert_eq!(
-            classify_control(&Method::GET, false, &none),
-            ListDirectoryBuckets
-        );
-        assert_eq!(classify_control(&Method::PUT, true, &none), CreateBucket);
-        assert_eq!(
-            classify_control(&Method::DELETE, true, &Query::parse(Some("policy"))),
+            control("DELETE", ControlBucket, "policy"),
             DeleteBucketPolicy
         );
-        assert_eq!(classify_control(&Method::GET, true, &none), Unknown);
+        assert_eq!(control("GET", ControlBucket, "location"), GetBucketLocation);
+        assert_eq!(control("GET", ControlBucket, ""), Unknown);
     }
 }

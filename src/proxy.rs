@@ -7,7 +7,7 @@ use http::request::Parts;
 use http::{header, HeaderMap, Method, Request, Response};
 use tracing::Instrument;
 
-use crate::admit;
+use crate::admit::{self, Arrival};
 use crate::body::{ClientBodyError, DrainRule, ProxyBody};
 use crate::budget::{Budget, Reserved};
 use crate::checksum::{self, Computed};
@@ -25,7 +25,7 @@ use crate::operation::{Auth, Mode, Operation};
 use crate::policy::{authorize, presigned_fresh, SessionMode};
 use crate::record::{RequestIds, RequestRecord};
 use crate::respond::{bucket_location, finish, local_create_session};
-use crate::route::{route, Arrival, Route, RouteSettings};
+use crate::route::{route, Route, RouteSettings};
 use crate::send::{Head, OutBody, Sender, Signer};
 use crate::session::SessionCache;
 use crate::sign::{self, Payload};
@@ -202,7 +202,8 @@ impl Proxy {
             None => (None, BodyCheck::None),
         };
         record.client_name = who.as_ref().map(|w| w.name().to_owned());
-        let route = route(&parts, arrival, &self.settings.route, &self.regions)?;
+        let tunnel = arrival.tunnel.as_deref();
+        let route = route(&parts, tunnel, &self.settings.route, &self.regions)?;
         note_route(&route, record);
         let auth = authorize(&route, &parts.method, self.settings.session_mode)?;
         if let Some(who) = &who {

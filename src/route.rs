@@ -6,7 +6,7 @@ use http::request::Parts;
 use crate::compat::{Bridge, Bridges};
 use crate::endpoint::{zone_matches, AwsHost, BucketRegions, Endpoint, Flavor};
 use crate::names::{BucketName, GeneralBucketName, NameError, Region, RegionResolver, ZoneId};
-use crate::operation::{classify, classify_control, Operation, RequestShape};
+use crate::operation::{classify, subresource, Operation, RequestShape, Resource};
 use crate::uri::{path_and_query, Query};
 
 /// Why a request could not be routed.
@@ -48,30 +48,6 @@ pub enum RouteError {
     SessionSubresource,
 }
 
-/// Where a request came from: the client's address, and whether it arrived directly on a
-/// listener (forward-proxy absolute form or endpoint mode) or inside an intercepted CONNECT
-/// tunnel, whose target host is then the truth.
-#[derive(Clone, Debug)]
-pub struct Arrival {
-    /// The client's address.
-    pub client: std::net::SocketAddr,
-    /// The CONNECT target host (lowercase, without port) of the tunnel the request came through.
-    pub tunnel: Option<std::sync::Arc<str>>,
-    /// With `--access-file`: the client that opened the tunnel (its `Proxy-Authorization`).
-    pub identity: Option<crate::identity::Principal>,
-}
-
-impl Arrival {
-    /// A request straight on a listener.
-    pub fn direct(client: std::net::SocketAddr) -> Self {
-        Self {
-            client,
-            tunnel: None,
-            identity: None,
-        }
-    }
-}
-
 /// What routing needs to know from the configuration.
 #[derive(Clone, Debug)]
 pub struct RouteSettings {
@@ -107,12 +83,6 @@ pub struct Route {
 }
 
 impl Route {
-    /// This route, noting that `bridge` made it.
-    fn bridged(mut self, bridge: Bridge) -> Route {
-        self.bridges.add(bridge);
-        self
-    }
-
     /// The bucket name, of either kind, for logs and metrics.
     pub fn bucket_name(&self) -> Option<String> {
         match &self.endpoint {
@@ -122,31 +92,42 @@ impl Route {
     }
 }
 
-/// Routes a request head.
+/// Routes a request head, in one pass: the host and the query are read once, the addressing
+/// (virtual host, path-style, control plane, a bridge) decides what the path names, and the
+/// operation is classified once from that. `tunnel` is the CONNECT target host (lowercase,
+/// without port) of the tunnel the request came through, if any: then it is the truth.
 pub fn route(
     parts: &Parts,
-    arrival: &Arrival,
+    tunnel: Option<&str>,
     settings: &RouteSettings,
     learned: &BucketRegions,
 ) -> Result<Route, RouteError> {
-    let (host, explicit) = target_host(parts, arrival)?;
+    let (host, explicit) = target_host(parts, tunnel)?;
     let query = Query::parse(parts.uri.query());
-    crate::operation::subresource(&query)?;
+    let subresource = subresource(&query)?;
     let path = parts.uri.path();
     // `*` names no resource; taken as a key it became `https://HOST%2A` upstream.
     if !path.is_empty() && !path.starts_with('/') {
         return Err(RouteError::BadTarget);
     }
-    let route = match AwsHost::parse(&host) {
-        Some(aws) => route_aws(parts, aws, path, query, settings)?,
+    let target = match AwsHost::parse(&host) {
+        Some(aws) => address_aws(aws, path, settings)?,
         None if explicit
             || host.ends_with(".amazonaws.com")
             || host.ends_with(".amazonaws.com.cn") =>
         {
             return Err(RouteError::NotS3Host(host));
         }
-        None => route_endpoint_mode(parts, &host, path, query, settings)?,
+        None => address_endpoint_mode(&host, path, settings)?,
     };
+    let operation = classify(&RequestShape {
+        method: &parts.method,
+        resource: target.resource(),
+        query: &query,
+        subresource,
+        headers: &parts.headers,
+    });
+    let mut route = target.into_route(operation, query, &settings.regions)?;
     // CreateSession is answered locally only for a directory bucket; on a general-purpose
     // bucket it would be IAM-signed and sent, which §3.1 of the design forbids.
     let local_create_session =
@@ -155,7 +136,6 @@ pub fn route(
         return Err(RouteError::SessionSubresource);
     }
     // A general-purpose bucket's region, once S3 said it, beats the host's and the default.
-    let mut route = route;
     let known = route.endpoint.general_bucket().and_then(|b| learned.get(b));
     if let Some(moved) = known.and_then(|region| route.endpoint.in_region(region)) {
         route.endpoint = moved;
@@ -168,9 +148,9 @@ pub fn route(
 
 /// The host a request targets, validated, lowercased and without port, and whether the client
 /// named it explicitly as a proxy target (absolute form or CONNECT) rather than as its endpoint.
-fn target_host(parts: &Parts, arrival: &Arrival) -> Result<(String, bool), RouteError> {
-    if let Some(host) = &arrival.tunnel {
-        return Ok((host.to_string(), true));
+fn target_host(parts: &Parts, tunnel: Option<&str>) -> Result<(String, bool), RouteError> {
+    if let Some(host) = tunnel {
+        return Ok((host.to_owned(), true));
     }
     if let Some(authority) = parts.uri.authority() {
         // Absolute form (HTTP/1.1 through HTTP_PROXY) or an h2 `:authority`.
@@ -223,15 +203,187 @@ pub fn split_authority(authority: &str) -> Result<(String, Option<u16>), RouteEr
     Ok((host.trim_end_matches('.').to_ascii_lowercase(), port))
 }
 
+/// Where a request's host and path point, before its operation is known.
+enum Target<'a> {
+    /// A directory bucket.
+    Directory(Directory<'a>),
+    /// A general-purpose bucket, `key_path` relative to it.
+    General {
+        bucket: GeneralBucketName,
+        key_path: &'a str,
+        region: Region,
+        flavor: Flavor,
+    },
+    /// A general-purpose regional host's root `/` (ListBuckets).
+    GeneralRoot { region: Region, flavor: Flavor },
+    /// The control-plane host's `/` or `/BUCKET`, or endpoint mode's `/`.
+    Control {
+        bucket: Option<BucketName>,
+        region: Region,
+        flavor: Flavor,
+    },
+}
+
+impl Target<'_> {
+    /// What the path names, for classification.
+    fn resource(&self) -> Resource {
+        let named = |key_path: &str| match key_path.len() > 1 {
+            true => Resource::Object,
+            false => Resource::Bucket,
+        };
+        match self {
+            Target::Directory(directory) => named(directory.key_path),
+            Target::General { key_path, .. } => named(key_path),
+            Target::GeneralRoot { .. } => Resource::Bucket,
+            Target::Control {
+                bucket: Some(_), ..
+            } => Resource::ControlBucket,
+            Target::Control { bucket: None, .. } => Resource::ControlRoot,
+        }
+    }
+
+    /// The route, once the operation is known.
+    fn into_route(
+        self,
+        operation: Operation,
+        query: Query,
+        regions: &RegionResolver,
+    ) -> Result<Route, RouteError> {
+        let (endpoint, bucket, path) = match self {
+            Target::Directory(directory) => return directory.into_route(operation, query, regions),
+            Target::Control {
+                bucket: Some(bucket),
+                region,
+                flavor,
+            } if operation == Operation::GetBucketLocation => {
+                // botocore asks the control plane `GET /BUCKET?location`; it is answered from
+                // the bucket's zone like the Zonal host's `GET /?location`.
+                let directory = Directory::new(bucket, "/", Some(region), flavor);
+                return directory.into_route(operation, query, regions);
+            }
+            Target::Control {
+                bucket,
+                region,
+                flavor,
+            } => {
+                let path = bucket.as_ref().map_or("/".to_owned(), |b| format!("/{b}"));
+                (Endpoint::Control { region, flavor }, bucket, path)
+            }
+            Target::General {
+                bucket,
+                key_path,
+                region,
+                flavor,
+            } => {
+                let endpoint = Endpoint::General {
+                    bucket: Some(bucket),
+                    region,
+                    flavor,
+                };
+                let path = match endpoint.path_prefix() {
+                    Some(prefix) => format!("{prefix}{key_path}"),
+                    None => key_path.to_owned(),
+                };
+                (endpoint, None, path)
+            }
+            Target::GeneralRoot { region, flavor } => {
+                let endpoint = Endpoint::General {
+                    bucket: None,
+                    region,
+                    flavor,
+                };
+                (endpoint, None, "/".to_owned())
+            }
+        };
+        Ok(Route {
+            operation,
+            endpoint,
+            bucket,
+            path_and_query: path_and_query(&path, &query),
+            query,
+            bridges: Bridges::default(),
+        })
+    }
+}
+
+/// A directory bucket as addressed: the key path in it (`/` for the bucket itself), the region
+/// the client's host named (forward mode), and the bridges the addressing took.
+struct Directory<'a> {
+    bucket: BucketName,
+    key_path: &'a str,
+    host_region: Option<Region>,
+    flavor: Flavor,
+    bridges: Bridges,
+}
+
+impl<'a> Directory<'a> {
+    fn new(
+        bucket: BucketName,
+        key_path: &'a str,
+        host_region: Option<Region>,
+        flavor: Flavor,
+    ) -> Self {
+        Self {
+            bucket,
+            key_path,
+            host_region,
+            flavor,
+            bridges: Bridges::default(),
+        }
+    }
+
+    /// This addressing, noting that `bridge` made it.
+    fn bridged(mut self, bridge: Bridge) -> Self {
+        self.bridges.add(bridge);
+        self
+    }
+
+    /// Its Zonal endpoint, or the control plane for control-plane operations; the zone decides
+    /// the region.
+    fn into_route(
+        self,
+        operation: Operation,
+        query: Query,
+        regions: &RegionResolver,
+    ) -> Result<Route, RouteError> {
+        let Directory {
+            bucket,
+            key_path,
+            host_region,
+            flavor,
+            bridges,
+        } = self;
+        let region = zone_region(regions, &bucket.zone(), host_region)?;
+        let (endpoint, path_and_query) = if operation.is_control_plane() {
+            let path = format!("/{bucket}");
+            let endpoint = Endpoint::Control { region, flavor };
+            (endpoint, path_and_query(&path, &query))
+        } else {
+            let endpoint = Endpoint::Zonal {
+                bucket: bucket.clone(),
+                region,
+                flavor,
+            };
+            (endpoint, path_and_query(key_path, &query))
+        };
+        Ok(Route {
+            operation,
+            endpoint,
+            bucket: Some(bucket),
+            path_and_query,
+            query,
+            bridges,
+        })
+    }
+}
+
 /// A request to an AWS host: forward mode (absolute form or a tunnel).
-fn route_aws(
-    parts: &Parts,
+fn address_aws<'a>(
     aws: AwsHost<'_>,
-    path: &str,
-    query: Query,
+    path: &'a str,
     settings: &RouteSettings,
-) -> Result<Route, RouteError> {
-    match aws {
+) -> Result<Target<'a>, RouteError> {
+    let directory = match aws {
         AwsHost::Zonal {
             bucket,
             zone,
@@ -241,15 +393,7 @@ fn route_aws(
             let bucket = BucketName::parse(bucket)?;
             zone_matches(&bucket, zone)?;
             let host_region = Region::parse(region)?;
-            directory(
-                parts,
-                bucket,
-                path,
-                query,
-                Some(host_region),
-                flavor,
-                settings,
-            )
+            Directory::new(bucket, path, Some(host_region), flavor)
         }
         AwsHost::ZonalPathStyle {
             zone,
@@ -258,39 +402,26 @@ fn route_aws(
         } => {
             // S3 Express serves Zonal hosts virtual-hosted only: `/BUCKET/KEY` goes to the
             // bucket's own virtual host, once the bucket is known to live in the host's zone.
-            let (segment, rest) = first_segment(path);
+            let (segment, key_path) = split_bucket(path);
             if segment.is_empty() {
                 return Err(RouteError::NoBucketOnZonalHost);
             }
             let bucket = BucketName::parse(segment)?;
             zone_matches(&bucket, zone)?;
             let region = Some(Region::parse(region)?);
-            let key_path = format!("/{rest}");
-            let route = directory(parts, bucket, &key_path, query, region, flavor, settings)?;
-            Ok(route.bridged(Bridge::PathStyle))
+            Directory::new(bucket, key_path, region, flavor).bridged(Bridge::PathStyle)
         }
         AwsHost::Control { region, flavor } => {
             let region = Region::parse(region)?;
-            let (segment, _) = first_segment(path);
-            let bucket = match segment {
+            let bucket = match split_bucket(path).0 {
                 "" => None,
                 name => Some(BucketName::parse(name)?),
             };
-            let operation = classify_control(&parts.method, bucket.is_some(), &query);
-            if let (Operation::GetBucketLocation, Some(bucket)) = (operation, bucket.clone()) {
-                // botocore asks the control plane `GET /BUCKET?location`; it is answered from
-                // the bucket's zone like the Zonal host's `GET /?location`.
-                return directory(parts, bucket, "/", query, Some(region), flavor, settings);
-            }
-            let path = bucket.as_ref().map_or("/".to_owned(), |b| format!("/{b}"));
-            Ok(Route {
-                operation,
-                endpoint: Endpoint::Control { region, flavor },
+            return Ok(Target::Control {
                 bucket,
-                path_and_query: path_and_query(&path, &query),
-                query,
-                bridges: Bridges::default(),
-            })
+                region,
+                flavor,
+            });
         }
         AwsHost::General {
             bucket: Some(bucket),
@@ -301,8 +432,7 @@ fn route_aws(
             // endpoint configured addresses one on a general-purpose host.
             let bucket = BucketName::parse(bucket)?;
             let region = Some(Region::parse(region)?);
-            let route = directory(parts, bucket, path, query, region, flavor, settings)?;
-            Ok(route.bridged(Bridge::GpHost))
+            Directory::new(bucket, path, region, flavor).bridged(Bridge::GpHost)
         }
         AwsHost::General {
             bucket: Some(bucket),
@@ -310,7 +440,12 @@ fn route_aws(
             flavor,
         } => {
             let bucket = GeneralBucketName::parse(bucket)?;
-            general(parts, bucket, path, query, Region::parse(region)?, flavor)
+            return Ok(Target::General {
+                bucket,
+                key_path: path,
+                region: Region::parse(region)?,
+                flavor,
+            });
         }
         AwsHost::General {
             bucket: None,
@@ -318,124 +453,91 @@ fn route_aws(
             flavor,
         } => {
             let region = Region::parse(region)?;
-            path_style(parts, path, query, Some(region), flavor, settings)
+            return path_style(path, Some(region), flavor, settings);
         }
-    }
+    };
+    Ok(Target::Directory(directory))
 }
 
 /// Endpoint mode: the request's Host is the proxy; the bucket is in the first label of a
 /// virtual host, or in the first path segment.
-fn route_endpoint_mode(
-    parts: &Parts,
+fn address_endpoint_mode<'a>(
     host: &str,
-    path: &str,
-    query: Query,
+    path: &'a str,
     settings: &RouteSettings,
-) -> Result<Route, RouteError> {
+) -> Result<Target<'a>, RouteError> {
     let flavor = settings.flavor;
     let (label, base) = host.split_once('.').unwrap_or((host, ""));
     if BucketName::looks_like_directory_bucket(label) {
         let bucket = BucketName::parse(label)?;
-        return directory(parts, bucket, path, query, None, flavor, settings);
+        return Ok(Target::Directory(Directory::new(
+            bucket, path, None, flavor,
+        )));
     }
     if !base.is_empty() && settings.endpoint_hosts.iter().any(|h| h == base) {
         let bucket = GeneralBucketName::parse(label)?;
-        return general(
-            parts,
+        return Ok(Target::General {
             bucket,
-            path,
-            query,
-            settings.general_region.clone(),
+            key_path: path,
+            region: settings.general_region.clone(),
             flavor,
-        );
+        });
     }
-    path_style(parts, path, query, None, flavor, settings)
+    path_style(path, None, flavor, settings)
 }
 
 /// Path-style: `/BUCKET/KEY` on the proxy or on a general-purpose regional host; `/` alone is
 /// the control plane's ListDirectoryBuckets (endpoint mode) or ListBuckets (an S3 host).
-fn path_style(
-    parts: &Parts,
-    path: &str,
-    query: Query,
+fn path_style<'a>(
+    path: &'a str,
     host_region: Option<Region>,
     flavor: Flavor,
     settings: &RouteSettings,
-) -> Result<Route, RouteError> {
-    let (segment, rest) = first_segment(path);
+) -> Result<Target<'a>, RouteError> {
+    let (segment, key_path) = split_bucket(path);
     if segment.is_empty() {
         return match host_region {
-            Some(region) => {
-                let operation = classify(&shape(parts, false, &query));
-                let endpoint = Endpoint::General {
-                    bucket: None,
-                    region,
-                    flavor,
-                };
-                Ok(root_route(operation, endpoint, query))
-            }
-            None => control_root(parts, query, settings),
+            Some(region) => Ok(Target::GeneralRoot { region, flavor }),
+            None => control_root(settings),
         };
     }
     if BucketName::looks_like_directory_bucket(segment) {
         let bucket = BucketName::parse(segment)?;
-        // `/BUCKET//KEY` (the JS SDK v3 with an IP endpoint) is `/BUCKET/KEY`: a directory
-        // bucket's namespace is hierarchical and has no empty directory names.
-        let key = rest
-            .strip_prefix('/')
-            .filter(|_| host_region.is_none())
-            .unwrap_or(rest);
-        let key_path = format!("/{key}");
-        let on_general_host = host_region.is_some();
-        let route = directory(
-            parts,
-            bucket,
-            &key_path,
-            query,
-            host_region,
-            flavor,
-            settings,
-        )?;
-        return Ok(match on_general_host {
-            true => route.bridged(Bridge::GpHost),
-            false => route,
-        });
+        let directory = match host_region {
+            Some(region) => {
+                Directory::new(bucket, key_path, Some(region), flavor).bridged(Bridge::GpHost)
+            }
+            // `/BUCKET//KEY` (the JS SDK v3 with an IP endpoint) is `/BUCKET/KEY`: a directory
+            // bucket's namespace is hierarchical and has no empty directory names.
+            None => {
+                let after_slash = key_path.strip_prefix('/');
+                let key_path = after_slash
+                    .filter(|k| k.starts_with('/'))
+                    .unwrap_or(key_path);
+                Directory::new(bucket, key_path, None, flavor)
+            }
+        };
+        return Ok(Target::Directory(directory));
     }
     let bucket = GeneralBucketName::parse(segment)?;
     let region = host_region.unwrap_or_else(|| settings.general_region.clone());
-    general(parts, bucket, &format!("/{rest}"), query, region, flavor)
+    Ok(Target::General {
+        bucket,
+        key_path,
+        region,
+        flavor,
+    })
 }
 
-/// A directory bucket: its Zonal endpoint, or the control plane for control-plane operations.
-fn directory(
-    parts: &Parts,
-    bucket: BucketName,
-    key_path: &str,
-    query: Query,
-    host_region: Option<Region>,
-    flavor: Flavor,
-    settings: &RouteSettings,
-) -> Result<Route, RouteError> {
-    let zone = bucket.zone();
-    let region = zone_region(&settings.regions, &zone, host_region)?;
-    let operation = classify(&shape(parts, key_path.len() > 1, &query));
-    let (endpoint, path) = if operation.is_control_plane() {
-        (Endpoint::Control { region, flavor }, format!("/{bucket}"))
-    } else {
-        let endpoint = Endpoint::Zonal {
-            bucket: bucket.clone(),
-            region,
-            flavor,
-        };
-        (endpoint, key_path.to_owned())
-    };
-    Ok(Route {
-        operation,
-        endpoint,
-        bucket: Some(bucket),
-        path_and_query: path_and_query(&path, &query),
-        query,
-        bridges: Bridges::default(),
+/// Endpoint mode's `/`: the control plane (ListDirectoryBuckets), in `--region`.
+fn control_root<'a>(settings: &RouteSettings) -> Result<Target<'a>, RouteError> {
+    let region = settings.regions.fallback().cloned().ok_or_else(|| {
+        RouteError::UnknownRegion("(none: ListDirectoryBuckets needs --region)".into())
+    })?;
+    Ok(Target::Control {
+        bucket: None,
+        region,
+        flavor: settings.flavor,
     })
 }
 
@@ -453,75 +555,13 @@ fn zone_region(
         .ok_or_else(|| RouteError::UnknownRegion(zone.to_string()))
 }
 
-/// A general-purpose bucket request, `key_path` relative to the bucket.
-fn general(
-    parts: &Parts,
-    bucket: GeneralBucketName,
-    key_path: &str,
-    query: Query,
-    region: Region,
-    flavor: Flavor,
-) -> Result<Route, RouteError> {
-    let operation = classify(&shape(parts, key_path.len() > 1, &query));
-    let endpoint = Endpoint::General {
-        bucket: Some(bucket),
-        region,
-        flavor,
-    };
-    let path = match endpoint.path_prefix() {
-        Some(prefix) => format!("{prefix}{key_path}"),
-        None => key_path.to_owned(),
-    };
-    Ok(Route {
-        operation,
-        endpoint,
-        bucket: None,
-        path_and_query: path_and_query(&path, &query),
-        query,
-        bridges: Bridges::default(),
-    })
-}
-
-fn control_root(
-    parts: &Parts,
-    query: Query,
-    settings: &RouteSettings,
-) -> Result<Route, RouteError> {
-    let region = settings.regions.fallback().cloned().ok_or_else(|| {
-        RouteError::UnknownRegion("(none: ListDirectoryBuckets needs --region)".into())
-    })?;
-    let operation = classify_control(&parts.method, false, &query);
-    let endpoint = Endpoint::Control {
-        region,
-        flavor: settings.flavor,
-    };
-    Ok(root_route(operation, endpoint, query))
-}
-
-fn root_route(operation: Operation, endpoint: Endpoint, query: Query) -> Route {
-    Route {
-        operation,
-        endpoint,
-        bucket: None,
-        path_and_query: path_and_query("/", &query),
-        query,
-        bridges: Bridges::default(),
-    }
-}
-
-fn shape<'a>(parts: &'a Parts, has_key: bool, query: &'a Query) -> RequestShape<'a> {
-    RequestShape {
-        method: &parts.method,
-        has_key,
-        query,
-        headers: &parts.headers,
-    }
-}
-
-/// The first path segment and the rest after its slash (`/b/k/x` → `b`, `k/x`).
-fn first_segment(path: &str) -> (&str, &str) {
+/// The first path segment, and the path after it (`/b/k/x` → `b`, `/k/x`; `/b` → `b`, `/`).
+fn split_bucket(path: &str) -> (&str, &str) {
     let trimmed = path.strip_prefix('/').unwrap_or(path);
-    trimmed.split_once('/').unwrap_or((trimmed, ""))
+    match trimmed.find('/') {
+        Some(at) => trimmed.split_at(at),
+        None => (trimmed, "/"),
+    }
 }
 
 #[cfg(test)]

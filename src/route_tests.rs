@@ -11,13 +11,8 @@ fn parts(method: &str, uri: &str, host: Option<&str>) -> Parts {
     b.body(()).unwrap().into_parts().0
 }
 
-fn listener() -> Arrival {
-    Arrival {
-        client: "127.0.0.1:1".parse().unwrap(),
-        tunnel: None,
-        identity: None,
-    }
-}
+/// A request straight on a listener: no CONNECT tunnel.
+const LISTENER: Option<&str> = None;
 
 fn settings() -> RouteSettings {
     RouteSettings {
@@ -32,16 +27,20 @@ fn settings() -> RouteSettings {
     }
 }
 
-fn route_(parts: &Parts, arrival: &Arrival, settings: &RouteSettings) -> Result<Route, RouteError> {
-    route(parts, arrival, settings, &BucketRegions::default())
+fn route_(
+    parts: &Parts,
+    tunnel: Option<&str>,
+    settings: &RouteSettings,
+) -> Result<Route, RouteError> {
+    route(parts, tunnel, settings, &BucketRegions::default())
 }
 
 fn ok(method: &str, uri: &str, host: Option<&str>) -> Route {
-    route_(&parts(method, uri, host), &listener(), &settings()).unwrap()
+    route_(&parts(method, uri, host), LISTENER, &settings()).unwrap()
 }
 
 fn err(method: &str, uri: &str, host: Option<&str>) -> RouteError {
-    route_(&parts(method, uri, host), &listener(), &settings()).unwrap_err()
+    route_(&parts(method, uri, host), LISTENER, &settings()).unwrap_err()
 }
 
 const ZONAL: &str = "b--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com";
@@ -86,7 +85,7 @@ fn crafted_hosts_are_refused_and_never_become_the_upstream() {
         "[not-ipv6]:80",
         "",
     ] {
-        let e = route_(&parts("GET", "/k", Some(host)), &listener(), &settings());
+        let e = route_(&parts("GET", "/k", Some(host)), LISTENER, &settings());
         assert!(
             matches!(e, Err(RouteError::BadHost | RouteError::MissingHost)),
             "{host:?}: {e:?}"
@@ -201,11 +200,8 @@ fn classification_sees_the_decoded_query_that_is_sent() {
 #[test]
 fn control_plane_operations_go_to_the_control_host_in_every_mode() {
     // Forward mode (s3cmd's `info`), a tunnel, endpoint mode.
-    let tunnel = Arrival {
-        tunnel: Some(ZONAL.into()),
-        ..listener()
-    };
-    let via_tunnel = route_(&parts("GET", "/?policy", Some(ZONAL)), &tunnel, &settings()).unwrap();
+    let tunnel = Some(ZONAL);
+    let via_tunnel = route_(&parts("GET", "/?policy", Some(ZONAL)), tunnel, &settings()).unwrap();
     let forward = ok("GET", &format!("http://{ZONAL}/?policy"), None);
     let endpoint = ok("GET", "/b--usw2-az1--x-s3?policy", Some("127.0.0.1"));
     for r in [via_tunnel, forward, endpoint] {
@@ -262,10 +258,10 @@ fn a_learned_bucket_region_beats_the_hosts() {
         Region::parse("ap-south-1").unwrap(),
     );
     let p = parts("GET", "http://logs.s3.amazonaws.com/a", None);
-    let r = route(&p, &listener(), &settings(), &learned).unwrap();
+    let r = route(&p, LISTENER, &settings(), &learned).unwrap();
     assert_eq!(r.endpoint.host(), "logs.s3.ap-south-1.amazonaws.com");
     let p = parts("GET", "/logs/a", Some("127.0.0.1"));
-    let r = route(&p, &listener(), &settings(), &learned).unwrap();
+    let r = route(&p, LISTENER, &settings(), &learned).unwrap();
     assert_eq!(r.endpoint.region().as_str(), "ap-south-1");
 }
 
@@ -275,7 +271,7 @@ fn general_purpose_can_be_turned_off() {
     off.general_purpose = false;
     let e = route_(
         &parts("GET", "http://s3.amazonaws.com/logs/a", None),
-        &listener(),
+        LISTENER,
         &off,
     );
     assert!(matches!(e, Err(RouteError::GeneralPurposeOff(_))));
@@ -286,7 +282,7 @@ fn bad_names_and_foreign_hosts_are_refused() {
     let bad = "http://Bad_Name--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com/k";
     assert!(matches!(err("GET", bad, None), RouteError::BadHost));
     let bad = "http://bad--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com/k";
-    assert!(route_(&parts("GET", bad, None), &listener(), &settings()).is_ok());
+    assert!(route_(&parts("GET", bad, None), LISTENER, &settings()).is_ok());
     assert!(matches!(
         err("GET", "http://example.com/index.html", None),
         RouteError::NotS3Host(_)
@@ -303,11 +299,8 @@ fn bad_names_and_foreign_hosts_are_refused() {
 
 #[test]
 fn tunnel_requests_route_by_the_connect_host() {
-    let arrival = Arrival {
-        tunnel: Some(ZONAL.into()),
-        ..listener()
-    };
-    let r = route_(&parts("HEAD", "/k", None), &arrival, &settings()).unwrap();
+    let tunnel = Some(ZONAL);
+    let r = route_(&parts("HEAD", "/k", None), tunnel, &settings()).unwrap();
     assert_eq!(r.operation, HeadObject);
     assert_eq!(r.endpoint.host(), ZONAL);
 }
@@ -328,7 +321,7 @@ fn only_a_port_may_follow_an_ipv6_literal() {
             matches!(split_authority(host), Err(RouteError::BadHost)),
             "{host:?}"
         );
-        let e = route_(&parts("GET", "/k", Some(host)), &listener(), &settings());
+        let e = route_(&parts("GET", "/k", Some(host)), LISTENER, &settings());
         assert!(matches!(e, Err(RouteError::BadHost)), "{host:?}: {e:?}");
     }
     assert_eq!(
@@ -368,22 +361,19 @@ fn session_on_a_general_purpose_bucket_is_refused() {
 // `https://HOST%2A`, in every mode.
 #[test]
 fn the_asterisk_form_is_refused() {
-    let tunnel = Arrival {
-        tunnel: Some(ZONAL.into()),
-        ..listener()
-    };
+    let tunnel = Some(ZONAL);
     for (method, host) in [
         ("OPTIONS", "localhost"),
         ("GET", "b-3.localhost"),
         ("GET", "b--usw2-az1--x-s3.localhost:8080"),
         ("PUT", "127.0.0.1"),
     ] {
-        let e = route_(&parts(method, "*", Some(host)), &listener(), &settings());
+        let e = route_(&parts(method, "*", Some(host)), LISTENER, &settings());
         assert!(
             matches!(e, Err(RouteError::BadTarget)),
             "{method} {host}: {e:?}"
         );
     }
-    let e = route_(&parts("GET", "*", None), &tunnel, &settings());
+    let e = route_(&parts("GET", "*", None), tunnel, &settings());
     assert!(matches!(e, Err(RouteError::BadTarget)), "{e:?}");
 }

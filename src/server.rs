@@ -21,6 +21,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
+use crate::admit::Arrival;
 use crate::body::{idle_limited, BoxError, ProxyBody};
 use crate::ca::CertificateAuthority;
 use crate::conn::{drive, Drain, DrainWatch, Driven, InFlight, Slot, Tracked};
@@ -29,7 +30,6 @@ use crate::handshake::handshake;
 use crate::http_settings::Http;
 use crate::keepalive::{BoxIo, Handoff, Prefixed, Protocol, Resting, WithoutShutdown};
 use crate::proxy::Proxy;
-use crate::route::Arrival;
 use crate::tunnel;
 use crate::workers::Workers;
 

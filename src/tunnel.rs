@@ -17,6 +17,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
+use crate::admit::Arrival;
 use crate::body::ProxyBody;
 use crate::ca::CertificateAuthority;
 use crate::conn::Slot;
@@ -25,7 +26,6 @@ use crate::handshake::handshake;
 use crate::identity::Principal;
 use crate::keepalive::{BoxIo, Handoff, Upgrade};
 use crate::proxy::Proxy;
-use crate::route::Arrival;
 
 /// The server a tunnel runs in, as the tunnel sees it. `server` implements it; a tunnel takes
 /// it as a parameter (no dynamic call), so that it need not import the server that runs it.

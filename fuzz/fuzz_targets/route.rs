@@ -30,7 +30,7 @@ use libfuzzer_sys::fuzz_target;
 use s3x_proxy::endpoint::{AwsHost, BucketRegions, Endpoint, Flavor};
 use s3x_proxy::names::{GeneralBucketName, Region, RegionResolver};
 use s3x_proxy::operation::Operation;
-use s3x_proxy::route::{route, split_authority, Arrival, Route, RouteSettings};
+use s3x_proxy::route::{route, split_authority, Route, RouteSettings};
 use s3x_proxy::uri::{canonical_path, Query};
 
 fn settings(options: &str) -> RouteSettings {
@@ -271,11 +271,6 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let (parts, ()) = request.into_parts();
-    let arrival = Arrival {
-        client: "127.0.0.1:1".parse().unwrap(),
-        tunnel: tunnel.as_deref().map(Into::into),
-        identity: None,
-    };
     let learned = BucketRegions::default();
     if options.contains('l') {
         for (bucket, region) in [("logs", "eu-central-1"), ("my.logs", "cn-north-1")] {
@@ -283,7 +278,7 @@ fuzz_target!(|data: &[u8]| {
             learned.learn(&bucket, Region::parse(region).unwrap());
         }
     }
-    let Ok(routed) = route(&parts, &arrival, &settings, &learned) else {
+    let Ok(routed) = route(&parts, tunnel.as_deref(), &settings, &learned) else {
         return;
     };
     // The host the client named as its target, if it named one (tunnel, or HTTP/1 absolute form).

@@ -124,11 +124,16 @@ secret_access_key = "agent-secret-0123456789"
         for (header, why) in cases {
             let err = run(header.clone()).unwrap_err();
             assert_eq!(err, AuthError::ProxyAuth(why), "{header:?}");
+            // What the client sees, from the one error mapping (`crate::error`).
+            let response = crate::error::ProxyError::from(err).into_response("id", false);
             assert_eq!(
-                err.status(),
+                response.status(),
                 http::StatusCode::PROXY_AUTHENTICATION_REQUIRED
             );
-            assert_eq!(err.proxy_authenticate(), Some("Basic realm=\"s3x-proxy\""));
+            assert_eq!(
+                response.headers()[http::header::PROXY_AUTHENTICATE],
+                "Basic realm=\"s3x-proxy\""
+            );
             assert_eq!(err.to_string(), "Proxy authentication required");
             details.insert(err.detail());
         }

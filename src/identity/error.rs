@@ -1,15 +1,11 @@
-//! The errors of client identification and authorisation, and what a client sees for each.
-
-use http::StatusCode;
-
-/// The `Proxy-Authenticate` value of every 407.
-pub const PROXY_AUTHENTICATE: &str = "Basic realm=\"s3x-proxy\"";
+//! The errors of client identification and authorisation. The status and S3 code a client sees
+//! for each are decided with every other error's, in `error.rs`.
 
 /// Why a request is refused. `Display` is the client-safe message (S3's own wording where S3
 /// has one); [`AuthError::detail`] says more, for the log line only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
-    /// `Proxy-Authorization` is missing or wrong: 407 with [`PROXY_AUTHENTICATE`]. The client
+    /// `Proxy-Authorization` is missing or wrong: 407 with `Proxy-Authenticate`. The client
     /// cannot tell the cases apart; the log can.
     #[error("Proxy authentication required")]
     ProxyAuth(ProxyAuthFailure),
@@ -82,48 +78,6 @@ pub enum ProxyAuthFailure {
 }
 
 impl AuthError {
-    /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
-        use AuthError::*;
-        match self {
-            ProxyAuth(_) => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
-            Malformed { .. } | UnsupportedSignature | MissingContentSha256 => {
-                StatusCode::BAD_REQUEST
-            }
-            InvalidToken(_) | ExpiredToken => StatusCode::BAD_REQUEST,
-            InvalidCopySource | InvalidSessionMode | InvalidContentSha256 => {
-                StatusCode::BAD_REQUEST
-            }
-            Anonymous | InvalidAccessKeyId | SignatureDoesNotMatch(_) | RequestTimeTooSkewed => {
-                StatusCode::FORBIDDEN
-            }
-            RequestExpired | RequestNotYetValid | AccessDenied(_) => StatusCode::FORBIDDEN,
-        }
-    }
-
-    /// The S3 error code of the XML body.
-    pub fn code(&self) -> &'static str {
-        use AuthError::*;
-        match self {
-            ProxyAuth(_) => "ProxyAuthenticationRequired",
-            Malformed { query: false, .. } => "AuthorizationHeaderMalformed",
-            Malformed { query: true, .. } => "AuthorizationQueryParametersError",
-            UnsupportedSignature | MissingContentSha256 => "InvalidRequest",
-            InvalidAccessKeyId => "InvalidAccessKeyId",
-            SignatureDoesNotMatch(_) => "SignatureDoesNotMatch",
-            RequestTimeTooSkewed => "RequestTimeTooSkewed",
-            InvalidToken(_) => "InvalidToken",
-            ExpiredToken => "ExpiredToken",
-            InvalidCopySource | InvalidSessionMode | InvalidContentSha256 => "InvalidArgument",
-            Anonymous | RequestExpired | RequestNotYetValid | AccessDenied(_) => "AccessDenied",
-        }
-    }
-
-    /// The `Proxy-Authenticate` header a 407 must carry; `None` for every other error.
-    pub fn proxy_authenticate(&self) -> Option<&'static str> {
-        matches!(self, AuthError::ProxyAuth(_)).then_some(PROXY_AUTHENTICATE)
-    }
-
     /// What exactly went wrong, for the log line (never for the client). Holds no secret.
     pub fn detail(&self) -> &'static str {
         use AuthError::*;

@@ -29,7 +29,7 @@
 //!
 //! ```text
 //! let access = Arc::new(AccessControl::load(path)?);            // start-up; SIGHUP: access.reload(path)
-//! // forward mode / CONNECT (407 on error, with error.proxy_authenticate()):
+//! // forward mode / CONNECT (407 with Proxy-Authenticate on error):
 //! let who = access.authenticate_basic(parts.headers.get(PROXY_AUTHORIZATION))?;
 //! // endpoint mode (before stripping the client's auth):
 //! let Admission { principal: who, body } = access.verify_sigv4(&parts, SystemTime::now())?;
@@ -40,8 +40,8 @@
 //! let minted = access.create_session(&who, bucket, mode, SystemTime::now())?;  // 200, minted.body()
 //! // an open tunnel, on each later request: who = access.refresh(&who)?;
 //! ```
-//! Every error is an [`AuthError`] with `status()`, `code()`, a client-safe `Display` and a
-//! `detail()` for the log.
+//! Every error is an [`AuthError`] with a client-safe `Display` and a `detail()` for the log;
+//! the status and S3 code a client sees are decided in `error.rs`, with every other error's.
 
 mod access;
 mod amz_date;
@@ -65,9 +65,7 @@ use http::{HeaderMap, HeaderValue};
 pub use access::{copy_source_bucket, required_access, Principal};
 pub use amz_date::parse_amz_date;
 pub use chunks::{ChunkSignatures, SIGNATURE_LEN};
-pub use error::{
-    AccessFileError, AuthError, HeadersNotSigned, ProxyAuthFailure, Refusal, PROXY_AUTHENTICATE,
-};
+pub use error::{AccessFileError, AuthError, HeadersNotSigned, ProxyAuthFailure, Refusal};
 pub use file::SESSION_KEY_PREFIX;
 pub use file::{Access, AccessList, Client};
 pub use secret::Secret;

@@ -13,6 +13,12 @@ use super::testing::{t0, Signer, DATA, FILE, HOST, READER_SECRET, WRITER_SECRET}
 use super::*;
 use crate::operation::Operation;
 
+/// The status and S3 code a client sees for `err`, from the one error mapping (`crate::error`).
+pub(super) fn seen(err: AuthError) -> (u16, String) {
+    let reply = crate::error::ProxyError::from(err).reply();
+    (reply.status.as_u16(), reply.code)
+}
+
 fn file_with(text: &str) -> tempfile::NamedTempFile {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(text.as_bytes()).unwrap();
@@ -155,7 +161,7 @@ fn session_modes_follow_the_clients_rules() {
         Mode::ReadOnly
     );
     let err = reader(Some("ReadWrite")).unwrap_err();
-    assert_eq!((err.status().as_u16(), err.code()), (403, "AccessDenied"));
+    assert_eq!(seen(err), (403, "AccessDenied".into()));
     assert_eq!(
         reader(Some("Admin")).unwrap_err(),
         AuthError::InvalidSessionMode
@@ -223,7 +229,7 @@ fn a_reload_that_changes_the_client_ends_its_sessions() {
         file_with(&FILE.replace("{ bucket = \"gp-*\", access = \"read-write\" },\n", ""));
     control.reload(narrowed.path()).unwrap();
     let err = control.verify_principal(&put, now).unwrap_err();
-    assert_eq!((err.status().as_u16(), err.code()), (400, "InvalidToken"));
+    assert_eq!(seen(err), (400, "InvalidToken".into()));
 }
 
 #[test]
@@ -250,7 +256,7 @@ fn basic_auth_and_tunnels_across_reloads() {
     control.reload(rotated.path()).unwrap();
     let err = control.refresh(&tunnel).unwrap_err();
     assert_eq!(err, AuthError::ProxyAuth(ProxyAuthFailure::WrongSecret));
-    assert_eq!(err.status().as_u16(), 407);
+    assert_eq!(seen(err).0, 407);
     assert!(control.authenticate_basic(Some(&header)).is_err());
     let gone = file_with(&FILE[..FILE.find("\n[[client]]\nname = \"reader\"").unwrap()]);
     control.reload(gone.path()).unwrap();

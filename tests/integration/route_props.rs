@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use s3x_proxy::endpoint::{AwsHost, BucketRegions, Endpoint, Flavor};
 use s3x_proxy::names::{Region, RegionResolver};
 use s3x_proxy::operation::Operation;
-use s3x_proxy::route::{route, Arrival, Route, RouteError, RouteSettings};
+use s3x_proxy::route::{route, Route, RouteError, RouteSettings};
 
 const CASES: u32 = 256;
 
@@ -26,13 +26,8 @@ fn settings() -> RouteSettings {
     }
 }
 
-fn arrival() -> Arrival {
-    Arrival {
-        client: "127.0.0.1:1".parse().unwrap(),
-        tunnel: None,
-        identity: None,
-    }
-}
+/// A request straight on a listener: no CONNECT tunnel.
+const LISTENER: Option<&str> = None;
 
 /// Routes `METHOD target` with an optional Host header; `None` when `http` refuses the head.
 fn try_route(method: &str, target: &str, host: Option<&str>) -> Option<Result<Route, RouteError>> {
@@ -43,7 +38,7 @@ fn try_route(method: &str, target: &str, host: Option<&str>) -> Option<Result<Ro
     let (parts, ()) = request.body(()).ok()?.into_parts();
     Some(route(
         &parts,
-        &arrival(),
+        LISTENER,
         &settings(),
         &BucketRegions::default(),
     ))
@@ -239,7 +234,7 @@ proptest! {
             .body(())
             .unwrap()
             .into_parts();
-        if let Ok(route) = route(&parts, &arrival(), &settings, &BucketRegions::default()) {
+        if let Ok(route) = route(&parts, LISTENER, &settings, &BucketRegions::default()) {
             let host = route.endpoint.host();
             let read_back = matches!(
                 AwsHost::parse(&host),
@@ -307,10 +302,9 @@ proptest! {
         let virtual_host = try_route(method, &in_bucket, Some(&format!("{bucket}.localhost:8080")));
         let mut tunnel_parts = http::Request::builder().method(method).uri(&in_bucket).body(()).unwrap().into_parts().0;
         tunnel_parts.headers.insert(http::header::HOST, zonal.parse().unwrap());
-        let through_tunnel = Arrival { tunnel: Some(zonal.as_str().into()), ..arrival() };
         let tunnel = route(
             &tunnel_parts,
-            &through_tunnel,
+            Some(&zonal),
             &settings(),
             &BucketRegions::default(),
         );

@@ -10,10 +10,10 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use prometheus::Registry;
+use s3x_proxy::admit::Arrival;
 use s3x_proxy::body::{empty, full, ProxyBody};
 use s3x_proxy::config::Cli;
 use s3x_proxy::proxy::Proxy;
-use s3x_proxy::route::Arrival;
 use s3x_proxy::upstream::{Upstream, UpstreamFuture};
 use tokio::time::Instant;
 
