@@ -18,9 +18,9 @@ use http::HeaderMap;
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use s3x_proxy::body::{BoxError, ProxyBody};
-use s3x_proxy::checksum::Computed;
-use s3x_proxy::content_md5::ContentMd5;
-use s3x_proxy::digest::{Expected, Sha256};
+use s3x_proxy::sign::checksum::Computed;
+use s3x_proxy::sign::content_md5::ContentMd5;
+use s3x_proxy::sign::digest::{Expected, Sha256};
 
 #[path = "checksum/signed_chunks.rs"]
 mod signed_chunks;
@@ -69,7 +69,7 @@ async fn time(
         None => body,
         Some(c) => {
             let mut headers = HeaderMap::new();
-            s3x_proxy::aws_chunked::encode_with_checksum(&mut headers, body, GIB, c).unwrap()
+            s3x_proxy::admit::aws_chunked::encode_with_checksum(&mut headers, body, GIB, c).unwrap()
         }
     };
     let total = drain(body).await;

@@ -30,8 +30,8 @@ use http::{Request, Response};
 use http_body_util::BodyExt;
 use s3x_proxy::admit::Arrival;
 use s3x_proxy::body::{full, ProxyBody};
-use s3x_proxy::endpoint::BucketRegions;
 use s3x_proxy::logging::LogFormat;
+use s3x_proxy::route::endpoint::BucketRegions;
 use s3x_proxy::route::route;
 use s3x_proxy::upstream::{Upstream, UpstreamFuture};
 

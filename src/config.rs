@@ -9,14 +9,14 @@ use std::time::Duration;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use clap::{Parser, Subcommand};
 
-use crate::checksum::{ChecksumFlag, Computed};
-use crate::connect::AllowRule;
-use crate::egress_proxy::{redact_userinfo, Egress, EgressProxy, NoProxy};
-use crate::endpoint::Flavor;
 pub use crate::logging::LogFormat;
-use crate::names::{Region, RegionResolver, ZoneId};
 use crate::policy::SessionMode;
+use crate::route::endpoint::Flavor;
+use crate::route::names::{Region, RegionResolver, ZoneId};
 use crate::route::RouteSettings;
+use crate::serve::connect::AllowRule;
+use crate::sign::checksum::{ChecksumFlag, Computed};
+use crate::upstream::egress_proxy::{redact_userinfo, Egress, EgressProxy, NoProxy};
 use crate::upstream::{ResolveOverrides, UpstreamSettings};
 
 /// A signing forward proxy that lets unmodified HTTP clients use S3 Express One Zone
@@ -439,7 +439,7 @@ pub struct Config {
     /// The checksum added to uploads that carry none (`--checksum`).
     pub checksum: Option<Computed>,
     /// The bounds of the listing bridges (no flag: the defaults; tests lower them).
-    pub listing: crate::listing::ListingSettings,
+    pub listing: crate::send::listing::ListingSettings,
 }
 
 impl Config {
@@ -497,7 +497,7 @@ impl Config {
             workers: workers(args),
             credentials,
             checksum: args.checksum.computed(),
-            listing: crate::listing::ListingSettings::default(),
+            listing: crate::send::listing::ListingSettings::default(),
         })
     }
 }

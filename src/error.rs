@@ -3,21 +3,21 @@
 
 use http::{Response, StatusCode};
 
+use crate::admit::identity::{AuthError, HeadersNotSigned, Refusal};
+use crate::admit::repeats::RepeatedHeader;
 use crate::body::{BodyIdle, ClientBodyError, ProxyBody};
-use crate::budget::OverBudget;
-use crate::compat::CompatError;
-use crate::create_session::CreateSessionError;
-use crate::credentials::CredentialsUnavailable;
-use crate::digest::DigestError;
-use crate::identity::{AuthError, HeadersNotSigned, Refusal};
-use crate::listing::{ListingError, ListingFailed};
 use crate::policy::PolicyError;
-use crate::repeats::RepeatedHeader;
 use crate::respond::error_response_with;
+use crate::route::compat::CompatError;
 use crate::route::RouteError;
+use crate::send::listing::{ListingError, ListingFailed};
+use crate::send::unknown_length::UploadError;
 use crate::send::SendError;
+use crate::session::create_session::CreateSessionError;
+use crate::session::credentials::CredentialsUnavailable;
+use crate::sign::budget::OverBudget;
+use crate::sign::digest::DigestError;
 use crate::sign::SignError;
-use crate::unknown_length::UploadError;
 use crate::upstream::UpstreamError;
 
 /// The `Proxy-Authenticate` value of every 407.

@@ -2,7 +2,7 @@
 //! proof that nothing internal or secret reaches the message.
 
 use super::*;
-use crate::names::NameError;
+use crate::route::names::NameError;
 use std::time::Duration;
 
 fn upstream_connect() -> UpstreamError {
@@ -265,7 +265,7 @@ fn the_response_is_s3_xml_with_the_request_id_and_no_body_for_head() {
 
 #[test]
 fn every_auth_error_maps_to_s3s_status_and_code_and_only_a_407_asks_for_proxy_auth() {
-    use crate::identity::ProxyAuthFailure;
+    use crate::admit::identity::ProxyAuthFailure;
     let cases: &[(AuthError, u16, &str)] = &[
         (
             AuthError::ProxyAuth(ProxyAuthFailure::Missing),

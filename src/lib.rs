@@ -60,63 +60,26 @@
 //! with `redact`) and calls it; `admin` serves /metrics and the probes. Dependencies point one
 //! way: from `server` and `proxy` down through the stages to `upstream`, `sign`, `names` and
 //! `body` (with `hooked`, the one skeleton of the bodies that wrap a body).
-// One call is allowed `unsafe`: glibc's `malloc_trim` in `memory::trim_heap`.
+// One call is allowed `unsafe`: glibc's `malloc_trim` in `serve::memory::trim_heap`.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod access_log;
 pub mod admin;
 pub mod admit;
-pub mod aws_chunked;
 pub mod body;
-pub mod budget;
-pub mod ca;
-pub mod checksum;
-pub mod compat;
 pub mod config;
-pub mod conn;
-pub mod connect;
-pub mod content_md5;
-pub mod copy_source;
-pub mod create_session;
-pub mod credential_egress;
-pub mod credentials;
-pub mod digest;
-pub mod egress;
-pub mod egress_proxy;
-pub mod endpoint;
 pub mod error;
-pub mod exchange;
-pub mod handshake;
-pub mod hooked;
-pub mod http_settings;
-pub mod identity;
-pub mod keepalive;
-pub mod listing;
 pub mod logging;
-pub mod memory;
 pub mod metrics;
-pub mod names;
-pub mod operation;
-pub mod outgoing;
 pub mod policy;
-pub mod pool;
 pub mod proxy;
-pub mod record;
-pub mod redact;
-pub mod rejection;
-pub mod repeats;
 pub mod respond;
 pub mod route;
 pub mod send;
-pub mod server;
+pub mod serve;
 pub mod session;
 pub mod sign;
-pub mod socket;
-pub mod tunnel;
-pub mod unknown_length;
 pub mod upstream;
-pub mod uri;
 pub mod workers;
 pub mod xml;
 
@@ -146,7 +109,7 @@ pub struct Listeners {
 pub enum StartError {
     /// The CA could not be loaded or created.
     #[error(transparent)]
-    Ca(#[from] ca::CaError),
+    Ca(#[from] serve::ca::CaError),
     /// The upstream client could not be built.
     #[error(transparent)]
     Upstream(#[from] upstream::UpstreamSetupError),
@@ -155,7 +118,7 @@ pub enum StartError {
     Metrics(#[from] prometheus::Error),
     /// The access file could not be read.
     #[error(transparent)]
-    AccessFile(#[from] identity::AccessFileError),
+    AccessFile(#[from] admit::identity::AccessFileError),
     /// The worker threads could not be started.
     #[error("could not start the worker threads: {0}")]
     Workers(#[from] std::io::Error),
@@ -184,31 +147,31 @@ pub async fn run_with_upstream(
     let proxy = pipeline(&config, upstream, &registry)?;
     let metrics = proxy.metrics().clone();
     let iam = proxy.credentials().clone();
-    let ca = Arc::new(ca::CertificateAuthority::load_or_create(&config.ca_dir).await?);
+    let ca = Arc::new(serve::ca::CertificateAuthority::load_or_create(&config.ca_dir).await?);
     let workers = Arc::new(workers::Workers::start(config.workers)?);
-    let shared = Arc::new(server::Shared {
+    let shared = Arc::new(serve::Shared {
         proxy,
         ca: ca.clone(),
-        connect: connect::ConnectPolicy {
+        connect: serve::connect::ConnectPolicy {
             general_purpose: config.route.general_purpose,
             allow: config.allow_connect.clone(),
             connect_timeout: config.upstream.connect_timeout,
         },
-        drain: conn::Drain::default(),
+        drain: serve::conn::Drain::default(),
         connections: Arc::new(Semaphore::new(config.max_connections)),
         client_idle: config.client_idle_timeout,
         workers: workers.clone(),
-        http: http_settings::Http::new(config.client_idle_timeout, config.client_rest_after),
-        memory: memory::Trimmer::new(),
+        http: serve::http_settings::Http::new(config.client_idle_timeout, config.client_rest_after),
+        memory: serve::memory::Trimmer::new(),
     });
-    tokio::spawn(shared.memory.clone().run(memory::trim_heap));
+    tokio::spawn(shared.memory.clone().run(serve::memory::trim_heap));
     let (stop_tx, stop_rx) = watch::channel(false);
     let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
     let health = admin::Health::default();
 
     let mut accept_loops = tokio::task::JoinSet::new();
     tracing::info!(addr = %local(&listeners.proxy), ca = %ca.cert_path().display(), "proxy listening");
-    accept_loops.spawn(server::accept_loop(
+    accept_loops.spawn(serve::accept_loop(
         listeners.proxy,
         None,
         shared.clone(),
@@ -217,7 +180,7 @@ pub async fn run_with_upstream(
     if let Some(listener) = listeners.tls {
         let tls = tls_acceptor(&config.tls, &ca)?;
         tracing::info!(addr = %local(&listener), "TLS proxy listening");
-        accept_loops.spawn(server::accept_loop(
+        accept_loops.spawn(serve::accept_loop(
             listener,
             Some(tls),
             shared.clone(),
@@ -264,7 +227,9 @@ pub fn pipeline(
 ) -> Result<proxy::Proxy, StartError> {
     let metrics = metrics::Metrics::new(registry, config.metrics_bucket_label)?;
     metrics::register_upstream_connections(registry, upstream.connections())?;
-    let iam = Arc::new(credentials::IamCredentials::new(config.credentials.clone()));
+    let iam = Arc::new(session::credentials::IamCredentials::new(
+        config.credentials.clone(),
+    ));
     let sessions = session::SessionCache::new(
         upstream.clone(),
         iam.clone(),
@@ -279,9 +244,9 @@ pub fn pipeline(
         checksum: config.checksum,
         listing: config.listing.clone(),
     };
-    let regions = endpoint::BucketRegions::default();
+    let regions = route::endpoint::BucketRegions::default();
     let access = match &config.access_file {
-        Some(path) => Some(Arc::new(identity::AccessControl::load(path)?)),
+        Some(path) => Some(Arc::new(admit::identity::AccessControl::load(path)?)),
         None => None,
     };
     let sender = send::Sender::new(
@@ -298,10 +263,10 @@ pub fn pipeline(
 /// The certificate of `--tls-listen`: the operator's files, or one our CA mints.
 fn tls_acceptor(
     source: &config::TlsSource,
-    ca: &ca::CertificateAuthority,
-) -> Result<TlsAcceptor, ca::CaError> {
+    ca: &serve::ca::CertificateAuthority,
+) -> Result<TlsAcceptor, serve::ca::CaError> {
     let config = match source {
-        config::TlsSource::Files { cert, key } => ca::server_config_from_files(cert, key)?,
+        config::TlsSource::Files { cert, key } => serve::ca::server_config_from_files(cert, key)?,
         config::TlsSource::Minted(names) => ca.server_config_for_names(names)?,
     };
     Ok(TlsAcceptor::from(config))
@@ -317,7 +282,7 @@ fn local(listener: &TcpListener) -> String {
 /// Asks every connection to finish, waits for them up to `grace`, and says what was cut. The
 /// counts are client connections, tunnels included; uninspected `--allow-connect` tunnels cannot
 /// be asked to finish, so the drain does not wait for them.
-async fn drain(drain: &conn::Drain, grace: Duration, metrics: &metrics::Metrics) {
+async fn drain(drain: &serve::conn::Drain, grace: Duration, metrics: &metrics::Metrics) {
     let open = metrics.connections_active.get();
     let finished = tokio::time::timeout(grace, drain.run()).await.is_ok();
     let cut = metrics.connections_active.get();
@@ -341,7 +306,7 @@ const ACCESS_FILE_POLL: Duration = Duration::from_secs(10);
 /// Reloads the access file on SIGHUP, and when it changes on disk; a file that does not parse
 /// is logged and the old one kept. Requests in flight keep the list they started with; open
 /// tunnels see the new one from their next request on.
-async fn reload_access_file(access: Arc<identity::AccessControl>, path: std::path::PathBuf) {
+async fn reload_access_file(access: Arc<admit::identity::AccessControl>, path: std::path::PathBuf) {
     let stamp = |path: &std::path::Path| {
         std::fs::metadata(path)
             .ok()
@@ -389,7 +354,10 @@ async fn reload_access_file(access: Arc<identity::AccessControl>, path: std::pat
 
 /// Marks the proxy ready once IAM credentials resolve; until then `/readyz` says why not. The
 /// cache backs off between failed loads (and logs a cause once), so this just follows it.
-async fn wait_for_credentials(iam: Arc<credentials::IamCredentials>, health: admin::Health) {
+async fn wait_for_credentials(
+    iam: Arc<session::credentials::IamCredentials>,
+    health: admin::Health,
+) {
     loop {
         match iam.get().await {
             Ok(_) => return health.set_credentials_ok(),

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use s3x_proxy::config::{Cli, Command, Config, ProxyVariables};
-use s3x_proxy::{ca::CertificateAuthority, Listeners};
+use s3x_proxy::{serve::ca::CertificateAuthority, Listeners};
 use tokio::net::TcpListener;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -59,8 +59,9 @@ async fn start(cli: Cli) -> Result<(), BoxError> {
     let aws_region = aws_region().await;
     let variables = ProxyVariables::from_env()?;
     // IMDS and the container endpoints are reached directly, never through a proxy.
-    let http =
-        s3x_proxy::credential_egress::CredentialsHttpClient::new(variables.credential_hosts());
+    let http = s3x_proxy::session::credential_egress::CredentialsHttpClient::new(
+        variables.credential_hosts(),
+    );
     let mut chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
         .configure(aws_config::provider_config::ProviderConfig::default().with_http_client(http));
     if let Some(region) = cli.args.region.clone().or(aws_region.clone()) {

@@ -224,14 +224,14 @@ impl Metrics {
         for reason in RETRY_REASONS {
             metrics.upstream_retries.with_label_values(&[reason]);
         }
-        for bridge in crate::compat::Bridge::ALL {
+        for bridge in crate::route::compat::Bridge::ALL {
             metrics.compat.with_label_values(&[bridge.kind()]);
         }
         Ok(metrics)
     }
 
     /// Counts the bridges one request used.
-    pub fn record_bridges(&self, bridges: crate::compat::Bridges) {
+    pub fn record_bridges(&self, bridges: crate::route::compat::Bridges) {
         for bridge in bridges.iter() {
             self.compat.with_label_values(&[bridge.kind()]).inc();
         }

@@ -5,10 +5,10 @@ use std::time::{Duration, SystemTime};
 use aws_smithy_types::date_time::{DateTime, Format};
 use http::Method;
 
-use crate::endpoint::Endpoint;
-use crate::operation::{Auth, Mode, Operation};
+use crate::route::endpoint::Endpoint;
+use crate::route::operation::{Auth, Mode, Operation};
+use crate::route::uri::Query;
 use crate::route::Route;
-use crate::uri::Query;
 
 /// Refusals by policy (403, or 501 for what directory buckets do not support).
 #[derive(Debug, thiserror::Error)]

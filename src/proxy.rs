@@ -7,29 +7,29 @@ use http::request::Parts;
 use http::{header, HeaderMap, Method, Request, Response};
 use tracing::Instrument;
 
+use crate::admit::identity::{AccessControl, BodyCheck, ChunkSignatures};
 use crate::admit::{self, Arrival};
 use crate::body::{ClientBodyError, DrainRule, ProxyBody};
-use crate::budget::{Budget, Reserved};
-use crate::checksum::{self, Computed};
-use crate::compat::{self, Bridge};
-use crate::content_md5;
-use crate::create_session::SessionKey;
-use crate::credentials::IamCredentials;
-use crate::digest::Expected;
-use crate::endpoint::BucketRegions;
 use crate::error::ProxyError;
-use crate::identity::{AccessControl, BodyCheck, ChunkSignatures};
-use crate::listing::{ListingSettings, Listings, Plan};
 use crate::metrics::Metrics;
-use crate::operation::{Auth, Mode, Operation};
 use crate::policy::{authorize, presigned_fresh, SessionMode};
-use crate::record::{RequestIds, RequestRecord};
+use crate::respond::record::{RequestIds, RequestRecord};
 use crate::respond::{bucket_location, finish, local_create_session};
+use crate::route::compat::{self, Bridge};
+use crate::route::endpoint::BucketRegions;
+use crate::route::operation::{Auth, Mode, Operation};
 use crate::route::{route, Route, RouteSettings};
+use crate::send::listing::{ListingSettings, Listings, Plan};
+use crate::send::unknown_length;
 use crate::send::{Head, OutBody, Sender, Signer};
+use crate::session::create_session::SessionKey;
+use crate::session::credentials::IamCredentials;
 use crate::session::SessionCache;
+use crate::sign::budget::{Budget, Reserved};
+use crate::sign::checksum::{self, Computed};
+use crate::sign::content_md5;
+use crate::sign::digest::Expected;
 use crate::sign::{self, Payload};
-use crate::unknown_length;
 
 /// Request bodies up to this size (with a known length) are kept, so that the request can be
 /// sent again with a fresh session if S3 says the token expired.
@@ -192,7 +192,7 @@ impl Proxy {
         arrival: &Arrival,
         record: &mut RequestRecord,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        crate::repeats::refuse_repeats(&parts.headers)?;
+        crate::admit::repeats::refuse_repeats(&parts.headers)?;
         let now = std::time::SystemTime::now();
         let (who, signed_body) = match &self.access {
             Some(access) => {
@@ -362,8 +362,9 @@ async fn prepare_body(
     let trailer_md5 = expected.md5.is_some() && payload == Payload::StreamingUnsignedTrailer;
     if payload == Payload::SignedChunks || trailer_md5 {
         let checked = chunks.is_some();
-        let decoded = crate::aws_chunked::decode_signed_chunks(parts, body, add, expected, chunks)
-            .map_err(ClientBodyError::from)?;
+        let decoded =
+            crate::admit::aws_chunked::decode_signed_chunks(parts, body, add, expected, chunks)
+                .map_err(ClientBodyError::from)?;
         let (payload, decoded) = decoded;
         if checked && content_length(&parts.headers) == Some(0) {
             // No data to hold back until the signatures are checked: S3 could take the empty
@@ -395,9 +396,13 @@ async fn prepare_body(
     }
     let body = expected.verify(body, length);
     if let (Some(computed), Some(length)) = (add, length) {
-        let framed =
-            crate::aws_chunked::encode_with_checksum(&mut parts.headers, body, length, computed)
-                .map_err(ClientBodyError::from)?;
+        let framed = crate::admit::aws_chunked::encode_with_checksum(
+            &mut parts.headers,
+            body,
+            length,
+            computed,
+        )
+        .map_err(ClientBodyError::from)?;
         let prepared = Prepared::Known(OutBody::Streaming(Some(framed)));
         return Ok((Payload::StreamingUnsignedTrailer, prepared, None));
     }

@@ -16,9 +16,9 @@ use bytes::Bytes;
 use http::request::Parts;
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
+use s3x_proxy::admit::identity::{AccessControl, AccessList, BodyCheck, SessionKey};
 use s3x_proxy::body::{BoxError, ProxyBody};
-use s3x_proxy::digest::Expected;
-use s3x_proxy::identity::{AccessControl, AccessList, BodyCheck, SessionKey};
+use s3x_proxy::sign::digest::Expected;
 
 const CHUNK: usize = 64 << 10;
 const FRAME: usize = 64 << 10;
@@ -126,7 +126,7 @@ async fn decode(
             _ => None,
         };
         let mut parts = head.clone();
-        let (_, mut decoded) = s3x_proxy::aws_chunked::decode_signed_chunks(
+        let (_, mut decoded) = s3x_proxy::admit::aws_chunked::decode_signed_chunks(
             &mut parts,
             frames(body),
             None,

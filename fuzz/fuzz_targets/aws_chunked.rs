@@ -24,9 +24,9 @@ use http::{HeaderMap, HeaderValue};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use libfuzzer_sys::fuzz_target;
-use s3x_proxy::aws_chunked::decode_signed_chunks;
+use s3x_proxy::admit::aws_chunked::decode_signed_chunks;
 use s3x_proxy::body::BoxError;
-use s3x_proxy::digest::Expected;
+use s3x_proxy::sign::digest::Expected;
 
 const MAX_LINE: usize = 4096;
 const MAX_CHUNK_SIZE: u64 = 1 << 40;

@@ -8,8 +8,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, NON_ALPHANUMERIC};
-use s3x_proxy::copy_source::parse;
-use s3x_proxy::names::{BucketName, GeneralBucketName};
+use s3x_proxy::admit::copy_source::parse;
+use s3x_proxy::route::names::{BucketName, GeneralBucketName};
 
 fn valid_bucket(name: &str) -> bool {
     GeneralBucketName::parse(name).is_ok() || BucketName::parse(name).is_ok()
@@ -55,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
     let header = http::HeaderValue::from_str(raw).ok();
     let Ok(source) = parse(raw) else {
         if let Some(header) = header {
-            assert!(s3x_proxy::identity::copy_source_bucket(&header).is_err(), "{raw:?}");
+            assert!(s3x_proxy::admit::identity::copy_source_bucket(&header).is_err(), "{raw:?}");
         }
         return;
     };
@@ -89,7 +89,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Some(header) = header {
         assert_eq!(
-            s3x_proxy::identity::copy_source_bucket(&header).as_deref(),
+            s3x_proxy::admit::identity::copy_source_bucket(&header).as_deref(),
             Ok(source.bucket.as_str()),
             "{raw:?}"
         );

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use s3x_proxy::uri::{canonical_path, path_and_query, Query, PRESIGN_PARAMS};
+use s3x_proxy::route::uri::{canonical_path, path_and_query, Query, PRESIGN_PARAMS};
 
 /// Only RFC 3986 unreserved characters, `%XX` (uppercase hex) and the given separators.
 fn is_canonical(s: &str, separators: &[u8]) -> bool {

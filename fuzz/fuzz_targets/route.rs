@@ -27,11 +27,11 @@ use std::collections::HashMap;
 
 use http::{HeaderValue, Method, Uri, Version};
 use libfuzzer_sys::fuzz_target;
-use s3x_proxy::endpoint::{AwsHost, BucketRegions, Endpoint, Flavor};
-use s3x_proxy::names::{GeneralBucketName, Region, RegionResolver};
-use s3x_proxy::operation::Operation;
+use s3x_proxy::route::endpoint::{AwsHost, BucketRegions, Endpoint, Flavor};
+use s3x_proxy::route::names::{GeneralBucketName, Region, RegionResolver};
+use s3x_proxy::route::operation::Operation;
 use s3x_proxy::route::{route, split_authority, Route, RouteSettings};
-use s3x_proxy::uri::{canonical_path, Query};
+use s3x_proxy::route::uri::{canonical_path, Query};
 
 fn settings(options: &str) -> RouteSettings {
     let region = |s: &str| Region::parse(s).unwrap();

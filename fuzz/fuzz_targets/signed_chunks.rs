@@ -33,8 +33,8 @@ use http_body::{Body, Frame};
 use http_body_util::{BodyExt, StreamBody};
 use libfuzzer_sys::fuzz_target;
 use s3x_proxy::body::BoxError;
-use s3x_proxy::digest::Expected;
-use s3x_proxy::identity::{AccessControl, AccessList, BodyCheck, SessionKey};
+use s3x_proxy::sign::digest::Expected;
+use s3x_proxy::admit::identity::{AccessControl, AccessList, BodyCheck, SessionKey};
 
 const SECRET: &str = "writer-secret-0123456789";
 const FILE: &str = r#"
@@ -241,7 +241,7 @@ fuzz_target!(|data: &[u8]| {
         out.push(Ok(Frame::data(rest)));
     }
     let feed = StreamBody::new(futures_util::stream::iter(out)).boxed_unsync();
-    let decoded = s3x_proxy::aws_chunked::decode_signed_chunks(
+    let decoded = s3x_proxy::admit::aws_chunked::decode_signed_chunks(
         &mut parts,
         feed,
         None,

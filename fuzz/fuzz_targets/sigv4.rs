@@ -28,8 +28,8 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Method};
 use libfuzzer_sys::fuzz_target;
-use s3x_proxy::identity::{AccessControl, AccessList, Refusal, SessionKey};
-use s3x_proxy::uri::{canonical_path, Query, PRESIGN_PARAMS};
+use s3x_proxy::admit::identity::{AccessControl, AccessList, Refusal, SessionKey};
+use s3x_proxy::route::uri::{canonical_path, Query, PRESIGN_PARAMS};
 
 const HOST: &str = "data--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com";
 const SECRET: &str = "writer-secret-0123456789";

@@ -323,7 +323,7 @@ fn encode_component(raw: &[u8], decoded: &mut Vec<u8>, out: &mut Vec<u8>) {
 fn is_presign_param(key: &[u8]) -> bool {
     key.len() > 6
         && key[..6].eq_ignore_ascii_case(b"x-amz-")
-        && crate::uri::PRESIGN_PARAMS
+        && crate::route::uri::PRESIGN_PARAMS
             .iter()
             .any(|p| p.as_bytes().eq_ignore_ascii_case(key))
 }
@@ -342,7 +342,7 @@ impl std::fmt::Display for ForLog<'_> {
             // Lines 0-2 are the method, path and query; header lines follow.
             match line.split_once(':') {
                 Some((name, _)) if i > 2 && is_secret_header(name) => {
-                    write!(f, "{name}:{}", crate::redact::REDACTED)?;
+                    write!(f, "{name}:{}", crate::logging::redact::REDACTED)?;
                 }
                 _ => f.write_str(line)?,
             }

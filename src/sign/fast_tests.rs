@@ -318,9 +318,9 @@ fn proxy_case() -> impl Strategy<Value = Case> {
             let host = "demo--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com";
             let mut parts =
                 build_parts(&method, "client.example", &path, query.as_deref(), &headers)?;
-            let target = crate::uri::path_and_query(
+            let target = crate::route::uri::path_and_query(
                 parts.uri.path(),
-                &crate::uri::Query::parse(parts.uri.query()),
+                &crate::route::uri::Query::parse(parts.uri.query()),
             );
             let _ = strip_client_auth(&mut parts);
             super::set_target(&mut parts, host, &target).ok()?;

@@ -2,6 +2,11 @@
 //! the requests the proxy itself shapes on a fast path (`fast`, with keys cached per day in
 //! `keys`), anything else with aws-sigv4.
 
+pub mod budget;
+pub mod checksum;
+pub mod content_md5;
+pub mod digest;
+
 use std::time::SystemTime;
 
 use aws_credential_types::Credentials;

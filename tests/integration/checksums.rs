@@ -6,7 +6,7 @@ use base64::Engine;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use s3x_emulator::Fault;
-use s3x_proxy::checksum::Computed;
+use s3x_proxy::sign::checksum::Computed;
 
 use crate::harness::{data, Harness, Options, Reply, BUCKET};
 

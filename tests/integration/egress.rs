@@ -214,7 +214,7 @@ async fn requests_reach_s3_only_through_the_egress_proxy_with_its_basic_credenti
 #[tokio::test]
 async fn an_https_egress_proxy_carries_the_tunnel_inside_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = s3x_proxy::ca::CertificateAuthority::load_or_create(dir.path())
+    let ca = s3x_proxy::serve::ca::CertificateAuthority::load_or_create(dir.path())
         .await
         .unwrap();
     let names = ["127.0.0.1".to_string()];
@@ -357,7 +357,7 @@ async fn lowercase_https_proxy_is_honoured_and_the_flag_none_turns_it_off() {
 #[tokio::test]
 async fn an_https_egress_proxy_with_an_untrusted_certificate_is_a_502_that_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = s3x_proxy::ca::CertificateAuthority::load_or_create(dir.path())
+    let ca = s3x_proxy::serve::ca::CertificateAuthority::load_or_create(dir.path())
         .await
         .unwrap();
     let names = ["127.0.0.1".to_string()];

@@ -259,7 +259,7 @@ fn closed_by_the_proxy(stream: &TcpStream) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_many_connections_open_idle_ones_rest_at_once() {
     let (h, mut first) = rested_connection_with(&["--client-rest-after", "1h"]).await;
-    let crowded = s3x_proxy::http_settings::CROWDED as usize;
+    let crowded = s3x_proxy::serve::http_settings::CROWDED as usize;
     let mut streams = Vec::new();
     for _ in 0..crowded + 20 {
         streams.push(TcpStream::connect(h.proxy).await.unwrap());

@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 
 use proptest::prelude::*;
-use s3x_proxy::endpoint::{AwsHost, BucketRegions, Endpoint, Flavor};
-use s3x_proxy::names::{Region, RegionResolver};
-use s3x_proxy::operation::Operation;
+use s3x_proxy::route::endpoint::{AwsHost, BucketRegions, Endpoint, Flavor};
+use s3x_proxy::route::names::{Region, RegionResolver};
+use s3x_proxy::route::operation::Operation;
 use s3x_proxy::route::{route, Route, RouteError, RouteSettings};
 
 const CASES: u32 = 256;
@@ -342,7 +342,7 @@ proptest! {
 
 /// A query key: a subresource of some operation or a modifier, in any case, maybe escaped.
 fn query_key() -> impl Strategy<Value = String> {
-    let names: Vec<&str> = s3x_proxy::operation::SUBRESOURCES
+    let names: Vec<&str> = s3x_proxy::route::operation::SUBRESOURCES
         .iter()
         .copied()
         .chain([
@@ -369,7 +369,7 @@ fn subresources_named(keys: &[String]) -> usize {
     keys.iter()
         .filter(|key| {
             let decoded = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
-            s3x_proxy::operation::SUBRESOURCES
+            s3x_proxy::route::operation::SUBRESOURCES
                 .iter()
                 .any(|s| s.eq_ignore_ascii_case(&decoded))
         })
@@ -499,7 +499,7 @@ proptest! {
     /// normalised), it reads that bucket or refuses.
     #[test]
     fn a_copy_source_names_one_bucket_however_it_is_read(raw in copy_source_value()) {
-        let Ok(parsed) = s3x_proxy::copy_source::parse(&raw) else {
+        let Ok(parsed) = s3x_proxy::admit::copy_source::parse(&raw) else {
             return Ok(());
         };
         let documented = s3_reading(&raw, false, false, false);
@@ -512,8 +512,8 @@ proptest! {
             (true, true, true),
         ] {
             if let Some(bucket) = s3_reading(&raw, raw_split, strip_all, normalise) {
-                let valid = s3x_proxy::names::GeneralBucketName::parse(&bucket).is_ok()
-                    || s3x_proxy::names::BucketName::parse(&bucket).is_ok();
+                let valid = s3x_proxy::route::names::GeneralBucketName::parse(&bucket).is_ok()
+                    || s3x_proxy::route::names::BucketName::parse(&bucket).is_ok();
                 prop_assert!(
                     bucket == parsed.bucket || !valid,
                     "{} is read as {} by ({}, {}, {}), authorised as {}",
@@ -523,7 +523,7 @@ proptest! {
         }
         // Written back as clients write it, it reads the same.
         let key: String = percent_encoding::utf8_percent_encode(&parsed.key, percent_encoding::NON_ALPHANUMERIC).collect();
-        let again = s3x_proxy::copy_source::parse(&format!("/{}/{key}", parsed.bucket)).unwrap();
+        let again = s3x_proxy::admit::copy_source::parse(&format!("/{}/{key}", parsed.bucket)).unwrap();
         prop_assert_eq!((again.bucket, again.key), (parsed.bucket, parsed.key));
     }
 }

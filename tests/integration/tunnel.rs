@@ -277,7 +277,7 @@ async fn allow_connect_opens_a_plain_tunnel_to_a_chosen_host() {
 async fn the_tls_listener_serves_an_operators_certificate() {
     // Mint a certificate for "proxy.test" with a throwaway CA, as an operator would bring one.
     let issuer_dir = tempfile::tempdir().unwrap();
-    let issuer = s3x_proxy::ca::CertificateAuthority::load_or_create(issuer_dir.path())
+    let issuer = s3x_proxy::serve::ca::CertificateAuthority::load_or_create(issuer_dir.path())
         .await
         .unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
