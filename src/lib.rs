@@ -64,23 +64,23 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod admit;
 pub mod body;
 pub mod config;
-pub mod error;
+pub(crate) mod error;
 pub mod logging;
 pub mod metrics;
-pub mod policy;
+pub(crate) mod policy;
 pub mod proxy;
-pub mod respond;
+pub(crate) mod respond;
 pub mod route;
-pub mod send;
+pub(crate) mod send;
 pub mod serve;
 pub mod session;
 pub mod sign;
 pub mod upstream;
-pub mod workers;
+pub(crate) mod workers;
 pub mod xml;
 
 use std::future::Future;

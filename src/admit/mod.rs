@@ -8,7 +8,7 @@
 pub mod aws_chunked;
 pub mod copy_source;
 pub mod identity;
-pub mod repeats;
+pub(crate) mod repeats;
 
 use std::time::SystemTime;
 

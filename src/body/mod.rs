@@ -1,7 +1,7 @@
 //! Bodies: the one boxed body type streamed both ways, reading small bodies, counting bytes and
 //! bodies cut short, idle limits, and the errors of a client's request body.
 
-pub mod hooked;
+pub(crate) mod hooked;
 
 use std::future::Future;
 use std::ops::ControlFlow;

@@ -1,8 +1,8 @@
 //! Logging: the tracing setup of the binary (filter, format, redaction, writer thread), and how
 //! errors are written into log lines (their whole cause chain, once).
 
-pub mod access_log;
-pub mod redact;
+pub(crate) mod access_log;
+pub(crate) mod redact;
 
 use std::cell::{Cell, RefCell};
 use std::io::{IsTerminal, Write};

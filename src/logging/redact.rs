@@ -136,6 +136,7 @@ pub fn redact(line: &[u8]) -> Cow<'_, [u8]> {
 }
 
 /// [`redact`] for text.
+#[cfg(test)]
 pub fn redact_str(line: &str) -> Cow<'_, str> {
     match redact(line.as_bytes()) {
         Cow::Borrowed(_) => Cow::Borrowed(line),

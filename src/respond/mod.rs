@@ -1,7 +1,7 @@
 //! Respond: finish every response (relayed or the proxy's own): strip hop-by-hop headers,
 //! record metrics, count the body, and let the access line be written when the body is done.
 
-pub mod record;
+pub(crate) mod record;
 
 use std::time::{Duration, SystemTime};
 
@@ -101,19 +101,9 @@ pub fn create_session_answer(
     response
 }
 
-/// Builds an S3-style XML error response (no body for HEAD, as S3 does).
-pub fn error_response(
-    status: StatusCode,
-    code: &str,
-    message: &str,
-    request_id: &str,
-    head_only: bool,
-) -> Response<ProxyBody> {
-    error_response_with(status, (code, message), &[], request_id, head_only)
-}
-
-/// The same, with `details`: elements S3 writes after `<Message>` for some errors
-/// (`<HeadersNotSigned>`, the SHA-256s of `XAmzContentSHA256Mismatch`).
+/// Builds an S3-style XML error response (no body for HEAD, as S3 does), with `details`:
+/// elements S3 writes after `<Message>` for some errors (`<HeadersNotSigned>`, the SHA-256s of
+/// `XAmzContentSHA256Mismatch`).
 pub fn error_response_with(
     status: StatusCode,
     (code, message): (&str, &str),

@@ -1,7 +1,7 @@
 //! Route: which endpoint (rebuilt from validated parts), bucket and S3 operation a request is,
 //! classified on exactly the path and query that will be signed and sent.
 
-pub mod compat;
+pub(crate) mod compat;
 pub mod endpoint;
 pub mod names;
 pub mod operation;

@@ -2,8 +2,8 @@
 //! (a connection that failed before S3 saw the request; a session token or IAM credentials S3
 //! rejected; a general-purpose bucket in another region).
 
-pub mod listing;
-pub mod unknown_length;
+pub(crate) mod listing;
+pub(crate) mod unknown_length;
 
 use std::sync::Arc;
 

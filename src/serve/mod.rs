@@ -3,14 +3,14 @@
 //! `tunnel`; the connection inside an intercepted tunnel is served here too.
 
 pub mod ca;
-pub mod conn;
-pub mod connect;
-pub mod handshake;
+pub(crate) mod conn;
+pub(crate) mod connect;
+pub(crate) mod handshake;
 pub mod http_settings;
-pub mod keepalive;
-pub mod memory;
-pub mod socket;
-pub mod tunnel;
+pub(crate) mod keepalive;
+pub(crate) mod memory;
+pub(crate) mod socket;
+pub(crate) mod tunnel;
 
 use std::convert::Infallible;
 use std::future::Future;

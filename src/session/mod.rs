@@ -1,9 +1,9 @@
 //! Sessions: a cache keyed by bucket, mode and SSE settings that creates each session once
 //! and renews it in the background before it expires.
 
-pub mod create_session;
+pub(crate) mod create_session;
 pub mod credential_egress;
-pub mod credentials;
+pub(crate) mod credentials;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

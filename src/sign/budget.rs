@@ -56,6 +56,7 @@ impl Budget {
     }
 
     /// Bytes held now.
+    #[cfg(test)]
     pub fn used(&self) -> u64 {
         self.inner.used.load(Ordering::Relaxed)
     }
@@ -86,11 +87,6 @@ impl Reserved {
             self.budget.inner.used.fetch_sub(back, Ordering::AcqRel);
             self.bytes = keep;
         }
-    }
-
-    /// The bytes held.
-    pub fn bytes(&self) -> u64 {
-        self.bytes
     }
 }
 

@@ -2,7 +2,7 @@
 //! the requests the proxy itself shapes on a fast path (`fast`, with keys cached per day in
 //! `keys`), anything else with aws-sigv4.
 
-pub mod budget;
+pub(crate) mod budget;
 pub mod checksum;
 pub mod content_md5;
 pub mod digest;

@@ -2,12 +2,12 @@
 //! (always-verified HTTPS over the `egress` connector, on the connections of `pool`, driven by `exchange`),
 //! and reading S3's small answers.
 
-pub mod egress;
-pub mod egress_proxy;
-pub mod exchange;
-pub mod outgoing;
-pub mod pool;
-pub mod rejection;
+pub(crate) mod egress;
+pub(crate) mod egress_proxy;
+pub(crate) mod exchange;
+pub(crate) mod outgoing;
+pub(crate) mod pool;
+pub(crate) mod rejection;
 
 use std::future::Future;
 use std::path::PathBuf;
