@@ -3,63 +3,69 @@
 //!
 //! # The life of a request
 //!
+//! Each stage is a folder of `src/` (or, for the small ones, a file), and depends only on the
+//! stages below it (`tests/integration/layout.rs` checks that no stage reaches back up):
+//!
 //! ```text
-//! client ─► server   accept a connection (plain or TLS; HTTP/1.1 or h2) and hand it to the
-//!                    least busy of the `workers` (one single-threaded runtime per core, each
-//!                    with its own upstream pool), which serves it to the end; a CONNECT is
-//!                    decided by `connect` (intercept an S3 Express host with a leaf `ca`
-//!                    mints, tunnel an --allow-connect host, or refuse), and requests inside an
-//!                    intercepted tunnel go on like plain ones. Every connection holds a slot
-//!                    under --max-connections, tunnels included, and is closed when idle; a
-//!                    body that stalls is cut (`conn`, `body`). Between requests an idle
-//!                    HTTP/1.1 connection gives hyper's buffers back and waits holding only
-//!                    its socket; its first bytes also tell HTTP/1.1 from h2 (`keepalive`);
-//!                    the heap pages that resting and closing connections free go back to
-//!                    the system (`memory`)
-//!        ─► repeats  a header the proxy decides on (Host, Authorization, the copy source, …)
-//!                    sent twice is refused before anything reads it (`repeats`)
-//!        ─► admit    with --access-file, who the client is (Basic in forward mode and CONNECT,
-//!                    its own SigV4 in endpoint mode, which must cover every x-amz-* header)
-//!                    and whether it may touch the bucket (`admit`, over the file and verifier
-//!                    of `identity`); what a SigV4 says of the body (a SHA-256, chunk
-//!                    signatures) is checked as the body streams (`digest`, `aws_chunked`)
-//!        ─► route    which bucket, upstream host, region and S3 operation (`route`, with the
-//!                    validated names of `names`, the hosts of `endpoint`, the decoded query of
-//!                    `uri` and the operation table of `operation`)
-//!        ─► policy   refuse what directory buckets or --session-mode do not allow, and stale
-//!                    presigned URLs; pick the credentials: a ReadOnly/ReadWrite session, or
-//!                    IAM (`policy`)
-//!        ─► session  a cached session for (endpoint, mode, SSE headers), created once however
-//!                    many requests miss, renewed in the background ahead of expiry (`session`;
-//!                    the CreateSession call itself is `create_session`, IAM keys `credentials`,
-//!                    fetched by a chain that reaches IMDS and the container endpoints directly,
-//!                    `credential_egress`)
-//!        ─► sign     strip the client's auth and hop-by-hop headers, SigV4 with the session and
-//!                    x-amz-s3session-token (`sign`; `aws_chunked` decodes client-signed chunks
-//!                    and frames bodies with a checksum trailer, `checksum` computes it;
-//!                    `content_md5` bridges a Content-MD5 that directory buckets refuse and sends
-//!                    a CRC-32 in its place, `digest` checks it (and a signed SHA-256) as the
-//!                    body streams; bodies held in memory count against
-//!                    --max-buffered-bytes, `budget`)
-//!        ─► send     sign each attempt and send it through the `upstream` seam (pooled HTTPS,
-//!                    dialed by `egress`: S3 names only, --resolve, an `egress_proxy`; the body
-//!                    waits for 100-continue and the answer has a deadline, `outgoing`);
-//!                    again after a connect error or, with a fresh session, after ExpiredToken
-//!                    or InvalidToken, when the body was kept (`send`, reading S3's refusals
-//!                    with `rejection`); a PutObject of unknown length becomes a multipart
-//!                    upload (`unknown_length`, on top of `send`); ListObjects (v1) and
-//!                    prefixes not ending in `/` on directory buckets are listed page by
-//!                    page and answered by the proxy (`listing`, on top of `send`)
-//!        ─► respond  relay S3's answer, count bytes, record metrics (`respond`, `metrics`), and
-//!                    write the access line when the body is done (`record`); errors of any
-//!                    stage become S3-style XML in one place (`error`, `xml`)
+//! client ─► serve/     accept a connection (plain or TLS, `handshake`; HTTP/1.1 or h2, with
+//!                      hyper's settings in `http_settings`) and hand it to the least busy of the
+//!                      `workers` (one single-threaded runtime per core, each with its own
+//!                      upstream pool), which serves it to the end (`serve`). A CONNECT is
+//!                      decided by `connect` and run by `tunnel` (intercept an S3 Express host
+//!                      with a leaf `ca` mints, tunnel an --allow-connect host, or refuse);
+//!                      requests inside an intercepted tunnel go on like plain ones. Every
+//!                      connection holds a slot under --max-connections and is closed when idle
+//!                      (`conn`); between requests an idle HTTP/1.1 connection gives hyper's
+//!                      buffers back and waits holding only its socket (`keepalive`); both wrap
+//!                      the socket with one pass-through (`socket`); freed heap pages go back to
+//!                      the system (`memory`)
+//!        ─► proxy.rs   runs the stages below for one request, top to bottom
+//!        ─► admit/     a header the proxy decides on sent twice is refused (`repeats`); with
+//!                      --access-file, who the client is (Basic in forward mode and CONNECT, its
+//!                      own SigV4 in endpoint mode, which must cover every x-amz-* header) and
+//!                      whether it may touch the bucket and the copy source (`admit`, over
+//!                      `identity` and `copy_source`); what a SigV4 says of the body (a SHA-256,
+//!                      chunk signatures) is checked as the body streams (`aws_chunked`, which
+//!                      also frames bodies with a checksum trailer, and `sign/digest`)
+//!        ─► route/     which bucket, upstream host, region and S3 operation, decided once
+//!                      (`route`, with the validated `names`, the hosts of `endpoint`, the
+//!                      decoded query of `uri`, the operation table of `operation`, and the
+//!                      bridges for tools that predate directory buckets in `compat`)
+//!        ─► policy.rs  refuse what directory buckets or --session-mode do not allow, and stale
+//!                      presigned URLs; pick the credentials: a ReadOnly/ReadWrite session, or IAM
+//!        ─► session/   a cached session for (endpoint, mode, SSE headers), created once however
+//!                      many requests miss, renewed in the background ahead of expiry (`session`;
+//!                      the CreateSession call is `create_session`, IAM keys `credentials`,
+//!                      fetched directly from IMDS and the container endpoints,
+//!                      `credential_egress`)
+//!        ─► sign/      strip the client's auth and hop-by-hop headers, SigV4 with the session and
+//!                      x-amz-s3session-token (`sign`: a fast path proved byte-identical to
+//!                      aws-sigv4, keys cached per day); the checksum a body carries (`checksum`);
+//!                      a Content-MD5 directory buckets refuse becomes a CRC-32 (`content_md5`),
+//!                      checked as the body streams (`digest`); bodies held in memory count
+//!                      against --max-buffered-bytes (`budget`)
+//!        ─► send/      sign each attempt and send it through `upstream/`; again after a connect
+//!                      error or, with a fresh session, after ExpiredToken or InvalidToken, when
+//!                      the body was kept (`send`); a PutObject of unknown length becomes a
+//!                      multipart upload (`unknown_length`); ListObjects (v1) and prefixes not
+//!                      ending in `/` on directory buckets are listed page by page and answered
+//!                      by the proxy (`listing`)
+//!           upstream/  the seam around S3 I/O (`upstream`): HTTPS connections pooled per worker
+//!                      (`pool`) and driven by the request itself (`exchange`), dialed by
+//!                      `egress` (S3 names only, --resolve, an `egress_proxy`); the body waits
+//!                      for 100-continue and the answer has a deadline (`outgoing`); S3's
+//!                      refusals are read by `rejection`
+//!        ─► respond/   relay S3's answer, count bytes, record metrics (`respond`), and write the
+//!                      access line when the body is done (`record`)
 //! ```
 //!
-//! `proxy` runs these stages top to bottom for one request. [`run`] wires everything together;
-//! `main.rs` only parses flags (`config`), sets up logging (`logging`, which redacts every line
-//! with `redact`) and calls it; `admin` serves /metrics and the probes. Dependencies point one
-//! way: from `server` and `proxy` down through the stages to `upstream`, `sign`, `names` and
-//! `body` (with `hooked`, the one skeleton of the bodies that wrap a body).
+//! Beside the stages: every error a client can see becomes S3-style XML in one place
+//! (`error.rs`), over `xml.rs`, the one module that reads and writes XML; `body/` is the body
+//! type every stage streams (with `hooked`, the one skeleton of the bodies that wrap a body);
+//! `metrics.rs` holds the metrics, registered on a registry passed in; `workers.rs` runs the
+//! per-core runtimes. [`run`] wires everything together; `main.rs` only parses flags
+//! (`config.rs`), sets up logging (`logging/`, which redacts every line with `redact` and writes
+//! the access line with `access_log`) and calls it; `admin.rs` serves /metrics and the probes.
 // One call is allowed `unsafe`: glibc's `malloc_trim` in `serve::memory::trim_heap`.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
