@@ -4,7 +4,7 @@ use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
-/// Metric names (the interface contract in DESIGN.md; the README table is checked against them).
+/// Metric names (the interface contract in DESIGN.md; the table in docs/metrics.md is checked against them).
 pub mod names {
     /// Requests answered, by operation and status.
     pub const REQUESTS: &str = "s3x_proxy_requests_total";
