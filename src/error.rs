@@ -156,7 +156,7 @@ impl ProxyError {
             ProxyError::HeadersNotSigned(e) => {
                 (StatusCode::FORBIDDEN, "AccessDenied", e.to_string())
             }
-            ProxyError::Listing(e) => (StatusCode::BAD_REQUEST, e.code(), e.to_string()),
+            ProxyError::Listing(e) => (StatusCode::BAD_REQUEST, listing_code(e), e.to_string()),
             ProxyError::Busy(e) => (StatusCode::SERVICE_UNAVAILABLE, "SlowDown", e.to_string()),
             ProxyError::Compat(e @ CompatError::StorageClass) => (
                 StatusCode::BAD_REQUEST,
@@ -376,6 +376,14 @@ fn upstream_reply(e: &UpstreamError) -> (StatusCode, &'static str, String) {
             "BadGateway",
             "S3's answer could not be read".into(),
         ),
+    }
+}
+
+/// The S3 code of a listing the proxy refuses itself.
+fn listing_code(error: &ListingError) -> &'static str {
+    match error {
+        ListingError::Delimiter | ListingError::TooLong { .. } => "InvalidRequest",
+        ListingError::MaxKeys | ListingError::EncodingType => "InvalidArgument",
     }
 }
 

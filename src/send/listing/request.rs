@@ -52,16 +52,6 @@ pub enum ListingFailed {
     Sign(#[from] SignError),
 }
 
-impl ListingError {
-    /// The S3 error code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            ListingError::Delimiter | ListingError::TooLong { .. } => "InvalidRequest",
-            ListingError::MaxKeys | ListingError::EncodingType => "InvalidArgument",
-        }
-    }
-}
-
 /// A listing on a directory bucket that the proxy serves itself: every ListObjects (v1), and a
 /// ListObjectsV2 whose prefix does not end in `/`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -256,7 +246,6 @@ pub(super) mod tests {
         ] {
             let e = plan(op, q).unwrap_err();
             assert!(matches!(e, ListingError::Delimiter), "{q}");
-            assert_eq!(e.code(), "InvalidRequest");
         }
         for q in ["max-keys=-1", "max-keys=ten", "max-keys="] {
             assert!(matches!(
