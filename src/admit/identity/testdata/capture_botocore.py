@@ -4,8 +4,8 @@ Regenerate (from the repository root, with the venv that has boto3):
 
     S3X_FIXTURE_NOW=$(date +%s) cargo test --lib identity::botocore_tests::print_fixture_session \
         -- --ignored --nocapture | sed -n '/^<?xml/,$p' > /tmp/session.xml
-    target/py/bin/python src/identity/testdata/capture_botocore.py /tmp/session.xml \
-        src/identity/testdata/botocore
+    target/py/bin/python src/admit/identity/testdata/capture_botocore.py /tmp/session.xml \
+        src/admit/identity/testdata/botocore
 
 then set MINTED_AT in botocore_tests.rs to that S3X_FIXTURE_NOW. A local HTTP server answers
 every request (CreateSession with the XML minted by the proxy's code for client `writer`, with
